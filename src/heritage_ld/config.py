@@ -1,0 +1,77 @@
+"""Project configuration: ``heritage-ld.toml`` beside ``mapping/`` and ``shapes/``."""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .terms import is_iri
+
+
+class ConfigError(Exception):
+    """A configuration problem; str() names the file and key."""
+
+
+@dataclass
+class Source:
+    entity: str
+    path: str                      # file path relative to the project, or "builtin:rights"
+    linked_only: bool = False      # publish only records other published records refer to
+
+
+@dataclass
+class Config:
+    root: Path
+    base_uri: str
+    values: dict[str, str]         # [project] string values, usable in mappings as {config.KEY}
+    sources: list[Source]
+    shapes: dict[str, str]         # shapes file -> channel ("all" or "edm")
+    output: Path
+    chunk_size: int = 500
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def mapping_dir(self) -> Path:
+        return self.root / "mapping"
+
+
+DEFAULT_SHAPES = {"shapes/edm.ttl": "all", "shapes/schema.ttl": "all", "shapes/europeana.ttl": "edm"}
+REQUIRED = ("base_uri", "data_provider", "provider")
+
+
+def load(root: Path) -> Config:
+    """Read ``root/heritage-ld.toml``; every problem is a ConfigError naming file and key."""
+    path = root / "heritage-ld.toml"
+    if not path.is_file():
+        raise ConfigError(f"{path}: not found. Run heritage-ld in a project folder (one with heritage-ld.toml, "
+                          "mapping/ and shapes/) or pass --project DIR")
+    try:
+        doc = tomllib.loads(path.read_text("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: {e}") from None
+    project = doc.get("project", {})
+    for key in REQUIRED:
+        if not isinstance(project.get(key), str) or not project[key].strip():
+            raise ConfigError(f"{path}: [project] {key} is required (text)")
+    base = project["base_uri"]
+    if not is_iri(base) or not base.endswith(("/", "#")):
+        raise ConfigError(f"{path}: [project] base_uri {base!r} must be an absolute IRI ending in '/' or '#'")
+    values = {k: v for k, v in project.items() if isinstance(v, str)}
+    sources = []
+    for i, s in enumerate(doc.get("sources", [])):
+        if not isinstance(s, dict) or not isinstance(s.get("entity"), str) or not isinstance(s.get("path"), str):
+            raise ConfigError(f"{path}: [[sources]] #{i + 1} needs entity and path")
+        unknown = set(s) - {"entity", "path", "linked_only"}
+        if unknown:
+            raise ConfigError(f"{path}: [[sources]] #{i + 1}: unknown key(s) {', '.join(sorted(unknown))}")
+        sources.append(Source(s["entity"], s["path"], bool(s.get("linked_only", False))))
+    if not sources:
+        raise ConfigError(f"{path}: no [[sources]] configured")
+    validation = doc.get("validation", {})
+    shapes = validation.get("shapes", DEFAULT_SHAPES)
+    for f, channel in shapes.items():
+        if channel not in ("all", "edm"):
+            raise ConfigError(f"{path}: [validation] shapes: {f} = {channel!r}: channel must be 'all' or 'edm'")
+    output = root / project.get("output", "output")
+    return Config(root, base, values, sources, dict(shapes), output,
+                  int(validation.get("chunk_size", 500)))

@@ -1,0 +1,676 @@
+"""Declarative mappings: ``mapping/*.yaml`` compiled once into per-record functions record -> triples.
+
+The language is documented in ``docs/mapping.md``. Loading checks every key, prefix, field path,
+transform and template and reports ``file:line: key: problem``. The compiled form is plain Python
+closures building N-Triples strings (see ``terms``): no RDF library on the per-record path.
+"""
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import yaml
+
+from . import terms
+from .terms import RDF_TYPE, Triple
+from .transforms import IRI_TRANSFORMS, TESTS, TRANSFORMS, Typed, TransformError, segment
+
+
+class MappingError(Exception):
+    """A mapping file that cannot be used; str() names file, line and key."""
+
+    def __init__(self, file: Path | str, line: int | None, key: str, message: str):
+        self.file, self.line, self.key = str(file), line, key
+        super().__init__(f"{file}:{line or '?'}: {key}: {message}")
+
+
+@dataclass
+class Issue:
+    """One problem in one record: what the validation report shows an editor."""
+    entity: str
+    record_id: str
+    source: str
+    field: str | None
+    value: str | None
+    message: str
+    severity: str = "Violation"          # Violation | Warning | Info (SHACL severities)
+    focus: str | None = None             # IRI of the resource concerned
+    predicate: str | None = None         # property IRI concerned
+    component: str | None = None         # SHACL constraint component (or heritage-ld check) IRI
+    channel: str = "all"                 # "all" holds the record back; "edm" only from EDM outputs
+
+
+@dataclass
+class Record:
+    entity: str
+    id: str
+    data: dict[str, Any]
+    source: str                          # "sample/posts.json:3 (record 1) > author[0]"
+
+
+@dataclass
+class Mapped:
+    record: Record
+    triples: list[Triple]
+    issues: list[Issue]
+    subjects: dict[str, str]             # subject block name -> IRI
+
+
+class ValueIssue(Exception):
+    def __init__(self, field: str | None, value: Any, message: str):
+        self.field, self.value, self.message = field, value, message
+
+
+# -- YAML with line numbers ----------------------------------------------------------------
+
+class _YDict(dict):
+    line: int = 0
+    key_lines: dict[str, int]
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _YDict:
+    loader.flatten_mapping(node)
+    d = _YDict()
+    d.line, d.key_lines = node.start_mark.line + 1, {}
+    for k_node, v_node in node.value:
+        key = loader.construct_object(k_node, deep=True)
+        if key in d:
+            raise MappingError(loader.name, k_node.start_mark.line + 1, str(key), "duplicate key")
+        d[key] = loader.construct_object(v_node, deep=True)
+        d.key_lines[key] = k_node.start_mark.line + 1
+    return d
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_yaml(path: Path) -> Any:
+    """Parse a YAML file keeping line numbers; syntax errors become MappingError."""
+    try:
+        text = path.read_text("utf-8")
+        loader = _Loader(text)
+        loader.name = str(path)
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        raise MappingError(path, mark.line + 1 if mark else None, "syntax",
+                           f"{getattr(e, 'problem', None) or e}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise MappingError(path, None, "file", str(e)) from None
+
+
+# -- field paths ---------------------------------------------------------------------------
+
+def get_path(data: Any, path: str) -> list[Any]:
+    """All values at a dotted path; ``a[]`` walks into a list, a missing step yields nothing."""
+    values = [data]
+    for step in path.split("."):
+        name = step[:-2] if step.endswith("[]") else step
+        nxt: list[Any] = []
+        for v in values:
+            if isinstance(v, dict) and v.get(name) is not None:
+                x = v[name]
+                nxt.extend(x if isinstance(x, list) else [x])
+            elif isinstance(v, list):  # tolerate a list where a single value was declared
+                nxt.extend(i[name] for i in v if isinstance(i, dict) and i.get(name) is not None)
+        values = nxt
+    return [v for v in values if v is not None and v != ""]
+
+
+def scalar(path: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    raise ValueIssue(path, _short(value), f"field {path!r} holds {type(value).__name__}, expected text or a number")
+
+
+def _short(value: Any) -> str:
+    s = str(value)
+    return s if len(s) <= 80 else s[:77] + "..."
+
+
+_MARKUP = re.compile(r"<\s*/?\s*[A-Za-z][A-Za-z0-9:-]*(\s[^<>]*)?/?>|&[a-zA-Z]+;|&#\d+;")
+
+
+def check_text(path: str, value: str) -> str:
+    if m := terms.XML_ILLEGAL.search(value):
+        raise ValueIssue(path, _short(value), f"contains control character U+{ord(m.group()):04X}, "
+                         "which XML cannot carry: remove it in the source")
+    if m := _MARKUP.search(value):
+        raise ValueIssue(path, _short(value), f"contains markup {m.group()!r}: give plain text "
+                         "(the CMS export should strip HTML)")
+    return value
+
+
+# -- the compiler ----------------------------------------------------------------------------
+
+Values = Callable[[dict, "Context"], list[str]]
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_SPEC_KEYS = {"field", "transform", "language", "datatype", "value", "uri", "link", "ref", "config", "when"}
+
+
+@dataclass
+class Context:
+    base: str
+    config: dict[str, str]
+    record_id: str
+    known: dict[str, set[str]] | None     # ids per entity, for link checks (None: do not check)
+    mappings: "Mappings"
+    subjects: dict[str, str] = field(default_factory=dict)
+    link_issues: list[ValueIssue] = field(default_factory=list)
+
+
+class _Compiler:
+    """Compiles one mapping file; every error names file, line and key."""
+
+    def __init__(self, path: Path, prefixes: dict[str, str], config_keys: Iterable[str]):
+        self.path, self.prefixes, self.config_keys = path, prefixes, set(config_keys)
+        self.fields: set[str] = set()
+
+    def error(self, node: Any, key: str, message: str) -> MappingError:
+        line = node.key_lines.get(key, node.line) if isinstance(node, _YDict) else None
+        return MappingError(self.path, line, key, message)
+
+    def expect_dict(self, node: Any, where: str, parent: Any, key: str) -> _YDict:
+        if not isinstance(node, _YDict):
+            raise self.error(parent, key, f"{where} must be a mapping (key: value), got {node!r}")
+        return node
+
+    def check_keys(self, node: _YDict, allowed: set[str], where: str) -> None:
+        for key in node:
+            if key not in allowed:
+                raise self.error(node, key, f"unknown key in {where}; allowed: {', '.join(sorted(allowed))}")
+
+    def curie(self, value: Any, node: Any, key: str) -> str:
+        if not isinstance(value, str) or ":" not in value:
+            raise self.error(node, key, f"{value!r} is not a prefixed name such as dc:title")
+        prefix, local = value.split(":", 1)
+        if prefix not in self.prefixes:
+            raise self.error(node, key, f"unknown prefix {prefix!r} in {value!r}; known: "
+                             + ", ".join(sorted(self.prefixes)) + " (mapping/prefixes.yaml)")
+        if not re.fullmatch(r"[A-Za-z_][\w.-]*", local):
+            raise self.error(node, key, f"{value!r}: {local!r} is not a valid local name")
+        return self.prefixes[prefix] + local
+
+    def check_field(self, path: Any, node: Any, key: str) -> str:
+        if not isinstance(path, str) or not re.fullmatch(r"[@\w]+(\[\])?(\.[@\w]+(\[\])?)*", path):
+            raise self.error(node, key, f"{path!r} is not a field path such as name, author[].name")
+        plain = path.replace("[]", "")
+        if not any(plain == f or plain.startswith(f + ".") or f.startswith(plain + ".") for f in self.fields):
+            raise self.error(node, key, f"unknown field {path!r}; declared fields: {', '.join(sorted(self.fields))}")
+        return path
+
+    def check_transforms(self, names: Any, node: Any, key: str) -> list[Callable]:
+        names = names if isinstance(names, list) else [names]
+        out = []
+        for name in names:
+            if name not in TRANSFORMS:
+                raise self.error(node, key, f"unknown transform {name!r}; known: {', '.join(sorted(TRANSFORMS))}")
+            out.append(TRANSFORMS[name])
+        return out
+
+    # -- templates -----------------------------------------------------------------------
+    def template(self, text: Any, node: Any, key: str) -> Callable[[dict, Context], list[str]]:
+        """``{base}article/{id}``, ``{url|iri}``, ``{sameAs[]|iri}``, ``{config.x}`` -> IRI strings."""
+        if not isinstance(text, str):
+            raise self.error(node, key, f"template must be text, got {text!r}")
+        if _PLACEHOLDER.sub("", text).count("{") or _PLACEHOLDER.sub("", text).count("}"):
+            raise self.error(node, key, f"malformed template {text!r}: unbalanced braces")
+        parts: list[Callable[[dict, Context], list[str]]] = []
+        pos = 0
+        lists = 0
+        for m in _PLACEHOLDER.finditer(text):
+            const = text[pos:m.start()]
+            parts.append(lambda r, c, const=const: [const])
+            parts.append(self.placeholder(m.group(1), text, node, key))
+            lists += "[]" in m.group(1)
+            pos = m.end()
+        tail = text[pos:]
+        parts.append(lambda r, c: [tail])
+        if lists > 1:
+            raise self.error(node, key, f"template {text!r} uses more than one list field")
+
+        def run(rec: dict, ctx: Context) -> list[str]:
+            pieces = [p(rec, ctx) for p in parts]
+            return ["".join(combo) for combo in itertools.product(*pieces)]
+        return run
+
+    def placeholder(self, expr: str, text: str, node: Any, key: str) -> Callable[[dict, Context], list[str]]:
+        name, *tnames = [s.strip() for s in expr.split("|")]
+        if not name:
+            raise self.error(node, key, f"malformed template {text!r}: empty placeholder")
+        if name == "base":
+            return lambda r, c: [c.base]
+        if name == "id":
+            return lambda r, c: [segment(c.record_id)]
+        if name.startswith("config."):
+            ck = name[7:]
+            if ck not in self.config_keys:
+                raise self.error(node, key, f"unknown configuration key {ck!r} in {text!r}")
+            return lambda r, c: [c.config[ck]]
+        path = self.check_field(name, node, key)
+        fns = self.check_transforms(tnames, node, key) if tnames else []
+        raw = bool(tnames) and tnames[-1] in IRI_TRANSFORMS
+
+        def values(rec: dict, ctx: Context) -> list[str]:
+            out = []
+            for v in get_path(rec, path):
+                s = scalar(path, v)
+                for fn in fns:
+                    try:
+                        r = fn(s)
+                    except TransformError as e:
+                        raise ValueIssue(path, _short(s), str(e)) from None
+                    s = r.lex if isinstance(r, Typed) else r
+                out.append(s if raw else segment(s))
+            return out
+        return values
+
+    # -- conditions ------------------------------------------------------------------------
+    def when(self, spec: Any, node: Any, key: str) -> Callable[[dict], bool]:
+        spec = self.expect_dict(spec, "when", node, key)
+        self.check_keys(spec, {"field", "test", "equals"}, "when")
+        path = self.check_field(spec.get("field"), spec, "field")
+        if "test" in spec:
+            if spec["test"] not in TESTS:
+                raise self.error(spec, "test", f"unknown test {spec['test']!r}; known: {', '.join(sorted(TESTS))}")
+            fn = TESTS[spec["test"]]
+            return lambda r: any(fn(scalar(path, v)) for v in get_path(r, path))
+        if "equals" in spec:
+            allowed = spec["equals"] if isinstance(spec["equals"], list) else [spec["equals"]]
+            return lambda r: (get_path(r, path)[:1] or [None])[0] in allowed
+        raise self.error(spec, "field", "when needs 'test' or 'equals'")
+
+    # -- value specs -----------------------------------------------------------------------
+    def values(self, spec: Any, node: Any, key: str, blocks: set[str]) -> Values:
+        if isinstance(spec, str):
+            spec = _YDict(field=spec)
+            spec.line, spec.key_lines = node.key_lines.get(key, 0) if isinstance(node, _YDict) else 0, {}
+        spec = self.expect_dict(spec, f"the value of {key}", node, key)
+        self.check_keys(spec, _SPEC_KEYS, f"the value of {key}")
+        kinds = [k for k in ("field", "value", "uri", "link", "ref", "config") if k in spec]
+        if len(kinds) != 1 and not (kinds == ["link", "field"] or kinds == ["field", "link"]):
+            raise self.error(spec, kinds[1] if len(kinds) > 1 else key,
+                             "give exactly one of field, value, uri, link, ref, config")
+        cond = self.when(spec["when"], spec, "when") if "when" in spec else None
+        if "link" in spec:
+            fn = self.link(spec)
+        elif "ref" in spec:
+            ref = spec["ref"]
+            if ref not in blocks:
+                raise self.error(spec, "ref", f"unknown subject {ref!r}; subjects here: {', '.join(sorted(blocks))}")
+            fn = lambda r, c: [f"<{c.subjects[ref]}>"] if ref in c.subjects else []
+        elif "uri" in spec:
+            tpl = self.template(spec["uri"], spec, "uri")
+
+            def fn(r: dict, c: Context) -> list[str]:
+                out = []
+                for v in tpl(r, c):
+                    if not terms.is_iri(v):
+                        raise ValueIssue(None, v, f"{v!r} is not an absolute IRI")
+                    out.append(f"<{v}>")
+                return out
+        else:
+            fn = self.literal(spec)
+        if cond is None:
+            return fn
+        return lambda r, c: fn(r, c) if cond(r) else []
+
+    def link(self, spec: _YDict) -> Values:
+        targets = spec["link"] if isinstance(spec["link"], list) else [spec["link"]]
+        for t in targets:
+            if not isinstance(t, str) or not re.fullmatch(r"[a-z][a-z0-9_-]*", t):
+                raise self.error(spec, "link", f"{t!r} is not an entity name")
+        path = self.check_field(spec.get("field"), spec, "field")
+        fns = self.check_transforms(spec["transform"], spec, "transform") if "transform" in spec else []
+
+        def fn(rec: dict, ctx: Context) -> list[str]:
+            out = []
+            for v in get_path(rec, path):
+                if isinstance(v, dict):  # an embedded record: link by its id
+                    ids = [ctx.mappings.record_id(t, v) for t in targets]
+                    v = next((i for i in ids if i), None)
+                    if v is None:
+                        raise ValueIssue(path, _short(v), "embedded record has no id")
+                s = scalar(path, v)
+                for f in fns:
+                    s = f(s)
+                out.append(ctx.mappings.link_iri(targets, s, path, ctx))
+            return [o for o in out if o]
+        return fn
+
+    def literal(self, spec: _YDict) -> Values:
+        lang_spec, dt_spec = spec.get("language"), spec.get("datatype")
+        if lang_spec is not None and dt_spec is not None:
+            raise self.error(spec, "datatype", "a literal has a language or a datatype, not both")
+        lang: Callable[[dict], str | None] = lambda r: None
+        if isinstance(lang_spec, str):
+            tag = lang_spec
+            try:
+                terms.literal("", tag)
+            except ValueError:
+                raise self.error(spec, "language", f"{tag!r} is not a language tag") from None
+            lang = lambda r: tag
+        elif lang_spec is not None:
+            ls = self.expect_dict(lang_spec, "language", spec, "language")
+            self.check_keys(ls, {"field", "default"}, "language")
+            lpath = self.check_field(ls.get("field"), ls, "field")
+            default = ls.get("default")
+            lang_fn = TRANSFORMS["language"]
+
+            def lang(r: dict) -> str | None:
+                vals = get_path(r, lpath)
+                if not vals:
+                    return default
+                try:
+                    return lang_fn(scalar(lpath, vals[0]))
+                except TransformError as e:
+                    raise ValueIssue(lpath, _short(vals[0]), str(e)) from None
+        datatype: str | None = None
+        if dt_spec not in (None, "auto"):
+            datatype = self.curie(dt_spec, spec, "datatype")
+        auto = dt_spec == "auto"
+        integer = datatype is not None and datatype.endswith(("#integer", "#long", "#int", "#nonNegativeInteger"))
+
+        if "value" in spec:
+            v = spec["value"]
+            if not isinstance(v, (str, int, float)):
+                raise self.error(spec, "value", f"a constant must be text or a number, got {v!r}")
+            sources: Callable[[dict, Context], list[tuple[str | None, str]]] = lambda r, c: [(None, str(v))]
+        elif "config" in spec:
+            ck = spec["config"]
+            if ck not in self.config_keys:
+                raise self.error(spec, "config", f"unknown configuration key {ck!r}; known: {', '.join(sorted(self.config_keys))}")
+            sources = lambda r, c: [(None, c.config[ck])]
+        else:
+            path = self.check_field(spec["field"], spec, "field")
+            sources = lambda r, c: [(path, scalar(path, v)) for v in get_path(r, path)]
+        fns = self.check_transforms(spec["transform"], spec, "transform") if "transform" in spec else []
+
+        def fn(rec: dict, ctx: Context) -> list[str]:
+            out = []
+            for path, s in sources(rec, ctx):
+                dt = datatype
+                for f in fns:
+                    try:
+                        res = f(s)
+                    except TransformError as e:
+                        raise ValueIssue(path, _short(s), str(e)) from None
+                    s, dt = (res.lex, res.datatype if auto else dt) if isinstance(res, Typed) else (res, dt)
+                check_text(path or "value", s)
+                if integer and not re.fullmatch(r"[+-]?\d+", s.strip()):
+                    raise ValueIssue(path, _short(s), f"{s!r} is not a whole number")
+                out.append(terms.literal(s, lang(rec), dt))
+            return out
+        return fn
+
+    # -- classes and subject blocks ---------------------------------------------------------
+    def classes(self, spec: Any, node: Any) -> Callable[[dict], list[str]]:
+        items = spec if isinstance(spec, list) else [spec]
+        fixed: list[str] = []
+        dynamic: list[Callable[[dict], list[str]]] = []
+        for item in items:
+            if isinstance(item, str):
+                fixed.append(f"<{self.curie(item, node, 'class')}>")
+                continue
+            item = self.expect_dict(item, "a class", node, "class")
+            self.check_keys(item, {"field", "namespace", "allowed", "default", "map"}, "class")
+            path = self.check_field(item.get("field"), item, "field")
+            if "map" in item:
+                table = {k: f"<{self.curie(v, item['map'], k)}>" for k, v in self.expect_dict(item["map"], "map", item, "map").items()}
+
+                def dyn(r: dict, path=path, table=table) -> list[str]:
+                    out = []
+                    for v in get_path(r, path):
+                        s = scalar(path, v)
+                        if s not in table:
+                            raise ValueIssue(path, s, f"{s!r} is not one of {', '.join(table)}")
+                        out.append(table[s])
+                    return out
+            else:
+                ns = item.get("namespace")
+                if ns not in self.prefixes:
+                    raise self.error(item, "namespace", f"unknown prefix {ns!r}")
+                allowed = item.get("allowed") or []
+                default = item.get("default")
+                for a in allowed + ([default] if default else []):
+                    self.curie(f"{ns}:{a}", item, "allowed")
+
+                def dyn(r: dict, path=path, ns=self.prefixes[ns], allowed=allowed, default=default) -> list[str]:
+                    vals = [scalar(path, v) for v in get_path(r, path)] or ([default] if default else [])
+                    for s in vals:
+                        if allowed and s not in allowed:
+                            raise ValueIssue(path, s, f"type {s!r} is not one of {', '.join(allowed)}")
+                    return [f"<{ns}{s}>" for s in vals]
+            dynamic.append(dyn)
+        return lambda r: fixed + [c for d in dynamic for c in d(r)]
+
+
+@dataclass
+class _Property:
+    predicate: str           # N-Triples term
+    field: str | None        # source field named in reports
+    values: Values
+    iri: bool                # produces IRIs (uri, link, ref) rather than literals
+
+
+@dataclass
+class _Block:
+    name: str
+    uri: Callable[[dict, Context], list[str]]
+    classes: Callable[[dict], list[str]]
+    properties: list[_Property]
+    when: Callable[[dict], bool] | None
+
+
+@dataclass
+class EntityMapping:
+    """One compiled mapping file."""
+    entity: str
+    path: Path
+    id_path: str
+    embedded: list[tuple[str, str]]                  # (field path, entity)
+    blocks: list[_Block]
+    fields_by_predicate: dict[str, str]               # predicate IRI -> source field, for reports
+    predicates: set[str]
+    digest: str = ""
+
+    def object_kinds(self) -> dict[str, set[bool]]:
+        """predicate IRI -> {True if some value is an IRI, False if some value is a literal}."""
+        kinds: dict[str, set[bool]] = {}
+        for b in self.blocks:
+            for p in b.properties:
+                kinds.setdefault(p.predicate[1:-1], set()).add(p.iri)
+        return kinds
+
+    def map(self, record: Record, ctx: Context) -> Mapped:
+        """Map one record. A bad value drops that value and becomes an Issue; never the whole record."""
+        triples: list[Triple] = []
+        issues: list[Issue] = []
+        rec = record.data
+
+        def issue(e: ValueIssue, focus: str | None = None, predicate: str | None = None) -> None:
+            issues.append(Issue(self.entity, record.id, record.source, e.field, e.value, e.message,
+                                focus=focus, predicate=predicate,
+                                component="https://w3id.org/heritage-ld#MappingConstraint"))
+
+        ctx.subjects = {}
+        active = []
+        for block in self.blocks:
+            try:
+                if block.when and not block.when(rec):
+                    continue
+                uris = block.uri(rec, ctx)
+            except ValueIssue as e:
+                issue(e)
+                continue
+            uris = [u for u in uris if terms.is_iri(u)]
+            if uris:
+                ctx.subjects[block.name] = uris[0]
+                active.append((block, uris[0]))
+        for block, subject in active:
+            s = f"<{subject}>"
+            try:
+                triples.extend((s, RDF_TYPE, c) for c in block.classes(rec))
+            except ValueIssue as e:
+                issue(e, subject, RDF_TYPE[1:-1])
+            for prop in block.properties:
+                ctx.link_issues = []
+                try:
+                    for o in prop.values(rec, ctx):
+                        triples.append((s, prop.predicate, o))
+                except ValueIssue as e:
+                    issue(e, subject, prop.predicate[1:-1])
+                for e in ctx.link_issues:
+                    issue(e, subject, prop.predicate[1:-1])
+        return Mapped(record, sorted(set(triples)), issues, dict(ctx.subjects))
+
+
+class Mappings:
+    """All mapping files of a project, compiled."""
+
+    TOP_KEYS = {"entity", "id", "fields", "embedded", "subjects"}
+
+    def __init__(self, folder: Path, config_keys: Iterable[str]):
+        import hashlib
+        self.folder = folder
+        prefix_file = folder / "prefixes.yaml"
+        raw = load_yaml(prefix_file) if prefix_file.exists() else {}
+        if not isinstance(raw, dict):
+            raise MappingError(prefix_file, 1, "prefixes", "must map prefix to namespace IRI")
+        for k, v in raw.items():
+            if not isinstance(v, str) or not terms.is_iri(v):
+                raise MappingError(prefix_file, raw.key_lines.get(k), k, f"{v!r} is not a namespace IRI")
+        self.prefixes: dict[str, str] = dict(raw)
+        self.entities: dict[str, EntityMapping] = {}
+        files = sorted(p for p in folder.glob("*.yaml") if p.name != "prefixes.yaml")
+        if not files:
+            raise MappingError(folder, None, "mapping", "no mapping files (*.yaml) found")
+        for path in files:
+            m = self._compile(path, set(config_keys))
+            m.digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+            if m.entity in self.entities:
+                raise MappingError(path, 1, "entity", f"entity {m.entity!r} is also mapped in {self.entities[m.entity].path}")
+            self.entities[m.entity] = m
+        for m in self.entities.values():
+            for path, ent in m.embedded:
+                if ent not in self.entities:
+                    raise MappingError(m.path, None, "embedded", f"unknown entity {ent!r}")
+        self._primary = {e: m.blocks[0] for e, m in self.entities.items()}
+
+    def _compile(self, path: Path, config_keys: set[str]) -> EntityMapping:
+        doc = load_yaml(path)
+        c = _Compiler(path, self.prefixes, config_keys)
+        if not isinstance(doc, _YDict):
+            raise MappingError(path, 1, "mapping", "a mapping file is a YAML mapping with entity, id, fields, subjects")
+        c.check_keys(doc, self.TOP_KEYS, "a mapping file")
+        for key in ("entity", "id", "fields", "subjects"):
+            if key not in doc:
+                raise MappingError(path, doc.line, key, f"missing required key {key!r}")
+        entity = doc["entity"]
+        if not isinstance(entity, str) or not re.fullmatch(r"[a-z][a-z0-9_-]*", entity):
+            raise c.error(doc, "entity", f"{entity!r} is not an entity name (lower case, e.g. article)")
+        if not isinstance(doc["fields"], list) or not all(isinstance(f, str) for f in doc["fields"]):
+            raise c.error(doc, "fields", "fields must be a list of field paths")
+        c.fields = {f.replace("[]", "") for f in doc["fields"]}
+        id_path = c.check_field(doc["id"], doc, "id")
+        embedded = []
+        for item in doc.get("embedded") or []:
+            item = c.expect_dict(item, "an embedded entry", doc, "embedded")
+            c.check_keys(item, {"field", "entity"}, "embedded")
+            embedded.append((c.check_field(item.get("field"), item, "field"), item.get("entity")))
+        subjects = c.expect_dict(doc["subjects"], "subjects", doc, "subjects")
+        names = set(subjects)
+        blocks = []
+        by_pred: dict[str, str] = {}
+        for name, bspec in subjects.items():
+            bspec = c.expect_dict(bspec, f"subject {name}", subjects, name)
+            c.check_keys(bspec, {"uri", "class", "properties", "when"}, f"subject {name}")
+            if "uri" not in bspec:
+                raise c.error(subjects, name, "a subject needs a uri template")
+            props = []
+            for pkey, pspec in c.expect_dict(bspec.get("properties") or _YDict(), "properties", bspec, "properties").items():
+                pred = c.curie(pkey, bspec["properties"], pkey)
+                for spec in pspec if isinstance(pspec, list) else [pspec]:
+                    fn = c.values(spec, bspec["properties"], pkey, names)
+                    fld = spec if isinstance(spec, str) else (spec.get("field") if isinstance(spec, dict) else None)
+                    if not fld and isinstance(spec, dict) and "uri" in spec:
+                        fld = ",".join(m.group(1).split("|")[0] for m in _PLACEHOLDER.finditer(spec["uri"])
+                                       if m.group(1).split("|")[0] not in ("base", "id")) or None
+                    by_pred.setdefault(pred, fld)
+                    is_iri = isinstance(spec, dict) and bool({"uri", "link", "ref"} & set(spec))
+                    props.append(_Property(f"<{pred}>", fld, fn, is_iri))
+            blocks.append(_Block(name, c.template(bspec["uri"], bspec, "uri"),
+                                 c.classes(bspec.get("class") or [], bspec),
+                                 props, c.when(bspec["when"], bspec, "when") if "when" in bspec else None))
+        return EntityMapping(entity, path, id_path, embedded, blocks, by_pred, set(by_pred) | {RDF_TYPE[1:-1]})
+
+    # -- ids and links ---------------------------------------------------------------------
+    def record_id(self, entity: str, data: dict) -> str | None:
+        vals = get_path(data, self.entities[entity].id_path)
+        return str(vals[0]).strip() if vals and isinstance(vals[0], (str, int)) and str(vals[0]).strip() else None
+
+    def iri_for(self, entity: str, record_id: str, base: str) -> str | None:
+        """The IRI of a record's main subject (first subject block) from its id alone."""
+        m = self.entities[entity]
+        ctx = Context(base, {}, record_id, None, self)
+        fake: dict[str, Any] = {}
+        cur = fake
+        steps = m.id_path.replace("[]", "").split(".")
+        for s in steps[:-1]:
+            cur = cur.setdefault(s, {})
+        cur[steps[-1]] = record_id
+        try:
+            uris = self._primary[entity].uri(fake, ctx)
+        except ValueIssue:
+            return None
+        return uris[0] if uris else None
+
+    def link_iri(self, targets: list[str], record_id: str, path: str, ctx: Context) -> str | None:
+        for t in targets:
+            if t not in self.entities:
+                raise ValueIssue(path, record_id, f"unknown entity {t!r} in link")
+        found = [t for t in targets if ctx.known is None or record_id in ctx.known.get(t, ())]
+        if not found:
+            ctx.link_issues.append(ValueIssue(path, record_id, f"links to {' or '.join(targets)} {record_id!r}, "
+                                              "which is not among the records read: add it or fix the id"))
+            return None
+        if len(found) > 1 and ctx.known is not None:
+            ctx.link_issues.append(ValueIssue(path, record_id, f"id {record_id!r} is ambiguous: it exists as "
+                                              f"{' and '.join(found)}"))
+            return None
+        iri = self.iri_for(found[0], record_id, ctx.base)
+        return f"<{iri}>" if iri else None
+
+    # -- records ---------------------------------------------------------------------------
+    def extract(self, entity: str, data: dict, source: str,
+                parent: tuple[str, str] | None = None) -> Iterator[tuple[str, str | None, dict, str]]:
+        """Yield (entity, id, data, source) for a source record and every record embedded in it.
+
+        An embedded object holding more than its id is a record of its own; the parent keeps a
+        link to it by id. The embedded record learns its parent in ``_embeddedIn.<entity>[]``.
+        """
+        m = self.entities[entity]
+        rid = self.record_id(entity, data)
+        if parent:
+            data = {**data, "_embeddedIn": {parent[0]: [parent[1]]}}
+        yield entity, rid, data, source
+        if rid is None:
+            return
+        for path, child_entity in m.embedded:
+            id_field = self.entities[child_entity].id_path
+            for i, child in enumerate(get_path(data, path)):
+                if isinstance(child, dict) and set(child) - {id_field}:
+                    yield from self.extract(child_entity, child, f"{source} > {path.replace('[]', f'[{i}]')}",
+                                            (entity, rid))

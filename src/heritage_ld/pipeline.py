@@ -1,0 +1,187 @@
+"""The publishing pipeline as a library: read -> map -> validate -> publication (-> writers).
+
+``build(project)`` returns a ``Publication``; ``publish(project)`` also writes ``output/``
+atomically. The CLI is a thin layer over these two functions.
+"""
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from . import config as config_mod
+from . import sources
+from .mapping import Context, Issue, Mapped, Mappings, Record
+from .terms import Triple
+from .validate import Shapes, validate
+from .writers.edmxml import edm_record, is_provided_cho
+
+Key = tuple[str, str]  # (entity, id)
+MAPPING_CHECK = "https://w3id.org/heritage-ld#MappingConstraint"
+
+
+@dataclass
+class Publication:
+    """Everything the writers need: the published records and what was held back, and why."""
+    config: config_mod.Config
+    mappings: Mappings
+    published: list[Mapped]                     # sorted by (entity, id)
+    held_back: dict[Key, list[Issue]]           # record -> violations that hold it back entirely
+    edm_held_back: dict[Key, list[Issue]]       # record -> violations that keep it out of EDM XML
+    issues: list[Issue]                         # every issue, warnings included
+    records_read: int
+    seconds: dict[str, float] = field(default_factory=dict)
+    edm_xml: dict[Key, bytes] = field(default_factory=dict)   # EDM RDF/XML per published CHO record
+    by_subject: dict[str, list[Mapped]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for m in self.published:
+            for s in {t[0][1:-1] for t in m.triples}:
+                self.by_subject.setdefault(s, []).append(m)
+
+    @property
+    def triple_count(self) -> int:
+        return len({t for m in self.published for t in m.triples})
+
+    def linked_triples(self, m: Mapped) -> list[Triple]:
+        """The triples of the published records ``m`` refers to (people, organisations, rights...)."""
+        out: list[Triple] = []
+        for o in {t[2][1:-1] for t in m.triples if t[2].startswith("<")}:
+            for other in self.by_subject.get(o, []):
+                if other is not m:
+                    out.extend(t for t in other.triples if t[0] == f"<{o}>")
+        return out
+
+
+def load_project(root: Path) -> tuple[config_mod.Config, Mappings, Shapes]:
+    cfg = config_mod.load(root)
+    mappings = Mappings(cfg.mapping_dir, cfg.values)
+    for s in cfg.sources:
+        if s.entity not in mappings.entities:
+            raise config_mod.ConfigError(f"{root / 'heritage-ld.toml'}: source {s.path}: no mapping for entity "
+                                         f"{s.entity!r} (known: {', '.join(mappings.entities)})")
+    return cfg, mappings, Shapes.load(root, cfg.shapes)
+
+
+def _issue(rec: Record, message: str, field: str | None = None, value: str | None = None) -> Issue:
+    return Issue(rec.entity, rec.id, rec.source, field, value, message, component=MAPPING_CHECK)
+
+
+def read_records(cfg: config_mod.Config, mappings: Mappings) -> tuple[list[Record], list[Issue], set[Key], int]:
+    """All records with embedded ones extracted and duplicates resolved.
+
+    Identical copies of a record (an author embedded in two articles) merge; different records
+    with one id are both held back, as is a record without an id.
+    """
+    found: dict[Key, list[Record]] = defaultdict(list)
+    issues: list[Issue] = []
+    linked_only: set[Key] = set()
+    read = 0
+    for src in cfg.sources:
+        for data, origin in sources.read(cfg, src):
+            read += 1
+            for entity, rid, rec_data, where in mappings.extract(src.entity, data, origin):
+                if rid is None:
+                    rec = Record(entity, f"(no id) {where}", rec_data, where)
+                    id_field = mappings.entities[entity].id_path
+                    issues.append(_issue(rec, f"record has no id: fill {id_field!r}", id_field))
+                    found[(entity, rec.id)].append(rec)
+                    continue
+                found[(entity, rid)].append(Record(entity, rid, rec_data, where))
+                if src.linked_only:
+                    linked_only.add((entity, rid))
+    records = []
+    for key, copies in sorted(found.items()):
+        first = copies[0]
+        strip = lambda d: {k: v for k, v in d.items() if k != "_embeddedIn"}
+        if all(strip(c.data) == strip(first.data) for c in copies[1:]):
+            parents: dict[str, list[str]] = defaultdict(list)
+            for c in copies:
+                for ent, ids in c.data.get("_embeddedIn", {}).items():
+                    parents[ent].extend(i for i in ids if i not in parents[ent])
+            data = {**first.data, "_embeddedIn": dict(parents)} if parents else first.data
+            records.append(Record(first.entity, first.id, data, first.source))
+        else:
+            where = "; ".join(c.source for c in copies)
+            rec = Record(first.entity, first.id, first.data, where)
+            records.append(rec)
+            issues.append(_issue(rec, f"duplicate id {first.id!r}: {len(copies)} different records use it "
+                                 f"({where}); give each its own id", mappings.entities[first.entity].id_path,
+                                 first.id))
+    return records, issues, linked_only, read
+
+
+def build(root: Path, progress: Callable[[int], None] | None = None) -> Publication:
+    """Read, map and validate the project's sources; nothing is written."""
+    t0 = time.perf_counter()
+    cfg, mappings, shapes = load_project(root)
+    records, issues, linked_only, read = read_records(cfg, mappings)
+    t1 = time.perf_counter()
+
+    known: dict[str, set[str]] = defaultdict(set)
+    for r in records:
+        known[r.entity].add(r.id)
+    ctx = Context(cfg.base_uri, cfg.values, "", dict(known), mappings)
+    mapped: list[Mapped] = []
+    for r in records:
+        ctx.record_id = r.id
+        mapped.append(mappings.entities[r.entity].map(r, ctx))
+        if progress:
+            progress(1)
+    for m in mapped:
+        issues.extend(m.issues)
+    # vocabulary records (rights statements) are published only where something refers to them
+    referenced = {t[2] for m in mapped for t in m.triples if t[2].startswith("<")}
+    mapped = [m for m in mapped if (m.record.entity, m.record.id) not in linked_only
+              or any(f"<{s}>" in referenced for s in m.subjects.values())]
+    t2 = time.perf_counter()
+
+    draft = Publication(cfg, mappings, mapped, {}, {}, [], read)
+    fields_of = lambda e: mappings.entities[e].fields_by_predicate
+    for i in range(0, len(mapped), cfg.chunk_size):
+        issues.extend(validate(mapped[i:i + cfg.chunk_size], draft.linked_triples, shapes, fields_of))
+    t3 = time.perf_counter()
+
+    held: dict[Key, list[Issue]] = defaultdict(list)
+    edm_held: dict[Key, list[Issue]] = defaultdict(list)
+    for i in issues:
+        if i.severity == "Violation":
+            (held if i.channel == "all" else edm_held)[(i.entity, i.record_id)].append(i)
+    published = [m for m in mapped if (m.record.entity, m.record.id) not in held]
+    pub = Publication(cfg, mappings, published, dict(held), dict(edm_held), issues, read,
+                      {"read": t1 - t0, "map": t2 - t1, "validate": t3 - t2})
+    _edm(pub)
+    issues.sort(key=lambda i: (i.entity, i.record_id, i.severity != "Violation", i.field or "", i.message))
+    return pub
+
+
+def _edm(pub: Publication) -> None:
+    """EDM RDF/XML for each published record whose main subject is a ProvidedCHO.
+
+    A document the writer refuses (it would be invalid for Europeana) holds the record back
+    from the EDM channel, with the writer's reason in the report."""
+    for m in pub.published:
+        key = (m.record.entity, m.record.id)
+        main = next(iter(m.subjects.values()), None)
+        if key in pub.edm_held_back or not main or not is_provided_cho(m.triples, main):
+            continue
+        try:
+            pub.edm_xml[key] = edm_record(m.triples + pub.linked_triples(m), main)
+        except ValueError as e:
+            i = Issue(m.record.entity, m.record.id, m.record.source, None, None,
+                      f"cannot be written as Europeana EDM: {e}", focus=main,
+                      component="https://w3id.org/heritage-ld#EdmXmlConstraint", channel="edm")
+            pub.issues.append(i)
+            pub.edm_held_back.setdefault(key, []).append(i)
+
+
+def publish(root: Path, progress: Callable[[int], None] | None = None) -> Publication:
+    """Build the publication and replace ``output/`` with it atomically."""
+    from .writers import write_all
+    pub = build(root, progress)
+    t = time.perf_counter()
+    write_all(pub, pub.config.output)
+    pub.seconds["write"] = time.perf_counter() - t
+    return pub

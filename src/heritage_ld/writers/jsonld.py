@@ -1,0 +1,100 @@
+"""JSON-LD compacted against one ``context.jsonld`` derived from the mappings.
+
+schema.org is the default vocabulary, so records read like schema.org markup
+(``"@type": "BlogPosting", "headline": ...``); other vocabularies use the mapping prefixes
+(``"dc:title"``). Properties whose values are always IRIs are declared ``"@type": "@id"``.
+Compaction is done here directly from the triples (no JSON-LD processor on the hot path);
+tests check that expansion gives back the same graph.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..terms import RDF_TYPE, XSD, split_literal
+from . import Format, register
+from .rdf import record_path
+
+SCHEMA = "http://schema.org/"
+
+
+class Compactor:
+    def __init__(self, pub) -> None:
+        self.prefixes = dict(pub.mappings.prefixes)
+        kinds: dict[str, set[bool]] = {}
+        for m in pub.mappings.entities.values():
+            for p, k in m.object_kinds().items():
+                kinds.setdefault(p, set()).update(k)
+        self.iri_terms = {self.term(p) for p, k in kinds.items() if k == {True}}
+
+    def term(self, iri: str) -> str:
+        if iri.startswith(SCHEMA) and iri[len(SCHEMA):].isalnum():
+            return iri[len(SCHEMA):]
+        for prefix, ns in sorted(self.prefixes.items(), key=lambda kv: -len(kv[1])):
+            if iri.startswith(ns) and iri[len(ns):] and iri[len(ns):].replace("_", "a").replace("-", "a").isalnum():
+                return f"{prefix}:{iri[len(ns):]}"
+        return iri
+
+    def context(self) -> dict:
+        ctx: dict = {"@vocab": SCHEMA}
+        ctx.update({p: ns for p, ns in sorted(self.prefixes.items()) if p != "schema"})
+        for t in sorted(self.iri_terms):
+            ctx[t] = {"@type": "@id"}
+        return {"@context": ctx}
+
+    def value(self, term: str, obj: str):
+        if obj.startswith("<"):
+            return obj[1:-1] if term in self.iri_terms else {"@id": obj[1:-1]}
+        lex, lang, dt = split_literal(obj)
+        if lang:
+            return {"@value": lex, "@language": lang}
+        if dt and dt != XSD + "string":
+            return {"@value": lex, "@type": self.term(dt)}
+        return {"@value": lex} if term in self.iri_terms else lex
+
+    def nodes(self, triples) -> list[dict]:
+        by_subject: dict[str, dict] = {}
+        for s, p, o in sorted(set(triples)):
+            node = by_subject.setdefault(s, {"@id": s[1:-1]})
+            if p == RDF_TYPE:
+                node.setdefault("@type", []).append(self.term(o[1:-1]))
+                continue
+            term = self.term(p[1:-1])
+            node.setdefault(term, []).append(self.value(term, o))
+        out = []
+        for node in by_subject.values():
+            out.append({k: (v[0] if isinstance(v, list) and len(v) == 1 else v) for k, v in
+                        sorted(node.items(), key=lambda kv: (kv[0] not in ("@id", "@type"), kv[0]))})
+        return out
+
+    def document(self, triples, context_ref: str) -> dict:
+        nodes = self.nodes(triples)
+        if len(nodes) == 1:
+            return {"@context": context_ref, **nodes[0]}
+        return {"@context": context_ref, "@graph": nodes}
+
+
+def dumps(doc: dict) -> bytes:
+    return (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
+def write_jsonld(pub, out: Path) -> None:
+    c = Compactor(pub)
+    (out / "context.jsonld").write_bytes(dumps(c.context()))
+    for m in pub.published:
+        path = record_path(out, m.record.entity, m.record.id, "jsonld")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(dumps(c.document(m.triples, "../../context.jsonld")))
+    all_triples = {t for m in pub.published for t in m.triples}
+    (out / "dataset.jsonld").write_bytes(dumps({"@context": "context.jsonld", "@graph": c.nodes(all_triples)}))
+
+
+def record_jsonld(pub, triples, _subject: str) -> bytes:
+    """One record with the context inlined (for ``heritage-ld map``)."""
+    c = Compactor(pub)
+    return dumps({**c.context(), **{k: v for k, v in c.document(triples, "").items() if k != "@context"}})
+
+
+register(Format("jsonld", "application/ld+json", "jsonld",
+                "JSON-LD per record (records/) and whole dataset (dataset.jsonld), with context.jsonld",
+                write_jsonld, record_jsonld))

@@ -1,0 +1,69 @@
+"""VoID + DCAT description of the dataset (``void.ttl``): counts, dumps, licence.
+
+The output folder is meant to be served at ``base_uri``, so dump URLs are ``{base}<file>``.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from ..terms import RDF_TYPE, iri, literal
+from . import FORMATS, Format, register
+from .rdf import turtle
+
+VOID = "http://rdfs.org/ns/void#"
+DCAT = "http://www.w3.org/ns/dcat#"
+DCT = "http://purl.org/dc/terms/"
+XSD_INT = "http://www.w3.org/2001/XMLSchema#integer"
+EDM_SCHEMA = "http://www.europeana.eu/schemas/edm/"
+IANA = "https://www.iana.org/assignments/media-types/"
+DUMPS = [("ntriples", "dataset.nt"), ("nquads", "dataset.nq"), ("turtle", "dataset.ttl"), ("jsonld", "dataset.jsonld")]
+
+
+def description(pub) -> list[tuple[str, str, str]]:
+    base = pub.config.base_uri
+    ds = iri(base + "dataset")
+    cfg = pub.config.values
+    n = lambda v: literal(str(v), datatype=XSD_INT)
+    t = [(ds, RDF_TYPE, iri(VOID + "Dataset")), (ds, RDF_TYPE, iri(DCAT + "Dataset")),
+         (ds, iri(DCT + "title"), literal(cfg.get("name", "heritage-ld dataset"), "en")),
+         (ds, iri(VOID + "uriSpace"), literal(base)),
+         (ds, iri(VOID + "triples"), n(pub.triple_count)),
+         (ds, iri(VOID + "entities"), n(len(pub.published))),
+         (ds, iri(DCT + "conformsTo"), iri(EDM_SCHEMA)),
+         (ds, iri(DCT + "conformsTo"), iri("http://schema.org/"))]
+    if cfg.get("description"):
+        t.append((ds, iri(DCT + "description"), literal(cfg["description"], "en")))
+    if cfg.get("publisher"):
+        t.append((ds, iri(DCT + "publisher"), literal(cfg["publisher"])))
+    if cfg.get("metadata_license"):
+        t.append((ds, iri(DCT + "license"), iri(cfg["metadata_license"])))
+    classes = Counter(o for m in pub.published for s, p, o in m.triples if p == RDF_TYPE)
+    for cls, count in sorted(classes.items()):
+        part = iri(f"{base}dataset/class/{cls[1:-1].rsplit('/', 1)[-1].rsplit('#', 1)[-1]}")
+        t += [(ds, iri(VOID + "classPartition"), part), (part, iri(VOID + "class"), cls),
+              (part, iri(VOID + "entities"), n(count))]
+    for name, file in DUMPS:
+        fmt = FORMATS[name]
+        dist = iri(f"{base}{file}")
+        t += [(ds, iri(VOID + "dataDump"), dist), (ds, iri(DCAT + "distribution"), dist),
+              (dist, RDF_TYPE, iri(DCAT + "Distribution")),
+              (dist, iri(DCAT + "downloadURL"), dist),
+              (dist, iri(DCAT + "mediaType"), iri(IANA + fmt.media_type)),
+              (dist, iri(DCT + "format"), literal(fmt.media_type))]
+    edm = iri(f"{base}edm/")
+    t += [(ds, iri(DCAT + "distribution"), edm), (edm, RDF_TYPE, iri(DCAT + "Distribution")),
+          (edm, iri(DCAT + "accessURL"), edm), (edm, iri(DCAT + "mediaType"), iri(IANA + "application/rdf+xml")),
+          (edm, iri(DCT + "conformsTo"), iri(EDM_SCHEMA)),
+          (edm, iri(DCT + "description"), literal(f"{len(pub.edm_xml)} EDM RDF/XML records, one file per "
+                                                  "ProvidedCHO, valid for Europeana", "en"))]
+    return t
+
+
+def write_void(pub, out: Path) -> None:
+    prefixes = {"void": VOID, "dcat": DCAT, "dcterms": DCT, **pub.mappings.prefixes}
+    (out / "void.ttl").write_bytes(turtle(description(pub), prefixes))
+
+
+register(Format("void", "text/turtle", "ttl", "VoID/DCAT dataset description with counts and dumps (void.ttl)",
+                write_void))
