@@ -11,14 +11,15 @@ from pathlib import Path
 import click
 
 from . import pipeline
-from .config import ConfigError
+from .catalog import Catalog, DeletionGuard
+from .config import ConfigError, load as load_config
 from .mapping import MappingError, Record, Context
 from .sources import InputError
 from .validate import ShapesError
 from .writers import formats
-from .writers.report import status, text_report
+from .writers.report import status as record_status, text_report
 
-USER_ERRORS = (ConfigError, MappingError, InputError, ShapesError)
+USER_ERRORS = (ConfigError, MappingError, InputError, ShapesError, DeletionGuard)
 project_option = click.option(
     "--project", "project", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
     show_default=True, help="Project folder holding heritage-ld.toml, mapping/ and shapes/.")
@@ -29,24 +30,25 @@ def _fail(e: Exception) -> None:
     sys.exit(2)
 
 
-def _build(project: Path, label: str) -> pipeline.Publication:
-    """Run the pipeline with a progress bar on stderr; user errors exit 2 without a traceback."""
+def _run(label: str, fn, *args, **kwargs):
+    """Run a pipeline function with a progress bar on stderr; user errors exit 2 without a traceback."""
     try:
         with click.progressbar(length=0, label=label, file=sys.stderr, show_pos=True) as bar:
             def progress(n: int) -> None:
                 bar.length = (bar.length or 0) + n
                 bar.update(n)
-            return pipeline.build(project, progress)
+            return fn(*args, progress, **kwargs)
     except USER_ERRORS as e:
         _fail(e)
-        raise  # unreachable
+    except OSError as e:
+        _fail(f"{e} (the previous output and catalog are unchanged)")
 
 
 def _summary(pub: pipeline.Publication, wrote: Path | None) -> None:
     held = len(pub.held_back)
     secs = sum(pub.seconds.values())
-    click.echo(f"records read     {pub.records_read} source records, "
-               f"{len(pub.published) + held} records with embedded ones")
+    click.echo(f"records read     {pub.records_read} from the sources (embedded records extracted, "
+               "unused vocabulary skipped)")
     click.echo(f"published        {len(pub.published)}  ({pub.triple_count} triples, "
                f"{len(pub.edm_xml)} EDM records)")
     click.echo(f"held back        {held}" + (f"  (+{len(pub.edm_held_back)} from EDM only)" if pub.edm_held_back else ""))
@@ -54,7 +56,7 @@ def _summary(pub: pipeline.Publication, wrote: Path | None) -> None:
     click.echo(f"warnings         {warnings}")
     click.echo(f"time             {secs:.2f} s")
     for key, issues in sorted({**pub.edm_held_back, **pub.held_back}.items()):
-        click.secho(f"  {key[0]} {key[1]}: {status(pub, key)}: {issues[0].message}"
+        click.secho(f"  {key[0]} {key[1]}: {record_status(pub, key)}: {issues[0].message}"
                     + (f" (+{len(issues) - 1} more)" if len(issues) > 1 else ""), fg="yellow")
     if wrote:
         click.echo(f"output           {wrote}/  (report: {wrote}/validation-report.txt)")
@@ -75,28 +77,75 @@ def main() -> None:
 
 @main.command()
 @project_option
-def publish(project: Path) -> None:
-    """Map every source record, validate it and replace output/ atomically.
+@click.option("--allow-deletions", is_flag=True,
+              help="Withdraw records gone from the sources even if they are more than max_delete_share "
+                   "(default 10%) of the published ones.")
+def publish(project: Path, allow_deletions: bool) -> None:
+    """Map every source record, validate it, update the catalog and output/.
 
-    Records with violations are held back (listed in output/validation-report.txt);
-    warnings publish. Exit code 0 if all records were published, 1 if some were held back.
+    Only changed records get a new datestamp; records gone from their source become tombstones
+    (listed as deleted for harvesters). Records with violations are held back (listed in
+    output/validation-report.txt; a previously published version stays published); warnings
+    publish. Exit code 0 if all records were published, 1 if some were held back.
 
     \b
-    Example:
+    Examples:
       heritage-ld publish --project .
+      heritage-ld publish --allow-deletions     # after removing many records on purpose
     """
     start = time.perf_counter()
-    pub = _build(project, "mapping")
-    try:
-        from .writers import write_all
-        t = time.perf_counter()
-        write_all(pub, pub.config.output)
-        pub.seconds["write"] = time.perf_counter() - t
-    except OSError as e:
-        _fail(f"cannot write {pub.config.output}: {e} (the previous output is unchanged)")
+    pub, changes = _run("mapping", pipeline.publish, project, allow_deletions=allow_deletions)
     pub.seconds = {"total": time.perf_counter() - start}
+    click.echo(f"changes          {len(changes.added)} new, {len(changes.changed)} changed, "
+               f"{len(changes.deleted)} withdrawn, {changes.unchanged} unchanged")
     _summary(pub, pub.config.output)
     sys.exit(1 if pub.held_back or pub.edm_held_back else 0)
+
+
+@main.command()
+@project_option
+@click.option("--since", metavar="DATE", help="List records changed or withdrawn at or after DATE "
+              "(YYYY-MM-DD or YYYY-MM-DDThh:mm:ssZ, UTC).")
+def status(project: Path, since: str | None) -> None:
+    """Show the catalog: records per type and set, the last run, held-back and withdrawn records.
+
+    \b
+    Examples:
+      heritage-ld status
+      heritage-ld status --since 2026-11-01
+    """
+    from datetime import datetime, timezone
+    try:
+        cfg = load_config(project)
+    except ConfigError as e:
+        _fail(e)
+    if not cfg.catalog.exists():
+        _fail(f"{cfg.catalog}: no catalog yet; run heritage-ld publish first")
+    cat = Catalog(cfg.catalog)
+    iso = lambda ts: datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        counts = cat.counts()
+        click.echo("published records per type: " + ", ".join(f"{k} {v}" for k, v in sorted(counts["entity"].items())))
+        click.echo("per set: " + ", ".join(f"{k} {v}" for k, v in sorted(counts["set"].items())))
+        click.echo("withdrawn (tombstones): " + (", ".join(f"{k} {v}" for k, v in sorted(counts["deleted"].items())) or "none"))
+        run = cat.last_run()
+        if run:
+            click.echo(f"last run: {iso(run['started'])}: {run['read']} source records read, {run['published']} "
+                       f"published; {run['added']} new, {run['changed']} changed, {run['deleted']} withdrawn")
+            for entity, rid, message in run["held_back"]:
+                click.secho(f"  held back: {entity} {rid}: {message}", fg="yellow")
+        if since:
+            try:
+                ts = datetime.fromisoformat(since.replace("Z", "+00:00"))
+            except ValueError:
+                _fail(f"--since {since!r}: expected YYYY-MM-DD or YYYY-MM-DDThh:mm:ssZ")
+            ts = ts.replace(tzinfo=ts.tzinfo or timezone.utc)
+            rows = cat.changed_since(int(ts.timestamp()))
+            click.echo(f"changed since {iso(int(ts.timestamp()))}: {len(rows)}")
+            for entity, rid, stamp, deleted in rows:
+                click.echo(f"  {iso(stamp)}  {'withdrawn' if deleted else 'changed  '}  {entity} {rid}")
+    finally:
+        cat.close()
 
 
 @main.command()
@@ -108,7 +157,7 @@ def validate(project: Path) -> None:
     Example:
       heritage-ld validate --project .
     """
-    pub = _build(project, "validating")
+    pub = _run("validating", pipeline.build, project)
     click.echo(text_report(pub))
     _summary(pub, None)
     sys.exit(1 if pub.held_back or pub.edm_held_back else 0)

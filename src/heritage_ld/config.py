@@ -15,8 +15,13 @@ class ConfigError(Exception):
 @dataclass
 class Source:
     entity: str
-    path: str                      # file path relative to the project, or "builtin:rights"
+    path: str                      # file or folder relative to the project, "builtin:rights", or an http(s) URL
     linked_only: bool = False      # publish only records other published records refer to
+    options: dict = field(default_factory=dict)   # reader options (CSV columns...) or HTTP options
+
+    @property
+    def is_http(self) -> bool:
+        return self.path.startswith(("http://", "https://"))
 
 
 @dataclass
@@ -27,8 +32,14 @@ class Config:
     sources: list[Source]
     shapes: dict[str, str]         # shapes file -> channel ("all" or "edm")
     output: Path
+    catalog: Path
+    max_delete_share: float = 0.10
     chunk_size: int = 500
-    extra: dict = field(default_factory=dict)
+
+    def sets(self, entity: str) -> list[str]:
+        """OAI-PMH set specs of a record: its entity type, and the dataset hierarchy if configured."""
+        dataset = self.values.get("dataset")
+        return [entity] + ([dataset, f"{dataset}:{entity}"] if dataset else [])
 
     @property
     def mapping_dir(self) -> Path:
@@ -59,12 +70,16 @@ def load(root: Path) -> Config:
     values = {k: v for k, v in project.items() if isinstance(v, str)}
     sources = []
     for i, s in enumerate(doc.get("sources", [])):
-        if not isinstance(s, dict) or not isinstance(s.get("entity"), str) or not isinstance(s.get("path"), str):
-            raise ConfigError(f"{path}: [[sources]] #{i + 1} needs entity and path")
-        unknown = set(s) - {"entity", "path", "linked_only"}
-        if unknown:
-            raise ConfigError(f"{path}: [[sources]] #{i + 1}: unknown key(s) {', '.join(sorted(unknown))}")
-        sources.append(Source(s["entity"], s["path"], bool(s.get("linked_only", False))))
+        where = f"{path}: [[sources]] #{i + 1}"
+        if not isinstance(s, dict) or not isinstance(s.get("entity"), str) or \
+                not (isinstance(s.get("path"), str) ^ isinstance(s.get("url"), str)):
+            raise ConfigError(f"{where} needs entity and either path (files) or url (an HTTP API)")
+        options = {k: v for k, v in s.items() if k not in ("entity", "path", "linked_only")}
+        if "path" in s:
+            unknown = set(options) - {"columns", "list_separator", "delimiter"}
+            if unknown:
+                raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+        sources.append(Source(s["entity"], s.get("path") or s["url"], bool(s.get("linked_only", False)), options))
     if not sources:
         raise ConfigError(f"{path}: no [[sources]] configured")
     validation = doc.get("validation", {})
@@ -73,5 +88,9 @@ def load(root: Path) -> Config:
         if channel not in ("all", "edm"):
             raise ConfigError(f"{path}: [validation] shapes: {f} = {channel!r}: channel must be 'all' or 'edm'")
     output = root / project.get("output", "output")
-    return Config(root, base, values, sources, dict(shapes), output,
+    catalog = root / project.get("catalog", ".heritage-ld/catalog.sqlite")
+    share = doc.get("publish", {}).get("max_delete_share", 0.10)
+    if not isinstance(share, (int, float)) or not 0 <= share <= 1:
+        raise ConfigError(f"{path}: [publish] max_delete_share must be a number between 0 and 1")
+    return Config(root, base, values, sources, dict(shapes), output, catalog, float(share),
                   int(validation.get("chunk_size", 500)))

@@ -177,6 +177,7 @@ class _Compiler:
     def __init__(self, path: Path, prefixes: dict[str, str], config_keys: Iterable[str]):
         self.path, self.prefixes, self.config_keys = path, prefixes, set(config_keys)
         self.fields: set[str] = set()
+        self.link_targets: list[tuple[str, int]] = []   # (entity, line), checked once all files are loaded
 
     def error(self, node: Any, key: str, message: str) -> MappingError:
         line = node.key_lines.get(key, node.line) if isinstance(node, _YDict) else None
@@ -303,6 +304,12 @@ class _Compiler:
         if len(kinds) != 1 and not (kinds == ["link", "field"] or kinds == ["field", "link"]):
             raise self.error(spec, kinds[1] if len(kinds) > 1 else key,
                              "give exactly one of field, value, uri, link, ref, config")
+        kind = "link" if "link" in spec else kinds[0]
+        not_here = {"uri": {"transform", "language", "datatype"}, "ref": {"transform", "language", "datatype"},
+                    "link": {"language", "datatype"}}.get(kind, set()) & set(spec)
+        if not_here:
+            bad = sorted(not_here)[0]
+            raise self.error(spec, bad, f"{bad!r} does not apply to a {kind} value (it makes an IRI)")
         cond = self.when(spec["when"], spec, "when") if "when" in spec else None
         if "link" in spec:
             fn = self.link(spec)
@@ -332,6 +339,7 @@ class _Compiler:
         for t in targets:
             if not isinstance(t, str) or not re.fullmatch(r"[a-z][a-z0-9_-]*", t):
                 raise self.error(spec, "link", f"{t!r} is not an entity name")
+            self.link_targets.append((t, spec.key_lines.get("link", spec.line)))
         path = self.check_field(spec.get("field"), spec, "field")
         fns = self.check_transforms(spec["transform"], spec, "transform") if "transform" in spec else []
 
@@ -345,7 +353,11 @@ class _Compiler:
                         raise ValueIssue(path, _short(v), "embedded record has no id")
                 s = scalar(path, v)
                 for f in fns:
-                    s = f(s)
+                    try:
+                        res = f(s)
+                    except TransformError as e:
+                        raise ValueIssue(path, _short(s), str(e)) from None
+                    s = res.lex if isinstance(res, Typed) else res
                 out.append(ctx.mappings.link_iri(targets, s, path, ctx))
             return [o for o in out if o]
         return fn
@@ -387,7 +399,7 @@ class _Compiler:
             v = spec["value"]
             if not isinstance(v, (str, int, float)):
                 raise self.error(spec, "value", f"a constant must be text or a number, got {v!r}")
-            sources: Callable[[dict, Context], list[tuple[str | None, str]]] = lambda r, c: [(None, str(v))]
+            sources: Callable[[dict, Context], list[tuple[str | None, str]]] = lambda r, c: [(None, scalar("value", v))]
         elif "config" in spec:
             ck = spec["config"]
             if ck not in self.config_keys:
@@ -444,6 +456,10 @@ class _Compiler:
                     raise self.error(item, "namespace", f"unknown prefix {ns!r}")
                 allowed = item.get("allowed") or []
                 default = item.get("default")
+                if not isinstance(allowed, list):
+                    raise self.error(item, "allowed", f"allowed must be a list of class names, got {allowed!r}")
+                if allowed and default and default not in allowed:
+                    raise self.error(item, "default", f"default {default!r} is not one of the allowed classes")
                 for a in allowed + ([default] if default else []):
                     self.curie(f"{ns}:{a}", item, "allowed")
 
@@ -452,6 +468,8 @@ class _Compiler:
                     for s in vals:
                         if allowed and s not in allowed:
                             raise ValueIssue(path, s, f"type {s!r} is not one of {', '.join(allowed)}")
+                        if not re.fullmatch(r"[A-Za-z_][\w.-]*", s):
+                            raise ValueIssue(path, _short(s), f"type {s!r} is not a class name")
                     return [f"<{ns}{s}>" for s in vals]
             dynamic.append(dyn)
         return lambda r: fixed + [c for d in dynamic for c in d(r)]
@@ -485,6 +503,7 @@ class EntityMapping:
     fields_by_predicate: dict[str, str]               # predicate IRI -> source field, for reports
     predicates: set[str]
     digest: str = ""
+    links: list[tuple[str, int]] = field(default_factory=list)   # link targets (entity, line)
 
     def object_kinds(self) -> dict[str, set[bool]]:
         """predicate IRI -> {True if some value is an IRI, False if some value is a literal}."""
@@ -567,6 +586,10 @@ class Mappings:
             for path, ent in m.embedded:
                 if ent not in self.entities:
                     raise MappingError(m.path, None, "embedded", f"unknown entity {ent!r}")
+            for ent, line in m.links:
+                if ent not in self.entities:
+                    raise MappingError(m.path, line, "link", f"unknown entity {ent!r}; mapped entities: "
+                                       + ", ".join(sorted(self.entities)))
         self._primary = {e: m.blocks[0] for e, m in self.entities.items()}
 
     def _compile(self, path: Path, config_keys: set[str]) -> EntityMapping:
@@ -614,7 +637,8 @@ class Mappings:
             blocks.append(_Block(name, c.template(bspec["uri"], bspec, "uri"),
                                  c.classes(bspec.get("class") or [], bspec),
                                  props, c.when(bspec["when"], bspec, "when") if "when" in bspec else None))
-        return EntityMapping(entity, path, id_path, embedded, blocks, by_pred, set(by_pred) | {RDF_TYPE[1:-1]})
+        return EntityMapping(entity, path, id_path, embedded, blocks, by_pred, set(by_pred) | {RDF_TYPE[1:-1]},
+                             links=c.link_targets)
 
     # -- ids and links ---------------------------------------------------------------------
     def record_id(self, entity: str, data: dict) -> str | None:

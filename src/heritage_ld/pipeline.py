@@ -5,6 +5,8 @@ atomically. The CLI is a thin layer over these two functions.
 """
 from __future__ import annotations
 
+import hashlib
+import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -13,6 +15,7 @@ from typing import Callable
 
 from . import config as config_mod
 from . import sources
+from .catalog import Catalog, Changes, DeletionGuard, Row, content_hash
 from .mapping import Context, Issue, Mapped, Mappings, Record
 from .terms import Triple
 from .validate import Shapes, validate
@@ -34,6 +37,7 @@ class Publication:
     records_read: int
     seconds: dict[str, float] = field(default_factory=dict)
     edm_xml: dict[Key, bytes] = field(default_factory=dict)   # EDM RDF/XML per published CHO record
+    rows: dict[Key, Row] = field(default_factory=dict)          # catalog rows (datestamps, provenance)
     by_subject: dict[str, list[Mapped]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -44,6 +48,13 @@ class Publication:
     @property
     def triple_count(self) -> int:
         return len({t for m in self.published for t in m.triples})
+
+    def state_digest(self, catalog_digest: str) -> str:
+        """Identifies everything the output is made of: the catalog state and this run's report."""
+        h = hashlib.sha256(catalog_digest.encode())
+        for i in self.issues:
+            h.update(repr((i.entity, i.record_id, i.severity, i.field, i.value, i.message, i.source)).encode())
+        return h.hexdigest()
 
     def linked_triples(self, m: Mapped) -> list[Triple]:
         """The triples of the published records ``m`` refers to (people, organisations, rights...)."""
@@ -177,11 +188,72 @@ def _edm(pub: Publication) -> None:
             pub.edm_held_back.setdefault(key, []).append(i)
 
 
-def publish(root: Path, progress: Callable[[int], None] | None = None) -> Publication:
-    """Build the publication and replace ``output/`` with it atomically."""
+def checkpoint(name: str) -> None:
+    """Fault-injection hook for the crash tests: with HERITAGE_LD_PAUSE_AT=name the run stops here
+    (announcing it in HERITAGE_LD_PAUSE_FILE) until it is killed."""
+    if os.environ.get("HERITAGE_LD_PAUSE_AT") == name:
+        Path(os.environ["HERITAGE_LD_PAUSE_FILE"]).write_text(name)
+        time.sleep(600)
+
+
+def publish(root: Path, progress: Callable[[int], None] | None = None, *, now: int | None = None,
+            allow_deletions: bool = False) -> tuple[Publication, Changes]:
+    """Build, apply the changes to the catalog and write ``output/``; crash-safe at every point.
+
+    Order: catalog changes in one transaction -> output written to a staging folder ->
+    commit -> staging swapped in. A crash before the commit leaves both old; after it, the next
+    run sees the catalog digest differ from ``output/.state`` and rewrites the output."""
     from .writers import write_all
     pub = build(root, progress)
+    checkpoint("mapped")
+    cfg = pub.config
+    if now is None:  # SOURCE_DATE_EPOCH: the reproducible-builds convention for a fixed clock
+        now = int(os.environ.get("SOURCE_DATE_EPOCH") or time.time())
     t = time.perf_counter()
-    write_all(pub, pub.config.output)
-    pub.seconds["write"] = time.perf_counter() - t
-    return pub
+    catalog = Catalog(cfg.catalog)
+    try:
+        current = {}
+        for m in pub.published:
+            key = (m.record.entity, m.record.id)
+            edm = pub.edm_xml.get(key)
+            mapping = pub.mappings.entities[m.record.entity].digest
+            current[key] = (content_hash(m.triples, edm) + mapping, m.record.source, cfg.sets(m.record.entity),
+                            m.triples, edm, mapping)
+        changes = catalog.plan(current, set(current) | set(pub.held_back))
+        live = sum(pub_counts for pub_counts in catalog.counts()["entity"].values())
+        if changes.deleted and not allow_deletions and len(changes.deleted) > cfg.max_delete_share * live:
+            raise DeletionGuard(
+                f"this run would withdraw {len(changes.deleted)} of {live} published records "
+                f"(more than {cfg.max_delete_share:.0%}), e.g. {', '.join('/'.join(k) for k in changes.deleted[:3])}. "
+                "If the sources really dropped them, run again with --allow-deletions")
+        catalog.begin()
+        try:
+            catalog.apply(current, changes, now)
+            held = [[k[0], k[1], v[0].message] for k, v in sorted(pub.held_back.items())]
+            catalog.record_run(now, pub.records_read, len(current), changes, held)
+            checkpoint("catalog-written")
+            view = from_catalog(pub, catalog)
+            state = view.state_digest(catalog.digest())
+            state_file = cfg.output / ".state"
+            if state_file.is_file() and state_file.read_text() == state:
+                catalog.commit()
+            else:
+                write_all(view, cfg.output, state, before_swap=lambda: (checkpoint("staged"), catalog.commit(), checkpoint("committed")))
+        finally:
+            catalog.rollback()
+    finally:
+        catalog.close()
+    view.seconds = {**pub.seconds, "catalog+write": time.perf_counter() - t}
+    return view, changes
+
+
+def from_catalog(pub: Publication, catalog: Catalog) -> Publication:
+    """The publication as the catalog holds it: live records (a held-back record keeps its last
+    published version), their datestamps and provenance, and this run's report."""
+    rows = {(r.entity, r.id): r for r in catalog.rows()}
+    published = [Mapped(Record(r.entity, r.id, {}, r.source), r.triples, [], {}) for r in rows.values()]
+    view = Publication(pub.config, pub.mappings, published, pub.held_back, pub.edm_held_back, pub.issues,
+                       pub.records_read, dict(pub.seconds))
+    view.edm_xml = {k: r.edm_xml for k, r in rows.items() if r.edm_xml is not None}
+    view.rows = rows
+    return view

@@ -1,12 +1,21 @@
-"""Source readers: files of records (JSON array or object, JSON Lines) and bundled vocabularies.
+"""Source readers: files of records and bundled vocabularies.
 
+Formats: JSON (one record or an array), JSON Lines, CSV (columns are field paths such as
+``author.name``; ``[]`` columns split on a separator), YAML (one record, a list, or several
+documents); each also gzip-compressed (``.json.gz``); a folder reads every such file in name order.
 Each reader yields ``(data, origin)`` where origin names file and line, e.g. ``sample/posts.json:3``.
+JSON Lines and CSV stream: a large export is never loaded whole.
 """
 from __future__ import annotations
 
+import csv
+import gzip
+import io
 import json
 from pathlib import Path
-from typing import Any, Iterator
+from typing import IO, Any, Iterator
+
+import yaml
 
 from .config import Config, Source
 from .transforms import data_file
@@ -20,11 +29,19 @@ def _line(text: str, pos: int) -> int:
     return text.count("\n", 0, pos) + 1
 
 
-def read_json(path: Path, shown: str) -> Iterator[tuple[Any, str]]:
+def open_text(path: Path) -> IO[str]:
+    """The file as UTF-8 text, decompressed when it ends in ``.gz``."""
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
+    return path.open(encoding="utf-8", newline="")
+
+
+def read_json(path: Path, shown: str, _options: dict) -> Iterator[tuple[Any, str]]:
     """A JSON array of records (each with its line) or a single record object."""
     try:
-        text = path.read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as e:
+        with open_text(path) as fh:
+            text = fh.read()
+    except (OSError, UnicodeDecodeError, EOFError) as e:
         raise InputError(f"{shown}: cannot read: {e}") from None
     dec = json.JSONDecoder()
     pos = len(text) - len(text.lstrip())
@@ -58,17 +75,78 @@ def read_json(path: Path, shown: str) -> Iterator[tuple[Any, str]]:
         raise InputError(f"{shown}: malformed JSON: unexpected end of file") from None
 
 
-def read_jsonl(path: Path, shown: str) -> Iterator[tuple[Any, str]]:
+def read_jsonl(path: Path, shown: str, _options: dict) -> Iterator[tuple[Any, str]]:
     """JSON Lines, one record a line, streamed."""
     try:
-        with path.open(encoding="utf-8") as fh:
+        with open_text(path) as fh:
             for n, line in enumerate(fh, 1):
                 if line.strip():
                     try:
                         yield json.loads(line), f"{shown}:{n}"
                     except json.JSONDecodeError as e:
                         raise InputError(f"{shown}:{n}:{e.colno}: malformed JSON: {e.msg}") from None
-    except (OSError, UnicodeDecodeError) as e:
+    except (OSError, UnicodeDecodeError, EOFError) as e:
+        raise InputError(f"{shown}: cannot read: {e}") from None
+
+
+def _set_path(record: dict, path: str, value: str, separator: str) -> None:
+    """Put a CSV cell at a field path: ``author.name`` nests; ``about[]`` splits on the separator."""
+    steps = path.split(".")
+    cur = record
+    for step in steps[:-1]:
+        cur = cur.setdefault(step.removesuffix("[]"), {})
+    last = steps[-1]
+    if last.endswith("[]"):
+        cur[last[:-2]] = [v.strip() for v in value.split(separator) if v.strip()]
+    else:
+        cur[last] = value
+
+
+def read_csv(path: Path, shown: str, options: dict) -> Iterator[tuple[Any, str]]:
+    """CSV with a header row, streamed. ``columns`` maps header names to field paths."""
+    columns: dict[str, str] = options.get("columns", {})
+    separator = options.get("list_separator", ";")
+    try:
+        with open_text(path) as fh:
+            reader = csv.DictReader(fh, delimiter=options.get("delimiter", ","))
+            unknown = [c for c in columns if c not in (reader.fieldnames or [])]
+            if unknown:
+                raise InputError(f"{shown}:1: columns {', '.join(map(repr, unknown))} configured but not in the "
+                                 f"header ({', '.join(reader.fieldnames or [])})")
+            for row in reader:
+                if None in row:
+                    raise InputError(f"{shown}:{reader.line_num}: more cells than header columns")
+                record: dict[str, Any] = {}
+                for col, value in row.items():
+                    if value not in (None, ""):
+                        _set_path(record, columns.get(col, col), value, separator)
+                yield record, f"{shown}:{reader.line_num}"
+    except csv.Error as e:
+        raise InputError(f"{shown}: malformed CSV: {e}") from None
+    except (OSError, UnicodeDecodeError, EOFError) as e:
+        raise InputError(f"{shown}: cannot read: {e}") from None
+
+
+def read_yaml(path: Path, shown: str, _options: dict) -> Iterator[tuple[Any, str]]:
+    """YAML: one record, a list of records, or several ``---`` documents."""
+    try:
+        with open_text(path) as fh:
+            loader = yaml.SafeLoader(fh)
+            try:
+                while loader.check_node():
+                    node = loader.get_node()
+                    line = node.start_mark.line + 1
+                    if isinstance(node, yaml.SequenceNode):
+                        for n, item in enumerate(node.value, 1):
+                            yield loader.construct_document(item), f"{shown}:{item.start_mark.line + 1} (record {n})"
+                    else:
+                        yield loader.construct_document(node), f"{shown}:{line}"
+            finally:
+                loader.dispose()
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise InputError(f"{shown}:{mark.line + 1 if mark else '?'}: malformed YAML: {getattr(e, 'problem', e)}") from None
+    except (OSError, UnicodeDecodeError, EOFError) as e:
         raise InputError(f"{shown}: cannot read: {e}") from None
 
 
@@ -79,21 +157,44 @@ def read_builtin(name: str) -> Iterator[tuple[Any, str]]:
         yield s, f"builtin:rights (statement {i})"
 
 
-READERS = {".json": read_json, ".jsonl": read_jsonl, ".ndjson": read_jsonl}
+READERS = {".json": read_json, ".jsonl": read_jsonl, ".ndjson": read_jsonl, ".csv": read_csv,
+           ".yaml": read_yaml, ".yml": read_yaml}
+
+
+def _reader(path: Path):
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes[-1:] == [".gz"]:
+        suffixes = suffixes[:-1]
+    return READERS.get(suffixes[-1] if suffixes else "")
 
 
 def read(config: Config, source: Source) -> Iterator[tuple[Any, str]]:
-    """Records of one configured source; a record that is not a JSON object is an InputError."""
+    """Records of one configured source; a record that is not an object is an InputError."""
     if source.path.startswith("builtin:"):
         yield from read_builtin(source.path[8:])
         return
+    if source.is_http:
+        from .httpsource import HttpOptions, HttpSource
+        opts = HttpOptions.from_config({"url": source.path, **source.options}, config.root,
+                                       f"heritage-ld.toml source {source.path}")
+        for data, origin in HttpSource(opts).records():
+            if not isinstance(data, dict):
+                raise InputError(f"{origin}: a record must be an object, got {type(data).__name__}")
+            yield data, origin
+        return
     path = config.root / source.path
-    reader = READERS.get(path.suffix.lower())
-    if reader is None:
-        raise InputError(f"{source.path}: unsupported file type (supported: {', '.join(READERS)})")
-    if not path.is_file():
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and _reader(p))
+    elif path.is_file():
+        if not _reader(path):
+            raise InputError(f"{source.path}: unsupported file type (supported: "
+                             f"{', '.join(READERS)}, each optionally .gz)")
+        files = [path]
+    else:
         raise InputError(f"{source.path}: file not found")
-    for data, origin in reader(path, source.path):
-        if not isinstance(data, dict):
-            raise InputError(f"{origin}: a record must be a JSON object, got {type(data).__name__}")
-        yield data, origin
+    for f in files:
+        shown = str(f.relative_to(config.root)) if f.is_relative_to(config.root) else str(f)
+        for data, origin in _reader(f)(f, shown, source.options):
+            if not isinstance(data, dict):
+                raise InputError(f"{origin}: a record must be an object (key: value), got {type(data).__name__}")
+            yield data, origin

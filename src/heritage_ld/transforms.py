@@ -87,7 +87,7 @@ def segment(value: str) -> str:
 
 # -- languages ---------------------------------------------------------------------------
 
-_LANG_TAG = re.compile(r"([A-Za-z]{2,3})(-[A-Za-z0-9]{2,8})*")
+_LANG_TAG = re.compile(r"([A-Za-z]{2,3})([-_][A-Za-z0-9]{2,8})*")
 
 
 @transform("language")
@@ -146,6 +146,11 @@ def parse_date(value: str) -> Typed:
         return _ymd(m[1], m[2], m[3], value)
     if m := _ISO_DT.fullmatch(v):
         _ymd(*m[1].split("-"), value)  # checks the calendar date
+        hh, mm = int(m[2][:2]), int(m[2][3:5])
+        ss = float(m[2][6:]) if m[2].count(":") == 2 else 0.0
+        zh, zm = (int(m[3][1:3]), int(m[3][4:6])) if m[3] and m[3] != "Z" else (0, 0)
+        if hh > 23 or mm > 59 or ss >= 60 or zh > 14 or zm > 59 or (zh == 14 and zm):
+            raise TransformError(f"{value!r} is not a valid time of day or time zone")
         secs = m[2] if m[2].count(":") == 2 else m[2] + ":00"
         return Typed(f"{m[1]}T{secs}{m[3] or ''}", XSD + "dateTime")
     if m := _MDY.fullmatch(low):
@@ -237,7 +242,7 @@ def duration(value: str) -> Typed:
     totals = {"H": 0, "M": 0, "S": 0}
     for n, unit in parts:
         totals[_DUR_UNITS[unit]] += int(n)
-    return Typed("PT" + "".join(f"{n}{u}" for u, n in totals.items() if n), XSD + "duration")
+    return Typed("PT" + ("".join(f"{n}{u}" for u, n in totals.items() if n) or "0S"), XSD + "duration")
 
 
 # -- rights ------------------------------------------------------------------------------

@@ -45,16 +45,26 @@ def formats() -> dict[str, Format]:
     return FORMATS
 
 
-def write_all(pub: "Publication", out: Path) -> None:
-    """Write every format into a staging folder, then swap it in for ``out``."""
+def write_all(pub: "Publication", out: Path, state: str = "",
+              before_swap: Callable[[], object] | None = None) -> None:
+    """Write every format into a staging folder, then swap it in for ``out``.
+
+    ``state`` is stored as ``.state`` (what the output was made from); ``before_swap`` runs once
+    the staging folder is complete (the catalog commits there)."""
     out = out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     _recover(out)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    umask = os.umask(0o022)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes it 0700; the published folder must be readable
     try:
         for fmt in formats().values():
             fmt.dataset(pub, staging)
+        (staging / ".state").write_text(state)
         _fsync_tree(staging)
+        if before_swap:
+            before_swap()
         swap(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

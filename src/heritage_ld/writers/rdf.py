@@ -10,7 +10,9 @@ from urllib.parse import quote
 
 import pyoxigraph as ox
 
-from ..terms import RDF_TYPE, Triple
+from datetime import datetime, timezone
+
+from ..terms import RDF_TYPE, XSD, Triple, is_iri, literal
 from . import Format, register
 
 
@@ -44,11 +46,31 @@ def write_ntriples(pub, out: Path) -> None:
     (out / "dataset.nt").write_text(nt_lines(_dataset_triples(pub)), "utf-8")
 
 
+PROV = "http://www.w3.org/ns/prov#"
+HLD = "https://w3id.org/heritage-ld#"
+
+
+def provenance(pub, graph: str, row) -> list[Triple]:
+    """PROV-O about one record's named graph: source, source id, when, which mapping version."""
+    when = datetime.fromtimestamp(row.last_changed, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    source = row.source.split(" ", 1)[0]
+    t = [(graph, RDF_TYPE, f"<{PROV}Entity>"),
+         (graph, f"<{PROV}generatedAtTime>", literal(when, datatype=XSD + "dateTime")),
+         (graph, f"<{HLD}sourceRecord>", literal(row.source)),
+         (graph, f"<{HLD}sourceId>", literal(row.id)),
+         (graph, f"<{HLD}mappingVersion>", literal(f"mapping/{row.entity}.yaml sha256:{row.mapping}"))]
+    if is_iri(source) and source.startswith(("http://", "https://")):
+        t.append((graph, f"<{PROV}wasDerivedFrom>", f"<{source}>"))
+    return t
+
+
 def write_nquads(pub, out: Path) -> None:
     with (out / "dataset.nq").open("w", encoding="utf-8") as fh:
         for m in pub.published:
-            g = f"<{graph_iri(pub, m.record.entity, m.record.id)}>"
-            fh.write("".join(f"{s} {p} {o} {g} .\n" for s, p, o in m.triples))
+            key = (m.record.entity, m.record.id)
+            g = f"<{graph_iri(pub, *key)}>"
+            triples = m.triples + (provenance(pub, g, pub.rows[key]) if key in pub.rows else [])
+            fh.write("".join(f"{s} {p} {o} {g} .\n" for s, p, o in triples))
 
 
 def write_turtle(pub, out: Path) -> None:

@@ -1,0 +1,178 @@
+"""The publication catalog: what is published, since when, and what was withdrawn.
+
+One SQLite file (embedded, no server, crash-safe through its journal) holding per record: id,
+entity, sets, source, content hash, first-published and last-changed datestamps (UTC seconds),
+deleted flag, the triples and the EDM document. Every output (files, OAI-PMH, SPARQL) is derived
+from it, so they agree. A run applies its changes in one transaction: a crash leaves the old
+state or the new one.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from .terms import Triple
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    entity TEXT NOT NULL, id TEXT NOT NULL,
+    sets TEXT NOT NULL,                 -- JSON list of set specs
+    source TEXT NOT NULL,               -- file:line or URL this version was read from
+    hash TEXT NOT NULL,                 -- sha256 of the canonical triples + EDM document
+    first_published INTEGER NOT NULL,   -- UTC seconds
+    last_changed INTEGER NOT NULL,      -- UTC seconds: the OAI-PMH datestamp
+    deleted INTEGER NOT NULL DEFAULT 0,
+    triples TEXT NOT NULL,              -- JSON list of [s, p, o] N-Triples terms, sorted
+    edm_xml BLOB,                       -- EDM RDF/XML, NULL if held back from the EDM channel
+    mapping TEXT NOT NULL,              -- digest of the mapping file that produced it
+    PRIMARY KEY (entity, id)
+);
+CREATE INDEX IF NOT EXISTS records_by_datestamp ON records (last_changed, entity, id);
+CREATE TABLE IF NOT EXISTS runs (
+    started INTEGER NOT NULL, read INTEGER, published INTEGER, added INTEGER, changed INTEGER,
+    deleted INTEGER, held_back TEXT      -- JSON list of [entity, id, first message]
+);
+"""
+
+
+class DeletionGuard(Exception):
+    """A run would withdraw more records than allowed; str() says how many and how to proceed."""
+
+
+@dataclass
+class Row:
+    entity: str
+    id: str
+    sets: list[str]
+    source: str
+    hash: str
+    first_published: int
+    last_changed: int
+    deleted: bool
+    triples: list[Triple]
+    edm_xml: bytes | None
+    mapping: str
+
+
+@dataclass
+class Changes:
+    added: list[tuple[str, str]] = field(default_factory=list)
+    changed: list[tuple[str, str]] = field(default_factory=list)
+    deleted: list[tuple[str, str]] = field(default_factory=list)
+    unchanged: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.changed or self.deleted)
+
+
+def content_hash(triples: list[Triple], edm_xml: bytes | None) -> str:
+    h = hashlib.sha256()
+    for t in triples:
+        h.update(" ".join(t).encode("utf-8") + b"\n")
+    h.update(b"\x00" + (edm_xml or b""))
+    return h.hexdigest()
+
+
+class Catalog:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- reading ---------------------------------------------------------------------------
+    def rows(self, include_deleted: bool = False) -> Iterator[Row]:
+        sql = "SELECT * FROM records" + ("" if include_deleted else " WHERE deleted = 0") + " ORDER BY entity, id"
+        for r in self.db.execute(sql):
+            yield Row(r[0], r[1], json.loads(r[2]), r[3], r[4], r[5], r[6], bool(r[7]),
+                      [tuple(t) for t in json.loads(r[8])], r[9], r[10])
+
+    def digest(self) -> str:
+        """Changes whenever anything published changes (used to skip rewriting identical output)."""
+        h = hashlib.sha256()
+        for row in self.db.execute("SELECT entity, id, hash, last_changed, deleted, source FROM records "
+                                   "ORDER BY entity, id"):
+            h.update(json.dumps(row).encode())
+        return h.hexdigest()
+
+    def last_run(self) -> dict | None:
+        r = self.db.execute("SELECT started, read, published, added, changed, deleted, held_back FROM runs "
+                            "ORDER BY rowid DESC LIMIT 1").fetchone()
+        if r is None:
+            return None
+        return {"started": r[0], "read": r[1], "published": r[2], "added": r[3], "changed": r[4],
+                "deleted": r[5], "held_back": json.loads(r[6])}
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Live and deleted records per entity and per set."""
+        out: dict[str, dict[str, int]] = {"entity": {}, "set": {}, "deleted": {}}
+        for entity, sets, deleted in self.db.execute("SELECT entity, sets, deleted FROM records"):
+            if deleted:
+                out["deleted"][entity] = out["deleted"].get(entity, 0) + 1
+                continue
+            out["entity"][entity] = out["entity"].get(entity, 0) + 1
+            for s in json.loads(sets):
+                out["set"][s] = out["set"].get(s, 0) + 1
+        return out
+
+    def changed_since(self, since: int) -> list[tuple[str, str, int, bool]]:
+        return list(self.db.execute("SELECT entity, id, last_changed, deleted FROM records WHERE last_changed >= ? "
+                                    "ORDER BY last_changed, entity, id", (since,)))
+
+    # -- writing ---------------------------------------------------------------------------
+    def plan(self, current: dict[tuple[str, str], tuple[str, str, list[str], list[Triple], bytes | None, str]],
+             present: set[tuple[str, str]]) -> Changes:
+        """What applying ``current`` (key -> (hash, source, sets, triples, edm, mapping)) would change.
+
+        ``present`` holds every key the sources still have, held-back records included: a record
+        held back keeps its previous published version and is not withdrawn."""
+        ch = Changes()
+        old = {(e, i): (h, d) for e, i, h, d in self.db.execute("SELECT entity, id, hash, deleted FROM records")}
+        for key, (h, *_rest) in current.items():
+            if key not in old or old[key][1]:
+                ch.added.append(key)
+            elif old[key][0] != h:
+                ch.changed.append(key)
+            else:
+                ch.unchanged += 1
+        ch.deleted = sorted(k for k, (_h, d) in old.items() if not d and k not in present)
+        return ch
+
+    def begin(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        self.db.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
+
+    def apply(self, current: dict, changes: Changes, now: int) -> None:
+        """Write the planned changes (inside ``begin``/``commit``)."""
+        for key in changes.added + changes.changed:
+            h, source, sets, triples, edm, mapping = current[key]
+            self.db.execute(
+                "INSERT INTO records (entity, id, sets, source, hash, first_published, last_changed, deleted, "
+                "triples, edm_xml, mapping) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?) "
+                "ON CONFLICT (entity, id) DO UPDATE SET sets = excluded.sets, source = excluded.source, "
+                "hash = excluded.hash, last_changed = excluded.last_changed, deleted = 0, "
+                "triples = excluded.triples, edm_xml = excluded.edm_xml, mapping = excluded.mapping",
+                (key[0], key[1], json.dumps(sets), source, h, now, now, json.dumps(triples), edm, mapping))
+        for key in changes.deleted:
+            self.db.execute("UPDATE records SET deleted = 1, last_changed = ?, triples = '[]', edm_xml = NULL "
+                            "WHERE entity = ? AND id = ?", (now, key[0], key[1]))
+
+    def record_run(self, now: int, read: int, published: int, changes: Changes, held_back: list) -> None:
+        self.db.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (now, read, published, len(changes.added), len(changes.changed), len(changes.deleted),
+                         json.dumps(held_back)))
