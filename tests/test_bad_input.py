@@ -109,15 +109,20 @@ class Run:
         assert len(found) == 1, self.report()
         return found[0]
 
-    def assert_held_back(self, entity: str, record_id: str) -> str:
-        """A complete new publication without the record; returns its report paragraph."""
+    def assert_held_back(self, entity: str, record_id: str, bad: str | None = None) -> str:
+        """The record is reported held back; its previously published version stays published unchanged
+        (catalog semantics), the bad value is published nowhere, and the rest of the output is complete.
+        Returns the record's report paragraph."""
         block = self.record_block(entity, record_id)
         assert block.splitlines()[0].endswith("[held back]"), block
-        assert f"{BASE}{entity}/{record_id}" not in subjects(self.out)
-        assert not (self.out / "records" / entity / f"{record_id}.ttl").exists()
-        assert (self.out / "dataset.nt").read_bytes() != self.nt_before
-        # the rest is still published, in every format
-        assert {p for p in self.before if "/" not in p} <= set(snapshot(self.out))
+        after = snapshot(self.out)
+        mine = [k for k in self.before if k.startswith(f"records/{entity}/{record_id}.")]
+        assert mine and all(after.get(k) == self.before[k] for k in mine), "previous version not kept"
+        assert f"{BASE}{entity}/{record_id}" in subjects(self.out)
+        if bad is not None:
+            for name in ("dataset.nt", "dataset.ttl", "dataset.jsonld"):
+                assert bad not in (self.out / name).read_text("utf-8"), name
+        assert {p for p in self.before if "/" not in p} <= set(after)
         assert f"{BASE}organisation/delft-university-of-technology" in subjects(self.out)
         self.report_graph()  # the machine-readable report parses
         return block
@@ -197,7 +202,7 @@ def test_duplicate_ids(run):
     edit_json(run.root, "sample/people.json",
               lambda d: d.append({"identifier": "emmy-storms", "name": "Emmy Storms", "jobTitle": ["Pianist"]}))
     run.publish(1)
-    block = run.assert_held_back("person", "emmy-storms")
+    block = run.assert_held_back("person", "emmy-storms", "Pianist")
     assert "duplicate id 'emmy-storms': 2 different records use it" in block
     assert block.count("sample/people.json:") >= 2        # both places are named
     assert "give each its own id" in block
@@ -212,7 +217,7 @@ def test_identical_copies_are_not_duplicates(run):
 def test_link_to_missing_record(run):
     edit_json(run.root, "sample/posts.json", lambda d: d[2].__setitem__("about", ["nobody-known"]))
     run.publish(1)
-    block = run.assert_held_back("article", POSTCARDS)
+    block = run.assert_held_back("article", POSTCARDS, "nobody-known")
     assert "field about[] (value: 'nobody-known')" in block
     assert "'nobody-known', which is not among the records read" in block
     assert f"{BASE}article/{CYNTHIA_ARTICLE}" in subjects(run.out)
@@ -221,7 +226,7 @@ def test_link_to_missing_record(run):
 def test_unknown_rights_label(run):
     edit_json(run.root, "sample/posts.json", lambda d: d[1].__setitem__("license", "All rights reserved"))
     r = run.publish(1)
-    block = run.assert_held_back("article", MUZIEK)
+    block = run.assert_held_back("article", MUZIEK, "All rights reserved")
     assert "field license (value: 'All rights reserved')" in block
     assert "unknown rights statement 'All rights reserved'; accepted labels:" in block
     for label in ("'In Copyright'", "'Creative Commons Attribution-ShareAlike 4.0 International'",
@@ -237,7 +242,7 @@ def test_unknown_rights_label(run):
 def test_unparseable_date(run, article, index, value, message):
     edit_json(run.root, "sample/posts.json", lambda d: d[index].__setitem__("datePublished", value))
     run.publish(1)
-    block = run.assert_held_back("article", article)
+    block = run.assert_held_back("article", article, value)
     assert f"field datePublished (value: {value!r})" in block
     assert message in block
 
@@ -247,13 +252,15 @@ def test_control_character_and_markup(run):
     edit_json(run.root, "sample/posts.json",
               lambda d: d[1].__setitem__("description", "Grammofoonplaten, <b>bold</b> gedigitaliseerd."))
     run.publish(1)
-    person = run.assert_held_back("person", "cynthia-liem")
+    person = run.assert_held_back("person", "cynthia-liem", "Cynthia\u0007 Liem")
     assert "field name (value: 'Cynthia\\x07 Liem')" in person
     assert "contains control character U+0007, which XML cannot carry" in person
-    article = run.assert_held_back("article", MUZIEK)
+    article = run.assert_held_back("article", MUZIEK, "<b>bold</b>")
     assert "field description" in article and "contains markup '<b>'" in article
     assert "\u0007" not in run.report()
-    assert not list((run.out / "edm").rglob(f"{MUZIEK}.xml"))
+    edm = f"edm/article/{MUZIEK}.xml"
+    assert snapshot(run.out).get(edm) == run.before[edm]      # the previous EDM version, not the broken one
+    assert "bold" not in (run.out / edm).read_text("utf-8")
 
 
 def test_rights_not_accepted_by_europeana(run):
@@ -272,7 +279,31 @@ def test_rights_not_accepted_by_europeana(run):
     block = run.record_block("image", GRAMMOFOON)
     assert block.splitlines()[0].endswith("[published, held back from EDM]"), block
     assert "[EDM only]" in block
+    assert "Europeana does not accept this rights statement" in block
+    assert not (run.out / "edm/article" / f"{MUZIEK}.xml").exists()   # its aggregation carries the same rights
     assert "held back" in r.stdout and "from EDM" in r.stdout
+
+
+def test_first_publication_leaves_held_back_records_out(project):
+    """Without a previous publication a held-back record is published nowhere."""
+    edit_json(project, "sample/posts.json", lambda d: (
+        d[0].__setitem__("datePublished", "2021-02-30"),
+        d[1].__setitem__("license", "All rights reserved"),
+        d[2].__setitem__("about", ["nobody-known"])))
+    r = cli(project)
+    no_traceback(r)
+    assert r.returncode == 1, r.stderr
+    out = project / "output"
+    report = (out / "validation-report.txt").read_text("utf-8")
+    for article, text in ((CYNTHIA_ARTICLE, "'2021-02-30' is not a calendar date"),
+                          (MUZIEK, "unknown rights statement 'All rights reserved'"),
+                          (POSTCARDS, "field about[] (value: 'nobody-known')")):
+        assert f"article {article} [held back]" in report and text in report
+        assert f"{BASE}article/{article}" not in subjects(out)
+        assert not list(out.rglob(f"{article}.*"))
+    assert f"{BASE}person/cynthia-liem" in subjects(out)
+    for name in ("2021-02-30", "All rights reserved", "nobody-known"):
+        assert name not in (out / "dataset.nt").read_text("utf-8")
 
 
 # -- mappings, shapes, configuration --------------------------------------------------------------

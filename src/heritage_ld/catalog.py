@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 import sqlite3
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -35,6 +38,9 @@ CREATE INDEX IF NOT EXISTS records_by_datestamp ON records (last_changed, entity
 CREATE TABLE IF NOT EXISTS runs (
     started INTEGER NOT NULL, read INTEGER, published INTEGER, added INTEGER, changed INTEGER,
     deleted INTEGER, held_back TEXT      -- JSON list of [entity, id, first message]
+);
+CREATE TABLE IF NOT EXISTS publishing (  -- runs about to stamp records: "publish in progress since T"
+    since INTEGER NOT NULL, pid INTEGER NOT NULL, host TEXT NOT NULL
 );
 """
 
@@ -85,6 +91,7 @@ class Catalog:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
+        self._announced: int | None = None   # rowid of this run's row in ``publishing``
 
     def close(self) -> None:
         self.db.close()
@@ -147,15 +154,39 @@ class Catalog:
         ch.deleted = sorted(k for k, (_h, d) in old.items() if not d and k not in present)
         return ch
 
+    def announce(self, now: int | None = None) -> int:
+        """Record "publish in progress since T" (autocommitted, before ``begin``); returns the datestamp
+        for this run's changes: ``now`` if given, else the clock read after the announcement is visible.
+
+        ``commit`` removes the row in the transaction that makes the changes visible. A reader (the
+        OAI-PMH server) reads its clock, then this table, and answers with responseDate =
+        min(clock, oldest T): either it saw the row (responseDate <= T <= datestamp) or its clock was
+        read before the datestamp was. So an incremental harvest from that responseDate never misses
+        this run's changes. Rows of crashed runs (dead pid on this host) are ignored and cleared here."""
+        host = socket.gethostname()
+        for rowid, pid in self.db.execute("SELECT rowid, pid FROM publishing WHERE host = ?", (host,)).fetchall():
+            if not pid_alive(pid):
+                self.db.execute("DELETE FROM publishing WHERE rowid = ?", (rowid,))
+        since = int(time.time()) if now is None else now
+        self._announced = self.db.execute("INSERT INTO publishing VALUES (?, ?, ?)",
+                                          (since, os.getpid(), host)).lastrowid
+        return max(since, int(time.time())) if now is None else now
+
     def begin(self) -> None:
         self.db.execute("BEGIN IMMEDIATE")
 
     def commit(self) -> None:
+        if self._announced is not None:
+            self.db.execute("DELETE FROM publishing WHERE rowid = ?", (self._announced,))
         self.db.execute("COMMIT")
+        self._announced = None
 
     def rollback(self) -> None:
         if self.db.in_transaction:
             self.db.execute("ROLLBACK")
+        if self._announced is not None:  # a failed run: withdraw the announcement
+            self.db.execute("DELETE FROM publishing WHERE rowid = ?", (self._announced,))
+            self._announced = None
 
     def apply(self, current: dict, changes: Changes, now: int) -> None:
         """Write the planned changes (inside ``begin``/``commit``)."""
@@ -176,3 +207,21 @@ class Catalog:
         self.db.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
                         (now, read, published, len(changes.added), len(changes.changed), len(changes.deleted),
                          json.dumps(held_back)))
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def in_progress_since(db: sqlite3.Connection) -> int | None:
+    """Oldest "publish in progress since T" of a run still alive (runs on other hosts count until cleared)."""
+    host = socket.gethostname()
+    live = [since for since, pid, h in db.execute("SELECT since, pid, host FROM publishing")
+            if h != host or pid_alive(pid)]
+    return min(live, default=None)

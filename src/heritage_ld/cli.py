@@ -33,6 +33,8 @@ def _fail(e: Exception) -> None:
 def _run(label: str, fn, *args, **kwargs):
     """Run a pipeline function with a progress bar on stderr; user errors exit 2 without a traceback."""
     try:
+        if not sys.stderr.isatty():
+            return fn(*args, None, **kwargs)
         with click.progressbar(length=0, label=label, file=sys.stderr, show_pos=True) as bar:
             def progress(n: int) -> None:
                 bar.length = (bar.length or 0) + n

@@ -428,7 +428,8 @@ class _Compiler:
         return fn
 
     # -- classes and subject blocks ---------------------------------------------------------
-    def classes(self, spec: Any, node: Any) -> Callable[[dict], list[str]]:
+    def classes(self, spec: Any, node: Any) -> list[Callable[[dict], list[str]]]:
+        """One function per class entry, so a bad class value drops only that class."""
         items = spec if isinstance(spec, list) else [spec]
         fixed: list[str] = []
         dynamic: list[Callable[[dict], list[str]]] = []
@@ -472,7 +473,7 @@ class _Compiler:
                             raise ValueIssue(path, _short(s), f"type {s!r} is not a class name")
                     return [f"<{ns}{s}>" for s in vals]
             dynamic.append(dyn)
-        return lambda r: fixed + [c for d in dynamic for c in d(r)]
+        return [lambda r: fixed] + dynamic
 
 
 @dataclass
@@ -487,7 +488,7 @@ class _Property:
 class _Block:
     name: str
     uri: Callable[[dict, Context], list[str]]
-    classes: Callable[[dict], list[str]]
+    classes: list[Callable[[dict], list[str]]]
     properties: list[_Property]
     when: Callable[[dict], bool] | None
 
@@ -540,10 +541,11 @@ class EntityMapping:
                 active.append((block, uris[0]))
         for block, subject in active:
             s = f"<{subject}>"
-            try:
-                triples.extend((s, RDF_TYPE, c) for c in block.classes(rec))
-            except ValueIssue as e:
-                issue(e, subject, RDF_TYPE[1:-1])
+            for classes in block.classes:
+                try:
+                    triples.extend((s, RDF_TYPE, c) for c in classes(rec))
+                except ValueIssue as e:
+                    issue(e, subject, RDF_TYPE[1:-1])
             for prop in block.properties:
                 ctx.link_issues = []
                 try:

@@ -164,7 +164,11 @@ def build(root: Path, progress: Callable[[int], None] | None = None) -> Publicat
     pub = Publication(cfg, mappings, published, dict(held), dict(edm_held), issues, read,
                       {"read": t1 - t0, "map": t2 - t1, "validate": t3 - t2})
     _edm(pub)
-    issues.sort(key=lambda i: (i.entity, i.record_id, i.severity != "Violation", i.field or "", i.message))
+    # one field feeding several properties (dc:date and schema:datePublished) reports once
+    unique = {(i.entity, i.record_id, i.severity, i.field, i.value, i.message, i.channel, i.focus if not i.field else None): i
+              for i in issues}
+    issues[:] = sorted(unique.values(), key=lambda i: (i.entity, i.record_id, i.severity != "Violation",
+                                                       i.field or "", i.message))
     return pub
 
 
@@ -189,11 +193,12 @@ def _edm(pub: Publication) -> None:
 
 
 def checkpoint(name: str) -> None:
-    """Fault-injection hook for the crash tests: with HERITAGE_LD_PAUSE_AT=name the run stops here
-    (announcing it in HERITAGE_LD_PAUSE_FILE) until it is killed."""
+    """Fault-injection hook for the crash and concurrency tests: with HERITAGE_LD_PAUSE_AT=name the
+    run stops here (announcing it in HERITAGE_LD_PAUSE_FILE) until it is killed, or for
+    HERITAGE_LD_PAUSE_SECONDS seconds and then goes on."""
     if os.environ.get("HERITAGE_LD_PAUSE_AT") == name:
         Path(os.environ["HERITAGE_LD_PAUSE_FILE"]).write_text(name)
-        time.sleep(600)
+        time.sleep(float(os.environ.get("HERITAGE_LD_PAUSE_SECONDS") or 600))
 
 
 def publish(root: Path, progress: Callable[[int], None] | None = None, *, now: int | None = None,
@@ -207,8 +212,8 @@ def publish(root: Path, progress: Callable[[int], None] | None = None, *, now: i
     pub = build(root, progress)
     checkpoint("mapped")
     cfg = pub.config
-    if now is None:  # SOURCE_DATE_EPOCH: the reproducible-builds convention for a fixed clock
-        now = int(os.environ.get("SOURCE_DATE_EPOCH") or time.time())
+    if now is None and os.environ.get("SOURCE_DATE_EPOCH"):  # reproducible-builds convention: a fixed clock
+        now = int(os.environ["SOURCE_DATE_EPOCH"])
     t = time.perf_counter()
     catalog = Catalog(cfg.catalog)
     try:
@@ -226,6 +231,7 @@ def publish(root: Path, progress: Callable[[int], None] | None = None, *, now: i
                 f"this run would withdraw {len(changes.deleted)} of {live} published records "
                 f"(more than {cfg.max_delete_share:.0%}), e.g. {', '.join('/'.join(k) for k in changes.deleted[:3])}. "
                 "If the sources really dropped them, run again with --allow-deletions")
+        now = catalog.announce(now)  # harvesters see "publish in progress" until commit (Catalog.announce)
         catalog.begin()
         try:
             catalog.apply(current, changes, now)

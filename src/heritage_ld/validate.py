@@ -39,7 +39,8 @@ class Shapes:
             except FileNotFoundError:
                 raise ShapesError(f"{name}: shapes file not found") from None
             except Exception as e:  # rdflib raises several parser exception types
-                raise ShapesError(f"{name}: not valid Turtle: {e}") from None
+                detail = " ".join(str(e).split())
+                raise ShapesError(f"{name}: not valid Turtle: {detail[:300]}") from None
             for s in set(part.subjects()):
                 channel_of[s] = channel
             graph += part
