@@ -206,5 +206,35 @@ def map_record(project: Path, entity: str, record_id: str, fmt: str) -> None:
     click.echo(data.decode("utf-8"), nl=False)
 
 
+
+@main.command()
+@project_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: all).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="TCP port.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1),
+              help="gunicorn worker processes (about 2 per CPU core).")
+def serve(project: Path, host: str, port: int, workers: int) -> None:
+    """Serve the catalog over HTTP (gunicorn): OAI-PMH for aggregators at /oai.
+
+    Settings in heritage-ld.toml under [oai]: page_size (default 100), admin_email, base_url (the
+    public URL of /oai behind a proxy), repository_name. Tokens are signed with $HERITAGE_LD_SECRET,
+    else a random key kept in .heritage-ld/secret.
+
+    \b
+    Examples:
+      heritage-ld serve                          # http://127.0.0.1:8000/oai
+      heritage-ld serve --host 0.0.0.0 --port 8080 --workers 4
+    """
+    from . import server
+    try:
+        cfg = load_config(project)
+        if not cfg.catalog.exists():
+            raise ConfigError(f"{cfg.catalog}: no catalog yet; run heritage-ld publish first")
+        click.echo(f"OAI-PMH endpoint: http://{host}:{port}/oai", err=True)
+        server.run(project, host, port, workers)
+    except USER_ERRORS as e:
+        _fail(e)
+
+
 if __name__ == "__main__":
     main()

@@ -161,6 +161,7 @@ def build(root: Path, progress: Callable[[int], None] | None = None) -> Publicat
         if i.severity == "Violation":
             (held if i.channel == "all" else edm_held)[(i.entity, i.record_id)].append(i)
     published = [m for m in mapped if (m.record.entity, m.record.id) not in held]
+    issues.extend(_links_to_held(mapped, held))
     pub = Publication(cfg, mappings, published, dict(held), dict(edm_held), issues, read,
                       {"read": t1 - t0, "map": t2 - t1, "validate": t3 - t2})
     _edm(pub)
@@ -170,6 +171,24 @@ def build(root: Path, progress: Callable[[int], None] | None = None) -> Publicat
     issues[:] = sorted(unique.values(), key=lambda i: (i.entity, i.record_id, i.severity != "Violation",
                                                        i.field or "", i.message))
     return pub
+
+
+def _links_to_held(mapped: list[Mapped], held: dict[Key, list[Issue]]) -> list[Issue]:
+    """Warn where a published record links to a record that is held back (the link would dangle)."""
+    held_iris = {f"<{iri}>": m.record for m in mapped if (m.record.entity, m.record.id) in held
+                 for iri in m.subjects.values()}
+    out = []
+    for m in mapped:
+        if (m.record.entity, m.record.id) in held:
+            continue
+        for s, p, o in m.triples:
+            if o in held_iris and o != s:
+                target = held_iris[o]
+                out.append(Issue(m.record.entity, m.record.id, m.record.source, None, o[1:-1],
+                                 f"links to {target.entity} {target.id}, which is held back: the link has no "
+                                 "target until that record is fixed", "Warning", focus=s[1:-1], predicate=p[1:-1],
+                                 component=MAPPING_CHECK))
+    return out
 
 
 def _edm(pub: Publication) -> None:
