@@ -42,6 +42,12 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS publishing (  -- runs about to stamp records: "publish in progress since T"
     since INTEGER NOT NULL, pid INTEGER NOT NULL, host TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS push_state (  -- per Graph Store endpoint: what it has acknowledged (push.py)
+    endpoint TEXT NOT NULL, graph TEXT NOT NULL,
+    version TEXT NOT NULL,              -- "<hash>@<last_changed>" of the record PUT, or "deleted"
+    pushed INTEGER NOT NULL,            -- UTC seconds of the acknowledgment
+    PRIMARY KEY (endpoint, graph)
+);
 """
 
 

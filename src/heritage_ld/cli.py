@@ -20,6 +20,9 @@ from .writers import formats
 from .writers.report import status as record_status, text_report
 
 USER_ERRORS = (ConfigError, MappingError, InputError, ShapesError, DeletionGuard)
+reference_option = click.option(
+    "--reference-validation", "reference", is_flag=True,
+    help="Validate with pyshacl itself instead of the compiled checks (same results, slower).")
 project_option = click.option(
     "--project", "project", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
     show_default=True, help="Project folder holding heritage-ld.toml, mapping/ and shapes/.")
@@ -82,7 +85,8 @@ def main() -> None:
 @click.option("--allow-deletions", is_flag=True,
               help="Withdraw records gone from the sources even if they are more than max_delete_share "
                    "(default 10%) of the published ones.")
-def publish(project: Path, allow_deletions: bool) -> None:
+@reference_option
+def publish(project: Path, allow_deletions: bool, reference: bool) -> None:
     """Map every source record, validate it, update the catalog and output/.
 
     Only changed records get a new datestamp; records gone from their source become tombstones
@@ -96,7 +100,7 @@ def publish(project: Path, allow_deletions: bool) -> None:
       heritage-ld publish --allow-deletions     # after removing many records on purpose
     """
     start = time.perf_counter()
-    pub, changes = _run("mapping", pipeline.publish, project, allow_deletions=allow_deletions)
+    pub, changes = _run("mapping", pipeline.publish, project, allow_deletions=allow_deletions, reference=reference)
     pub.seconds = {"total": time.perf_counter() - start}
     click.echo(f"changes          {len(changes.added)} new, {len(changes.changed)} changed, "
                f"{len(changes.deleted)} withdrawn, {changes.unchanged} unchanged")
@@ -152,14 +156,15 @@ def status(project: Path, since: str | None) -> None:
 
 @main.command()
 @project_option
-def validate(project: Path) -> None:
+@reference_option
+def validate(project: Path, reference: bool) -> None:
     """Map and validate without writing anything; print the report.
 
     \b
     Example:
       heritage-ld validate --project .
     """
-    pub = _run("validating", pipeline.build, project)
+    pub = _run("validating", pipeline.build, project, reference=reference)
     click.echo(text_report(pub))
     _summary(pub, None)
     sys.exit(1 if pub.held_back or pub.edm_held_back else 0)
@@ -234,6 +239,48 @@ def serve(project: Path, host: str, port: int, workers: int) -> None:
         server.run(project, host, port, workers)
     except USER_ERRORS as e:
         _fail(e)
+
+
+@main.command(name="push")
+@project_option
+@click.argument("url")
+@click.option("--full", is_flag=True, help="Send everything again: PUT every live graph, DELETE every tombstone.")
+@click.option("--workers", default=4, show_default=True, type=click.IntRange(1, 64), help="Concurrent requests.")
+@click.option("--retries", default=5, show_default=True, type=click.IntRange(0),
+              help="Retries per request on 429, 5xx and network errors (exponential backoff, Retry-After).")
+@click.option("--timeout", default=60.0, show_default=True, type=click.FloatRange(0, min_open=True),
+              help="Seconds per request.")
+@click.option("--allow-address", "allow", multiple=True, metavar="ADDRESS",
+              help="Allow this loopback or private address or network (repeatable), e.g. 127.0.0.1.")
+def push_command(project: Path, url: str, full: bool, workers: int, retries: int, timeout: float,
+                 allow: tuple[str, ...]) -> None:
+    """Load the catalog into a SPARQL store via the Graph Store HTTP Protocol (URL: its GSP endpoint).
+
+    One named graph per record ({base_uri}graph/<entity>/<id>, as in dataset.nq): PUT for records
+    changed since the last successful push to URL, DELETE for tombstones. An interrupted push resumes
+    where it stopped. Credentials come from the environment only: $HERITAGE_LD_PUSH_TOKEN (Bearer),
+    or $HERITAGE_LD_PUSH_USER and $HERITAGE_LD_PUSH_PASSWORD (Basic). Exit code 0 if every graph was
+    sent, 2 otherwise.
+
+    \b
+    Examples:
+      heritage-ld push https://sparql.partner.example/store
+      heritage-ld push http://127.0.0.1:7878/store --allow-address 127.0.0.1 --full
+    """
+    from .push import PushError, PushOptions, push
+    try:
+        result = push(project, url, PushOptions(full=full, workers=workers, retries=retries, timeout=timeout,
+                                                allow_addresses=list(allow)))
+    except (PushError, ConfigError, InputError) as e:
+        _fail(e)
+    except OSError as e:
+        _fail(f"{url}: {e}")
+    click.echo(f"pushed to {result.endpoint}: {result.put} graphs put, {result.deleted} deleted, "
+               f"{result.skipped} unchanged (skipped), {len(result.failures)} failures"
+               + (f", {result.not_sent} left for the next run" if result.not_sent else ""))
+    for message in result.failures:
+        click.secho(f"error: {message}", fg="red", err=True)
+    sys.exit(0 if result.ok else 2)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,41 @@ class HttpOptions:
         return opts
 
 
+def check_public_address(url: str, allow: list[str],
+                         hint: str = "list it in allow_addresses if this source is meant to be there") -> None:
+    """Refuse a URL whose host resolves to a loopback, private, link-local or reserved address
+    unless that address is in ``allow`` (addresses or networks); raises InputError."""
+    host = urlsplit(url).hostname or ""
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except socket.gaierror as e:
+        raise InputError(f"{url}: cannot resolve host {host!r}: {e.strerror}") from None
+    allowed = [ipaddress.ip_network(a, strict=False) for a in allow]
+    for info in infos:
+        ip = ipaddress.ip_address(info[4][0])
+        if (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast
+                or ip.is_unspecified) and not any(ip in net for net in allowed):
+            raise InputError(f"{url}: refusing to connect to {ip} (a loopback, private or link-local "
+                             f"address); {hint}")
+
+
+def retry_delay(attempt: int, retry_after: str | None, backoff: float, max_backoff: float) -> float:
+    """Seconds to wait before retry ``attempt`` (0-based): exponential backoff, or the server's
+    ``Retry-After`` (seconds or an HTTP date), never more than ``max_backoff``."""
+    delay = min(backoff * (2 ** attempt), max_backoff)
+    if retry_after:
+        if retry_after.strip().isdigit():
+            delay = float(retry_after)
+        else:
+            try:
+                when = email.utils.parsedate_to_datetime(retry_after)
+            except (TypeError, ValueError):
+                when = None
+            delay = when.timestamp() - time.time() if when else delay
+        delay = max(0.0, min(delay, max_backoff))
+    return delay
+
+
 def _dig(data: Any, path: str) -> Any:
     for step in [s for s in path.split(".") if s]:
         if not isinstance(data, dict):
@@ -94,18 +129,7 @@ class HttpSource:
 
     # -- safety ----------------------------------------------------------------------------
     def check_address(self, url: str) -> None:
-        host = urlsplit(url).hostname or ""
-        try:
-            infos = socket.getaddrinfo(host, None)
-        except socket.gaierror as e:
-            raise InputError(f"{url}: cannot resolve host {host!r}: {e.strerror}") from None
-        allowed = [ipaddress.ip_network(a, strict=False) for a in self.o.allow_addresses]
-        for info in infos:
-            ip = ipaddress.ip_address(info[4][0])
-            if (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast
-                    or ip.is_unspecified) and not any(ip in net for net in allowed):
-                raise InputError(f"{url}: refusing to connect to {ip} (a loopback, private or link-local "
-                                 "address); list it in allow_addresses if this source is meant to be there")
+        check_public_address(url, self.o.allow_addresses)
 
     # -- one request -----------------------------------------------------------------------
     def _cache_paths(self, url: str) -> tuple[Path, Path] | None:
@@ -175,15 +199,7 @@ class HttpSource:
             return body, resp
 
     def _sleep(self, attempt: int, retry_after: str | None) -> None:
-        delay = min(self.o.backoff * (2 ** attempt), self.o.max_backoff)
-        if retry_after:
-            if retry_after.strip().isdigit():
-                delay = float(retry_after)
-            else:
-                when = email.utils.parsedate_to_datetime(retry_after)
-                delay = when.timestamp() - time.time() if when else delay
-            delay = max(0.0, min(delay, self.o.max_backoff))
-        time.sleep(delay)
+        time.sleep(retry_delay(attempt, retry_after, self.o.backoff, self.o.max_backoff))
 
     # -- pages -----------------------------------------------------------------------------
     def _with_params(self, url: str, params: dict[str, Any]) -> str:

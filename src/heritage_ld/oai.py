@@ -32,6 +32,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
+from lxml import etree
+
 from . import config as config_mod
 from .catalog import Catalog, in_progress_since
 from .terms import XML_ILLEGAL, split_literal
@@ -58,6 +60,10 @@ SETSPEC = re.compile(r"[A-Za-z0-9\-_.!~*'()]+(:[A-Za-z0-9\-_.!~*'()]+)*")
 PREFIX = re.compile(r"[A-Za-z0-9\-_.!~*'()]+")
 REPOSITORY_ID = re.compile(r"[a-zA-Z][a-zA-Z0-9\-]*(\.[a-zA-Z][a-zA-Z0-9\-]*)+")
 ID_SAFE = "-_.!~*'();/?:@&=+$,"   # oai-identifier local part, besides letters, digits and %XX
+# identifier arguments must be URIs (xs:anyURI, as the request echo needs): checked as OAI-PMH.xsd checks it
+_ANY_URI = etree.XMLSchema(etree.fromstring(
+    b'<schema xmlns="http://www.w3.org/2001/XMLSchema"><element name="u"><complexType><attribute name="v" '
+    b'type="anyURI"/></complexType></element></schema>'))
 DAY, SECOND = re.compile(r"\d{4}-\d{2}-\d{2}"), re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 HEAD = ('<?xml version="1.0" encoding="UTF-8"?>\n<OAI-PMH xmlns="http://www.openarchives.org/OAI/2.0/" '
         'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:schemaLocation="http://www.openarchives.org/'
@@ -83,34 +89,37 @@ DC_PREDICATES = {f: [f"<{DC}{ps[0]}>"] + [f"<{SDO}{p}>" for p in ps[1:]] for f, 
 LABELLED = ("creator", "subject", "publisher")   # IRIs shown by their label when the catalog has one
 LABELS = (f"<{SDO}name>", "<http://www.w3.org/2004/02/skos/core#prefLabel>",
           "<http://www.w3.org/2000/01/rdf-schema#label>", "<http://xmlns.com/foaf/0.1/name>", f"<{DC}title>")
-CHO = f"<{RDF}type>", "<http://www.europeana.eu/schemas/edm/ProvidedCHO>"
+EDM = "http://www.europeana.eu/schemas/edm/"
+CHO = f"<{RDF}type>", f"<{EDM}ProvidedCHO>"
+AGGREGATED_CHO, EDM_RIGHTS = f"<{EDM}aggregatedCHO>", f"<{EDM}rights>"
 
-# Counts behind completeListSize and ListSets, kept by the catalog's own transactions.
-INDEX_SQL = """
+# Counts behind completeListSize and ListSets, kept by the catalog's own transactions. (No ON CONFLICT
+# clauses in the triggers: the conflict policy of the statement firing them would override them.)
+_KEY = ("last_changed = {r}.last_changed AND entity = {r}.entity AND sets = {r}.sets AND deleted = {r}.deleted "
+        "AND edm = ({r}.edm_xml IS NOT NULL)")
+_ADD = f"""
+    INSERT INTO oai_counts SELECT NEW.last_changed, NEW.entity, NEW.sets, NEW.deleted, NEW.edm_xml IS NOT NULL, 0
+        WHERE NOT EXISTS (SELECT 1 FROM oai_counts WHERE {_KEY.format(r="NEW")});
+    UPDATE oai_counts SET n = n + 1 WHERE {_KEY.format(r="NEW")};
+    INSERT INTO oai_edm_entities SELECT NEW.entity WHERE NEW.edm_xml IS NOT NULL
+        AND NOT EXISTS (SELECT 1 FROM oai_edm_entities WHERE entity = NEW.entity);"""
+_REMOVE = f"""
+    UPDATE oai_counts SET n = n - 1 WHERE {_KEY.format(r="OLD")};
+    DELETE FROM oai_counts WHERE {_KEY.format(r="OLD")} AND n <= 0;"""
+INDEX_SQL = f"""
 CREATE TABLE IF NOT EXISTS oai_counts (last_changed INTEGER, entity TEXT, sets TEXT, deleted INTEGER, edm INTEGER,
     n INTEGER NOT NULL, PRIMARY KEY (last_changed, entity, sets, deleted, edm)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS oai_edm_entities (entity TEXT PRIMARY KEY) WITHOUT ROWID;  -- once had EDM: tombstones are in edm
+CREATE TABLE IF NOT EXISTS oai_edm_entities (entity TEXT PRIMARY KEY) WITHOUT ROWID;  -- once had EDM
 INSERT INTO oai_edm_entities SELECT DISTINCT entity FROM records   -- fill once, from the records so far
     WHERE edm_xml IS NOT NULL AND NOT EXISTS (SELECT 1 FROM oai_counts);
 INSERT INTO oai_counts SELECT last_changed, entity, sets, deleted, edm_xml IS NOT NULL, count(*) FROM records
     WHERE NOT EXISTS (SELECT 1 FROM oai_counts) GROUP BY 1, 2, 3, 4, 5;
-CREATE TRIGGER IF NOT EXISTS oai_records_insert AFTER INSERT ON records BEGIN
-    INSERT INTO oai_counts VALUES (NEW.last_changed, NEW.entity, NEW.sets, NEW.deleted, NEW.edm_xml IS NOT NULL, 1)
-        ON CONFLICT DO UPDATE SET n = n + 1;
-    INSERT OR IGNORE INTO oai_edm_entities SELECT NEW.entity WHERE NEW.edm_xml IS NOT NULL;
+CREATE TRIGGER IF NOT EXISTS oai_records_insert AFTER INSERT ON records BEGIN{_ADD}
 END;
-CREATE TRIGGER IF NOT EXISTS oai_records_delete AFTER DELETE ON records BEGIN
-    UPDATE oai_counts SET n = n - 1 WHERE last_changed = OLD.last_changed AND entity = OLD.entity
-        AND sets = OLD.sets AND deleted = OLD.deleted AND edm = (OLD.edm_xml IS NOT NULL);
-    DELETE FROM oai_counts WHERE n <= 0;
+CREATE TRIGGER IF NOT EXISTS oai_records_delete AFTER DELETE ON records BEGIN{_REMOVE}
 END;
-CREATE TRIGGER IF NOT EXISTS oai_records_update AFTER UPDATE OF last_changed, entity, sets, deleted, edm_xml ON records BEGIN
-    UPDATE oai_counts SET n = n - 1 WHERE last_changed = OLD.last_changed AND entity = OLD.entity
-        AND sets = OLD.sets AND deleted = OLD.deleted AND edm = (OLD.edm_xml IS NOT NULL);
-    DELETE FROM oai_counts WHERE n <= 0;
-    INSERT INTO oai_counts VALUES (NEW.last_changed, NEW.entity, NEW.sets, NEW.deleted, NEW.edm_xml IS NOT NULL, 1)
-        ON CONFLICT DO UPDATE SET n = n + 1;
-    INSERT OR IGNORE INTO oai_edm_entities SELECT NEW.entity WHERE NEW.edm_xml IS NOT NULL;
+CREATE TRIGGER IF NOT EXISTS oai_records_update AFTER UPDATE OF last_changed, entity, sets, deleted, edm_xml
+ON records BEGIN{_REMOVE}{_ADD}
 END;
 """
 # SQL: the record (or count group) is in set ? (the set itself or below it: params set, len(set) + 1, set + ":")
@@ -210,6 +219,8 @@ def parse_arguments(pairs: list[tuple[str, str]]) -> tuple[str, dict[str, str]]:
             + ([f"missing argument(s) {', '.join(missing)}"] if missing else []))))
     if "metadataPrefix" in args and not PREFIX.fullmatch(args["metadataPrefix"]):
         raise OAIError(("badArgument", "metadataPrefix has an illegal syntax"))
+    if "identifier" in args and not _ANY_URI.validate(etree.Element("u", v=args["identifier"])):
+        raise OAIError(("badArgument", "identifier is not a URI"))
     if "set" in args and not SETSPEC.fullmatch(args["set"]):
         raise OAIError(("badArgument", "set has an illegal setSpec syntax"))
     dates = {k: args[k] for k in ("from", "until") if k in args}
@@ -343,10 +354,10 @@ class Repository:
         s = self.settings
         out = [f"<Identify><repositoryName>{esc(s.name)}</repositoryName><baseURL>{esc(base)}</baseURL>"
                "<protocolVersion>2.0</protocolVersion>"
-               f"<adminEmail>{esc(s.admin_email)}</adminEmail><earliestDatestamp>{iso(earliest or now)}"
+               f"<adminEmail>{esc(s.admin_email)}</adminEmail><earliestDatestamp>{iso(now if earliest is None else earliest)}"
                f"</earliestDatestamp><deletedRecord>persistent</deletedRecord><granularity>{GRANULARITY}</granularity>"]
         if REPOSITORY_ID.fullmatch(self.host):
-            sample = self.identifier("article", "example")
+            sample = self.identifier(self.cfg.sources[0].entity, "example")
             out.append('<description><oai-identifier xmlns="http://www.openarchives.org/OAI/2.0/oai-identifier" '
                        'xsi:schemaLocation="http://www.openarchives.org/OAI/2.0/oai-identifier '
                        'http://www.openarchives.org/OAI/2.0/oai-identifier.xsd"><scheme>oai</scheme>'
@@ -461,18 +472,18 @@ class Repository:
         if after:
             where.append("(last_changed, entity, id) > (?, ?, ?)")
             params += after
-        if q.start is not None:
+        if q.start is not None and not after:  # the position is past ``from``: keep it the index's lower bound
             where.append("last_changed >= ?")
             params.append(q.start)
         if q.set:
             in_set = [q.set, len(q.set) + 1, q.set + ":"]
             if table == "records":  # entities first: decided on the index alone
-                where.append(f"entity IN (SELECT entity FROM oai_counts WHERE {IN_SET.format(t='oai_counts')})")
+                where.append(f"+entity IN (SELECT entity FROM oai_counts WHERE {IN_SET.format(t='oai_counts')})")
                 params += in_set
             where.append(IN_SET.format(t=table))
             params += in_set
         if q.prefix == "edm":
-            where.append(f"{EDM_ENTITY} AND (deleted OR edm_xml IS NOT NULL)" if table == "records"
+            where.append(f"+{EDM_ENTITY} AND (deleted OR edm_xml IS NOT NULL)" if table == "records"
                          else f"(edm OR (deleted AND {EDM_ENTITY}))")
         return " AND ".join(where), params
 
@@ -484,7 +495,8 @@ class Repository:
         """(entity, id, last_changed, deleted, sets[, payload]) in datestamp order after ``after``."""
         payload = "" if q.verb == "ListIdentifiers" else ", edm_xml" if q.prefix == "edm" else ", triples"
         where, params = self._where(q, after, "records")
-        sql = (f"SELECT entity, id, last_changed, deleted, sets{payload} FROM records WHERE {where} "
+        sql = (f"SELECT entity, id, last_changed, deleted, sets{payload} FROM records INDEXED BY records_by_datestamp "
+               f"WHERE {where} "
                "ORDER BY last_changed, entity, id LIMIT ?")
         return self.db.execute(sql, params + [limit]).fetchall()
 
@@ -519,16 +531,13 @@ class Repository:
                     if rid and "#" not in rid:
                         keys.add((entity, rid))
         labels: dict[str, tuple[str, str | None]] = {}
-        for start in range(0, len(keys), 400):
-            chunk = sorted(keys)[start:start + 400]
-            sql = ("SELECT triples FROM records WHERE deleted = 0 AND (entity, id) IN (VALUES "
-                   + ", ".join(["(?, ?)"] * len(chunk)) + ")")
-            for (triples,) in self.db.execute(sql, [x for k in chunk for x in k]):
-                found = sorted((LABELS.index(p), s, o) for s, p, o in json.loads(triples)
-                               if p in LABELS and o.startswith('"'))
-                for _rank, s, o in reversed(found):   # the best-ranked label wins
-                    lex, lang, _dt = split_literal(o)
-                    labels[s] = (lex, lang)
+        for key in sorted(keys):
+            row = self.db.execute("SELECT triples FROM records WHERE entity = ? AND id = ? AND deleted = 0", key).fetchone()
+            found = sorted((LABELS.index(p), s, o) for s, p, o in json.loads(row[0]) if p in LABELS
+                           and o.startswith('"')) if row else []
+            for _rank, s, o in reversed(found):   # the best-ranked label wins
+                lex, lang, _dt = split_literal(o)
+                labels[s] = (lex, lang)
         return labels
 
 
@@ -543,12 +552,16 @@ def main_subject(triples: list[list[str]]) -> str:
 
 
 def oai_dc(triples: list[list[str]], labels: dict[str, tuple[str, str | None]]) -> str:
-    """Unqualified Dublin Core from the main subject's dc:* and schema.org properties."""
+    """Unqualified Dublin Core from the main subject's dc:* and schema.org properties (and for a
+    ProvidedCHO, dc:rights also from its aggregation's edm:rights)."""
     main = main_subject(triples)
     objects: dict[str, list[str]] = {}
+    aggregations = {s for s, p, o in triples if p == AGGREGATED_CHO and o == main}
     for s, p, o in triples:
         if s == main:
             objects.setdefault(p, []).append(o)
+        elif s in aggregations and p == EDM_RIGHTS:
+            objects.setdefault(f"<{DC}rights>", []).append(o)
     out = [DC_OPEN]
     for field, predicates in DC_PREDICATES.items():
         values = [(main[1:-1], None)] if field == "identifier" and main.startswith("<") else []

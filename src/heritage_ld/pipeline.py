@@ -124,7 +124,7 @@ def read_records(cfg: config_mod.Config, mappings: Mappings) -> tuple[list[Recor
     return records, issues, linked_only, read
 
 
-def build(root: Path, progress: Callable[[int], None] | None = None) -> Publication:
+def build(root: Path, progress: Callable[[int], None] | None = None, *, reference: bool = False) -> Publication:
     """Read, map and validate the project's sources; nothing is written."""
     t0 = time.perf_counter()
     cfg, mappings, shapes = load_project(root)
@@ -152,7 +152,7 @@ def build(root: Path, progress: Callable[[int], None] | None = None) -> Publicat
     draft = Publication(cfg, mappings, mapped, {}, {}, [], read)
     fields_of = lambda e: mappings.entities[e].fields_by_predicate
     for i in range(0, len(mapped), cfg.chunk_size):
-        issues.extend(validate(mapped[i:i + cfg.chunk_size], draft.linked_triples, shapes, fields_of))
+        issues.extend(validate(mapped[i:i + cfg.chunk_size], draft.linked_triples, shapes, fields_of, reference))
     t3 = time.perf_counter()
 
     held: dict[Key, list[Issue]] = defaultdict(list)
@@ -221,14 +221,14 @@ def checkpoint(name: str) -> None:
 
 
 def publish(root: Path, progress: Callable[[int], None] | None = None, *, now: int | None = None,
-            allow_deletions: bool = False) -> tuple[Publication, Changes]:
+            allow_deletions: bool = False, reference: bool = False) -> tuple[Publication, Changes]:
     """Build, apply the changes to the catalog and write ``output/``; crash-safe at every point.
 
     Order: catalog changes in one transaction -> output written to a staging folder ->
     commit -> staging swapped in. A crash before the commit leaves both old; after it, the next
     run sees the catalog digest differ from ``output/.state`` and rewrites the output."""
     from .writers import write_all
-    pub = build(root, progress)
+    pub = build(root, progress, reference=reference)
     checkpoint("mapped")
     cfg = pub.config
     if now is None and os.environ.get("SOURCE_DATE_EPOCH"):  # reproducible-builds convention: a fixed clock

@@ -5,6 +5,7 @@ pyoxigraph's serialiser (prefixed names, grouped subjects) at ~1M triples/s.
 """
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 from urllib.parse import quote
 
@@ -42,8 +43,31 @@ def _dataset_triples(pub) -> list[Triple]:
     return sorted({t for m in pub.published for t in m.triples})
 
 
+class _Dump:
+    """Writes ``name`` and a deterministic gzip copy ``name.gz`` (mtime 0, no file name) for bulk loaders."""
+
+    def __init__(self, path: Path) -> None:
+        self.plain = path.open("wb")
+        self.raw = path.with_name(path.name + ".gz").open("wb")
+        self.gz = gzip.GzipFile(filename="", mode="wb", fileobj=self.raw, mtime=0, compresslevel=6)
+
+    def write(self, text: str) -> None:
+        data = text.encode("utf-8")
+        self.plain.write(data)
+        self.gz.write(data)
+
+    def __enter__(self) -> "_Dump":
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.gz.close()
+        self.raw.close()
+        self.plain.close()
+
+
 def write_ntriples(pub, out: Path) -> None:
-    (out / "dataset.nt").write_text(nt_lines(_dataset_triples(pub)), "utf-8")
+    with _Dump(out / "dataset.nt") as fh:
+        fh.write(nt_lines(_dataset_triples(pub)))
 
 
 PROV = "http://www.w3.org/ns/prov#"
@@ -65,7 +89,7 @@ def provenance(pub, graph: str, row) -> list[Triple]:
 
 
 def write_nquads(pub, out: Path) -> None:
-    with (out / "dataset.nq").open("w", encoding="utf-8") as fh:
+    with _Dump(out / "dataset.nq") as fh:
         for m in pub.published:
             key = (m.record.entity, m.record.id)
             g = f"<{graph_iri(pub, *key)}>"
@@ -82,9 +106,9 @@ def write_turtle(pub, out: Path) -> None:
     (out / "dataset.ttl").write_bytes(turtle(_dataset_triples(pub), prefixes))
 
 
-register(Format("ntriples", "application/n-triples", "nt", "whole dataset as N-Triples (dataset.nt)",
+register(Format("ntriples", "application/n-triples", "nt", "whole dataset as N-Triples (dataset.nt, dataset.nt.gz)",
                 write_ntriples, lambda pub, triples, _subject: nt_lines(sorted(triples)).encode()))
 register(Format("nquads", "application/n-quads", "nq",
-                "whole dataset as N-Quads, one named graph per record (dataset.nq)", write_nquads))
+                "whole dataset as N-Quads, one named graph per record (dataset.nq, dataset.nq.gz)", write_nquads))
 register(Format("turtle", "text/turtle", "ttl", "Turtle per record (records/) and whole dataset (dataset.ttl)",
                 write_turtle, lambda pub, triples, _subject: turtle(triples, pub.mappings.prefixes)))

@@ -18,6 +18,8 @@ XSD_INT = "http://www.w3.org/2001/XMLSchema#integer"
 EDM_SCHEMA = "http://www.europeana.eu/schemas/edm/"
 IANA = "https://www.iana.org/assignments/media-types/"
 DUMPS = [("ntriples", "dataset.nt"), ("nquads", "dataset.nq"), ("turtle", "dataset.ttl"), ("jsonld", "dataset.jsonld")]
+GZIP_DUMPS = [("ntriples", "dataset.nt.gz"), ("nquads", "dataset.nq.gz")]   # for bulk loaders
+GZIP = "http://www.iana.org/assignments/media-types/application/gzip"      # dcat:compressFormat (DCAT 3)
 
 
 def description(pub) -> list[tuple[str, str, str]]:
@@ -51,6 +53,14 @@ def description(pub) -> list[tuple[str, str, str]]:
               (dist, iri(DCAT + "downloadURL"), dist),
               (dist, iri(DCAT + "mediaType"), iri(IANA + fmt.media_type)),
               (dist, iri(DCT + "format"), literal(fmt.media_type))]
+        if (name, f"{file}.gz") in GZIP_DUMPS:
+            gz = iri(f"{base}{file}.gz")
+            t += [(ds, iri(VOID + "dataDump"), gz), (ds, iri(DCAT + "distribution"), gz),
+                  (gz, RDF_TYPE, iri(DCAT + "Distribution")),
+                  (gz, iri(DCAT + "downloadURL"), gz),
+                  (gz, iri(DCAT + "mediaType"), iri(IANA + fmt.media_type)),
+                  (gz, iri(DCAT + "compressFormat"), iri(GZIP)),
+                  (gz, iri(DCT + "format"), literal(fmt.media_type))]
     edm = iri(f"{base}edm/")
     t += [(ds, iri(DCAT + "distribution"), edm), (edm, RDF_TYPE, iri(DCAT + "Distribution")),
           (edm, iri(DCAT + "accessURL"), edm), (edm, iri(DCAT + "mediaType"), iri(IANA + "application/rdf+xml")),

@@ -1,0 +1,419 @@
+"""The SPARQL endpoint (``/sparql``, SPARQL 1.1 Protocol, read-only) and the store behind it.
+
+**Store.** An embedded pyoxigraph store in ``.heritage-ld/store/`` holds one named graph per live
+record (``writers.rdf.graph_iri``, with the record's PROV-O triples as in ``dataset.nq``); queries
+see the union of the graphs as their default graph. The store is written as immutable
+*generations* (``gen-000001/`` ...): a sync takes a hard-link backup of the current generation,
+applies only the records changed since (``last_changed`` >= the oldest new run of ``publish``),
+and then points ``current.json`` at it. Readers (every server process and every query process)
+open a generation read-only and never see it written to. A sync runs at server start and, when
+the catalog changed (``PRAGMA data_version``, then the state (last run, count, max datestamp)),
+on the next request; a file lock makes one process do it.
+
+**Queries** run in a child process (forkserver, so it inherits no store handle) that is killed at
+the time limit (503). Results are limited to ``max_results`` rows or triples: a larger result is
+refused with 413 and a message, never silently truncated. SPARQL Update is refused (403); the
+store is opened read-only anyway. Settings: ``[sparql] timeout`` (seconds, default 10) and
+``max_results`` (default 10000) in heritage-ld.toml.
+"""
+from __future__ import annotations
+
+import csv
+import fcntl
+import io
+import json
+import multiprocessing
+import os
+import re
+import shutil
+import sqlite3
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+from urllib.parse import parse_qs
+from xml.sax.saxutils import escape as xml_escape, quoteattr
+
+import pyoxigraph as ox
+
+from . import config as config_mod
+from .linkeddata import Response, negotiate, text
+from .writers.rdf import graph_iri, provenance
+
+RESULT_TYPES = {  # SELECT / ASK, in order of preference
+    "application/sparql-results+json": "json", "application/sparql-results+xml": "xml",
+    "text/csv": "csv", "text/tab-separated-values": "tsv", "application/json": "json", "application/xml": "xml"}
+GRAPH_TYPES = {  # CONSTRUCT / DESCRIBE
+    "text/turtle": ox.RdfFormat.TURTLE, "application/n-triples": ox.RdfFormat.N_TRIPLES,
+    "application/rdf+xml": ox.RdfFormat.RDF_XML, "application/ld+json": ox.RdfFormat.JSON_LD}
+CONTENT_TYPES = {"json": "application/sparql-results+json", "xml": "application/sparql-results+xml; charset=utf-8",
+                 "csv": "text/csv; charset=utf-8", "tsv": "text/tab-separated-values; charset=utf-8"}
+MAX_QUERY = 256 * 1024
+XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
+# the first keyword after the prologue (comments, BASE, PREFIX) of an update request
+_PROLOGUE = re.compile(r"(?:\s+|#[^\n]*|BASE\s*<[^>]*>|PREFIX\s*[^\s:]*:\s*<[^>]*>)*", re.I)
+_UPDATE = re.compile(r"(INSERT|DELETE|LOAD|CLEAR|CREATE|DROP|COPY|MOVE|ADD|WITH)\b", re.I)
+
+
+def is_update(query: str) -> bool:
+    """True if ``query`` is a SPARQL Update request (its first keyword after the prologue)."""
+    return bool(_UPDATE.match(query, _PROLOGUE.match(query).end()))
+
+
+# -- the store ---------------------------------------------------------------------------------
+
+class StoreSync:
+    """The catalog's records in an on-disk pyoxigraph store, one read-only handle per process."""
+
+    KEEP = 3  # generations kept on disk (readers still on an older one switch on their next request)
+
+    def __init__(self, cfg: config_mod.Config) -> None:
+        self.cfg = cfg
+        self.dir = cfg.catalog.parent / "store"
+        self._pid: int | None = None
+        self._db: sqlite3.Connection | None = None
+        self._version: int | None = None
+        self._gen: str | None = None
+        self._store: ox.Store | None = None
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._pid != os.getpid():  # never share a connection or a store handle across fork
+            self._db = sqlite3.connect(self.cfg.catalog, isolation_level=None)
+            self._db.execute("PRAGMA query_only = ON")
+            self._pid, self._version, self._gen, self._store = os.getpid(), None, None, None
+        return self._db
+
+    def state(self) -> list[int]:
+        """What the store must have been synced from: last run, record count, latest datestamp."""
+        return list(self.db.execute("SELECT (SELECT coalesce(max(rowid), 0) FROM runs), count(*), "
+                                    "coalesce(max(last_changed), 0) FROM records").fetchone())
+
+    def current(self) -> dict | None:
+        try:
+            return json.loads((self.dir / "current.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def path(self) -> Path:
+        """The current generation (synced with the catalog), for a process that opens it itself."""
+        self.store()
+        return self.dir / str(self._gen)
+
+    def store(self) -> ox.Store:
+        """This process's read-only handle on the current generation, synced first if needed (cheap when
+        nothing changed: one ``PRAGMA data_version``)."""
+        version = self.db.execute("PRAGMA data_version").fetchone()[0]
+        if self._store is not None and version == self._version:
+            return self._store
+        cur = self.current()
+        if cur is None or cur["state"] != self.state():
+            cur = self.sync()
+        if cur["gen"] != self._gen:
+            self._store, self._gen = ox.Store.read_only(str(self.dir / cur["gen"])), cur["gen"]
+        self._version = version
+        return self._store
+
+    def sync(self) -> dict:
+        """Bring the store up to the catalog (under a file lock); returns the new ``current.json``."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / "lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            cur = self.current()
+            gens = sorted(p.name for p in self.dir.glob("gen-*"))
+            if cur is not None and cur["gen"] not in gens:
+                cur = None
+            keep = gens.index(cur["gen"]) - self.KEEP + 1 if cur else len(gens)
+            for i, name in enumerate(gens):  # leftovers of a sync that crashed, and old generations
+                if i < keep or (cur and name > cur["gen"]):
+                    shutil.rmtree(self.dir / name, ignore_errors=True)
+            db = self.db
+            db.execute("BEGIN")  # one snapshot for the state and the rows
+            try:
+                state = self.state()
+                if cur is not None and cur["state"] == state:
+                    return cur
+                since = None
+                if cur is not None:
+                    since = db.execute("SELECT min(started) FROM runs WHERE rowid > ?", (cur["state"][0],)).fetchone()[0]
+                full = since is None  # no new run (catalog replaced or edited by hand): rebuild
+                rows = db.execute("SELECT entity, id, source, last_changed, deleted, triples, mapping FROM records"
+                                  + ("" if full else " WHERE last_changed >= ?"), () if full else (since,)).fetchall()
+            finally:
+                db.execute("COMMIT")
+            gen = f"gen-{int(cur['gen'][4:]) + 1 if cur else 1:06d}"
+            if not full:
+                ox.Store.read_only(str(self.dir / cur["gen"])).backup(str(self.dir / gen))
+            store = ox.Store(str(self.dir / gen))
+            self._load(store, rows, full)
+            store.flush()
+            del store
+            new = {"gen": gen, "state": state}
+            tmp = self.dir / f".current.{os.getpid()}"
+            tmp.write_text(json.dumps(new))
+            os.replace(tmp, self.dir / "current.json")
+            return new
+
+    def _load(self, store: ox.Store, rows: list[tuple], full: bool, chunk: int = 5000) -> None:
+        pub = SimpleNamespace(config=self.cfg)
+        for i in range(0, len(rows), chunk):
+            lines = []
+            for entity, rid, source, last_changed, deleted, triples, mapping in rows[i:i + chunk]:
+                g = f"<{graph_iri(pub, entity, rid)}>"
+                if not full:
+                    store.remove_graph(ox.NamedNode(g[1:-1]))
+                if deleted:
+                    continue
+                row = SimpleNamespace(entity=entity, id=rid, source=source, last_changed=last_changed, mapping=mapping)
+                for s, p, o in [tuple(t) for t in json.loads(triples)] + provenance(pub, g, row):
+                    lines.append(f"{s} {p} {o} {g} .\n")
+            data = "".join(lines).encode("utf-8")
+            if data:
+                (store.bulk_load if full else store.load)(data, ox.RdfFormat.N_QUADS)
+
+
+# -- the endpoint ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Settings:
+    timeout: float = 10.0
+    max_results: int = 10000
+
+
+def settings(cfg: config_mod.Config) -> Settings:
+    """``[sparql] timeout`` (seconds) and ``max_results`` from heritage-ld.toml."""
+    path = cfg.root / "heritage-ld.toml"
+    section = tomllib.loads(path.read_text("utf-8")).get("sparql", {})
+    timeout, limit = section.get("timeout", 10), section.get("max_results", 10000)
+    if not isinstance(timeout, (int, float)) or not 0 < timeout <= 600:
+        raise config_mod.ConfigError(f"{path}: [sparql] timeout must be a number of seconds from 0 to 600")
+    if not isinstance(limit, int) or not 1 <= limit <= 10_000_000:
+        raise config_mod.ConfigError(f"{path}: [sparql] max_results must be a positive integer")
+    return Settings(float(timeout), limit)
+
+
+class Endpoint:
+    """SPARQL 1.1 Protocol: GET ?query=, POST form or application/sparql-query; read-only."""
+
+    def __init__(self, sync: StoreSync, prefixes: dict[str, str] | None = None) -> None:
+        self.sync = sync
+        self.settings = settings(sync.cfg)
+        self.prefixes = dict(prefixes or {})
+        self.ctx = multiprocessing.get_context("forkserver")
+        self.ctx.set_forkserver_preload(["heritage_ld.sparql"])
+
+    def handle(self, environ: dict) -> Response:
+        method = environ["REQUEST_METHOD"]
+        params = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        if method == "POST":
+            ctype = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            if length > MAX_QUERY:
+                return text("413 Content Too Large", f"query too long (more than {MAX_QUERY} bytes)")
+            body = environ["wsgi.input"].read(length).decode("utf-8", "replace")
+            if ctype == "application/sparql-update":
+                return self.refuse_update()
+            if ctype == "application/sparql-query":
+                params["query"] = params.get("query", []) + [body]
+            elif ctype == "application/x-www-form-urlencoded":
+                for k, v in parse_qs(body, keep_blank_values=True).items():
+                    params.setdefault(k, []).extend(v)
+            else:
+                return text("415 Unsupported Media Type", "POST a query as application/sparql-query or as "
+                            "application/x-www-form-urlencoded (query=...)")
+        elif method not in ("GET", "HEAD"):
+            return text("405 Method Not Allowed", "use GET or POST", ("Allow", "GET, HEAD, POST"))
+        if "update" in params:
+            return self.refuse_update()
+        queries = params.get("query", [])
+        if not queries:
+            return self.description(environ)
+        if len(queries) > 1:
+            return text("400 Bad Request", "give exactly one query parameter")
+        query = queries[0]
+        if is_update(query):
+            return self.refuse_update()
+        accept = environ.get("HTTP_ACCEPT")
+        result_type = negotiate(accept, list(RESULT_TYPES))
+        graph_type = negotiate(accept, list(GRAPH_TYPES))
+        if not result_type and not graph_type:
+            return text("406 Not Acceptable", "available: " + ", ".join([*RESULT_TYPES, *GRAPH_TYPES]))
+        job = (str(self.sync.path()), query, self.sync.cfg.base_uri, self.prefixes,
+               params.get("default-graph-uri", []), params.get("named-graph-uri", []),
+               RESULT_TYPES.get(result_type or ""), graph_type, self.settings.max_results)
+        status, ctype, body = self.run(job)
+        return status, [("Content-Type", ctype), ("Vary", "Accept"), ("Cache-Control", "no-store")], body
+
+    def run(self, job: tuple) -> tuple[str, str, bytes]:
+        """Evaluate in a child process; kill it at the time limit."""
+        receive, send = self.ctx.Pipe(duplex=False)
+        proc = self.ctx.Process(target=evaluate, args=(send, *job), daemon=True)
+        proc.start()
+        send.close()
+        try:
+            if not receive.poll(self.settings.timeout):
+                proc.kill()
+                return ("503 Service Unavailable", "text/plain; charset=utf-8",
+                        f"query stopped: it ran longer than the {self.settings.timeout:g} s limit of this endpoint; "
+                        "make it more selective or add a LIMIT\n".encode())
+            return receive.recv()
+        except EOFError:
+            return "500 Internal Server Error", "text/plain; charset=utf-8", b"query evaluation failed\n"
+        finally:
+            receive.close()
+            proc.join(5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+
+    @staticmethod
+    def refuse_update() -> Response:
+        return text("403 Forbidden", "SPARQL Update is not allowed: this endpoint is read-only "
+                    "(the data changes only through heritage-ld publish)")
+
+    def description(self, environ: dict) -> Response:
+        """No query: an HTML form for browsers, else a SPARQL service description (Turtle)."""
+        base = self.sync.cfg.base_uri
+        kind = negotiate(environ.get("HTTP_ACCEPT"), ["text/html", "text/turtle"])
+        if kind == "text/html":
+            from .html import sparql_form
+            body = sparql_form(self.sync.cfg.values.get("name", "heritage-ld"), self.prefixes)
+            return "200 OK", [("Content-Type", "text/html; charset=utf-8"), ("Vary", "Accept")], body.encode()
+        sd = "http://www.w3.org/ns/sparql-service-description#"
+        ttl = (f"@prefix sd: <{sd}> .\n[] a sd:Service ;\n  sd:endpoint <{base}sparql> ;\n"
+               "  sd:supportedLanguage sd:SPARQL11Query ;\n  sd:feature sd:UnionDefaultGraph ;\n"
+               + "".join(f"  sd:resultFormat <http://www.w3.org/ns/formats/{f}> ;\n" for f in
+                         ("SPARQL_Results_JSON", "SPARQL_Results_XML", "SPARQL_Results_CSV", "SPARQL_Results_TSV",
+                          "Turtle", "N-Triples", "RDF_XML", "JSON-LD"))
+               + f"  sd:defaultDataset [ a sd:Dataset ; sd:defaultGraph [ a sd:Graph ] ] .\n")
+        return "200 OK", [("Content-Type", "text/turtle; charset=utf-8"), ("Vary", "Accept")], ttl.encode()
+
+
+# -- evaluation (in the child process) ---------------------------------------------------------
+
+class TooLarge(Exception):
+    pass
+
+
+def evaluate(conn: Any, path: str, query: str, base: str, prefixes: dict[str, str], default_graphs: list[str],
+             named_graphs: list[str], result_fmt: str | None, graph_fmt: ox.RdfFormat | None, limit: int) -> None:
+    """Run one query on the store at ``path``; send (status, content type, body) through ``conn``."""
+    plain = "text/plain; charset=utf-8"
+    try:
+        store = ox.Store.read_only(path)
+        kwargs: dict[str, Any] = {"base_iri": base, "prefixes": prefixes}
+        if default_graphs:
+            kwargs["default_graph"] = [ox.NamedNode(g) for g in default_graphs]
+        else:
+            kwargs["use_default_graph_as_union"] = True
+        if named_graphs:
+            kwargs["named_graphs"] = [ox.NamedNode(g) for g in named_graphs]
+        result = store.query(query, **kwargs)
+        if isinstance(result, ox.QueryTriples):
+            if graph_fmt is None:
+                out = ("406 Not Acceptable", plain, ("a CONSTRUCT or DESCRIBE result is available as: "
+                                                     + ", ".join(GRAPH_TYPES) + "\n").encode())
+            else:
+                triples = take(result, limit)
+                body = ox.serialize(triples, format=graph_fmt,
+                                    prefixes=prefixes if graph_fmt in (ox.RdfFormat.TURTLE, ox.RdfFormat.RDF_XML)
+                                    else None) or b""
+                ctype = graph_fmt.media_type + ("" if graph_fmt.media_type.endswith("json") else "; charset=utf-8")
+                out = ("200 OK", ctype, body)
+        elif result_fmt is None:
+            out = ("406 Not Acceptable", plain, ("a SELECT or ASK result is available as: "
+                                                 + ", ".join(RESULT_TYPES) + "\n").encode())
+        elif isinstance(result, ox.QueryBoolean):
+            out = ("200 OK", CONTENT_TYPES[result_fmt], boolean_result(bool(result), result_fmt))
+        else:
+            names = [v.value for v in result.variables]
+            rows = take(result, limit)
+            out = ("200 OK", CONTENT_TYPES[result_fmt], SOLUTION_WRITERS[result_fmt](names, rows))
+    except SyntaxError as e:
+        out = ("400 Bad Request", plain, f"query parse error: {e}\n".encode())
+    except TooLarge:
+        out = ("413 Content Too Large", plain,
+               f"the result has more than {limit} rows or triples, the limit of this endpoint: add a LIMIT "
+               "(and page with OFFSET), or download a dump (see /dataset)\n".encode())
+    except Exception as e:  # noqa: BLE001 - the child must always answer
+        out = ("500 Internal Server Error", plain, f"query evaluation failed: {e}\n".encode())
+    conn.send(out)
+    conn.close()
+
+
+def take(results: Any, limit: int) -> list:
+    out = []
+    for item in results:
+        if len(out) == limit:
+            raise TooLarge
+        out.append(item)
+    return out
+
+
+def boolean_result(value: bool, fmt: str) -> bytes:
+    word = "true" if value else "false"
+    if fmt == "json":
+        return json.dumps({"head": {}, "boolean": value}).encode()
+    if fmt == "xml":
+        return (f'<?xml version="1.0" encoding="UTF-8"?>\n<sparql xmlns="http://www.w3.org/2005/sparql-results#">'
+                f"<head/><boolean>{word}</boolean></sparql>\n").encode()
+    return f"_askResult\r\n{word}\r\n".encode() if fmt == "csv" else f"?_askResult\n{word}\n".encode()
+
+
+def _json_term(t: Any) -> dict:
+    if isinstance(t, ox.NamedNode):
+        return {"type": "uri", "value": t.value}
+    if isinstance(t, ox.BlankNode):
+        return {"type": "bnode", "value": t.value}
+    d = {"type": "literal", "value": t.value}
+    if t.language:
+        d["xml:lang"] = t.language
+    elif t.datatype.value != XSD_STRING:
+        d["datatype"] = t.datatype.value
+    return d
+
+
+def json_results(names: list[str], rows: list) -> bytes:
+    bindings = [{n: _json_term(row[n]) for n in names if row[n] is not None} for row in rows]
+    return json.dumps({"head": {"vars": names}, "results": {"bindings": bindings}}, ensure_ascii=False).encode()
+
+
+def _xml_term(t: Any) -> str:
+    if isinstance(t, ox.NamedNode):
+        return f"<uri>{xml_escape(t.value)}</uri>"
+    if isinstance(t, ox.BlankNode):
+        return f"<bnode>{xml_escape(t.value)}</bnode>"
+    attr = (f" xml:lang={quoteattr(t.language)}" if t.language else
+            "" if t.datatype.value == XSD_STRING else f" datatype={quoteattr(t.datatype.value)}")
+    return f"<literal{attr}>{xml_escape(t.value)}</literal>"
+
+
+def xml_results(names: list[str], rows: list) -> bytes:
+    out = ['<?xml version="1.0" encoding="UTF-8"?>\n<sparql xmlns="http://www.w3.org/2005/sparql-results#">\n<head>']
+    out += [f"<variable name={quoteattr(n)}/>" for n in names]
+    out.append("</head>\n<results>\n")
+    for row in rows:
+        out.append("<result>" + "".join(f"<binding name={quoteattr(n)}>{_xml_term(row[n])}</binding>"
+                                        for n in names if row[n] is not None) + "</result>\n")
+    out.append("</results>\n</sparql>\n")
+    return "".join(out).encode("utf-8")
+
+
+def csv_results(names: list[str], rows: list) -> bytes:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(names)
+    for row in rows:
+        w.writerow(["" if row[n] is None else f"_:{row[n].value}" if isinstance(row[n], ox.BlankNode)
+                    else row[n].value for n in names])
+    return buf.getvalue().encode("utf-8")
+
+
+def tsv_results(names: list[str], rows: list) -> bytes:
+    lines = ["\t".join(f"?{n}" for n in names)]
+    lines += ["\t".join("" if row[n] is None else str(row[n]).replace("\t", "\\t") for n in names) for row in rows]
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+SOLUTION_WRITERS = {"json": json_results, "xml": xml_results, "csv": csv_results, "tsv": tsv_results}
