@@ -309,9 +309,9 @@ def test_first_publication_leaves_held_back_records_out(project):
 # -- mappings, shapes, configuration --------------------------------------------------------------
 
 @pytest.mark.parametrize("old, new, key, message", [
-    ("      dc:type: {field: genre, language: en}", "      dc:type: {field: genre, language: en}: x", "syntax",
+    ("      schema:genre: {field: genre, language: en}", "      schema:genre: {field: genre, language: en}: x", "syntax",
      "mapping values are not allowed here"),
-    ("      dc:type: {field: genre, language: en}", "\tdc:type: {field: genre, language: en}", "syntax",
+    ("      schema:genre: {field: genre, language: en}", "\tschema:genre: {field: genre, language: en}", "syntax",
      "'\\t'"),
     ("dc:title: &title", "dcx:title: &title", "dcx:title", "unknown prefix 'dcx' in 'dcx:title'"),
     ("dc:date: {field: datePublished, transform: date}", "dc:date: {field: datePublished, transform: datum}",

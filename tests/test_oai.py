@@ -110,21 +110,23 @@ def srv(tmp_path_factory):
     proc = subprocess.Popen([str(BIN), "serve", "--project", str(project), "--port", str(port), "--workers", "2"],
                             stdout=log, stderr=log, env=env)
     url = f"http://127.0.0.1:{port}/oai"
-    for _ in range(300):
-        try:
-            if requests.get(url, params={"verb": "Identify"}, timeout=2).ok:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.1)
-        assert proc.poll() is None, (project / "server.log").read_text()
-    else:
-        pytest.fail("server did not answer")
-    pages = Pages(tmp_path_factory.mktemp("pages"))
-    yield SimpleNamespace(url=url, project=project, pages=pages, get=lambda **p: get(url, pages, p),
-                          post=lambda **p: pages.save(requests.post(url, data=p, timeout=10).content))
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(30)
-    log.close()
+    try:
+        for _ in range(300):
+            try:
+                if requests.get(url, params={"verb": "Identify"}, timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+            assert proc.poll() is None, (project / "server.log").read_text()
+        else:
+            pytest.fail("server did not answer")
+        pages = Pages(tmp_path_factory.mktemp("pages"))
+        yield SimpleNamespace(url=url, project=project, pages=pages, get=lambda **p: get(url, pages, p),
+                              post=lambda **p: pages.save(requests.post(url, data=p, timeout=10).content))
+    finally:
+        proc.send_signal(signal.SIGTERM)   # gunicorn: graceful stop of the master and its workers
+        proc.wait(30)
+        log.close()
 
 
 def get(url: str, pages: Pages, params: dict) -> etree._Element:
@@ -149,6 +151,13 @@ def scythe(s) -> Scythe:
             s.pages.save(response.http_response.content)
             return response
     return Recording(s.url)
+
+
+def wait_for(path: Path, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} did not appear"
+        time.sleep(0.05)
 
 
 def error_codes(doc: etree._Element) -> list[str]:
@@ -435,19 +444,20 @@ def test_a_publish_during_a_harvest_is_never_missed(srv, tmp_path):
                                stderr=subprocess.STDOUT, env={**os.environ, "HERITAGE_LD_PAUSE_AT": "catalog-written",
                                                               "HERITAGE_LD_PAUSE_FILE": str(pause),
                                                               "HERITAGE_LD_PAUSE_SECONDS": "4"})
-    for _ in range(600):
-        if pause.exists():
-            break
-        time.sleep(0.05)
-    assert pause.exists(), publish.communicate()[0]
-    time.sleep(1.5)   # the server's clock is now past the stamp publish is about to commit
-    db = sqlite3.connect(srv.project / ".heritage-ld" / "catalog.sqlite")
-    (announced,) = db.execute("SELECT min(since) FROM publishing").fetchone()
-    first_page = len(srv.pages.files)
-    headers = list(sickle(srv).ListIdentifiers(metadataPrefix="edm"))      # a full harvest, mid-publish
-    harvest_date = response_date(etree.fromstring(srv.pages.files[first_page].read_bytes(), SAFE_PARSER))
-    assert harvest_date <= oai.iso(announced) < oai.iso(int(time.time()))
-    assert publish.wait(60) == 0, publish.stdout.read()
+    try:
+        wait_for(pause)
+        time.sleep(1.5)   # the server's clock is now past the stamp publish is about to commit
+        db = sqlite3.connect(srv.project / ".heritage-ld" / "catalog.sqlite")
+        (announced,) = db.execute("SELECT min(since) FROM publishing").fetchone()
+        first_page = len(srv.pages.files)
+        headers = list(sickle(srv).ListIdentifiers(metadataPrefix="edm"))      # a full harvest, mid-publish
+        harvest_date = response_date(etree.fromstring(srv.pages.files[first_page].read_bytes(), SAFE_PARSER))
+        assert harvest_date <= oai.iso(announced) < oai.iso(int(time.time()))
+        assert publish.wait(60) == 0, publish.stdout.read()
+    finally:
+        if publish.poll() is None:
+            publish.kill()
+            publish.wait()
     stamp, _deleted = catalog_rows(srv.project)[key]
     assert stamp >= announced and oai.iso(stamp) not in {h.datestamp for h in headers if key_of(h.identifier) == key}
     assert db.execute("SELECT count(*) FROM publishing").fetchone()[0] == 0   # cleared with the commit
@@ -461,13 +471,12 @@ def test_a_killed_publish_does_not_hold_back_harvests(srv, tmp_path):
     publish = subprocess.Popen([str(BIN), "publish", "--project", str(srv.project)], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, env={**os.environ, "HERITAGE_LD_PAUSE_AT": "catalog-written",
                                                                "HERITAGE_LD_PAUSE_FILE": str(pause)})
-    for _ in range(600):
-        if pause.exists():
-            break
-        time.sleep(0.05)
-    held = response_date(srv.get(verb="Identify"))
-    publish.kill()
-    publish.wait()
+    try:
+        wait_for(pause)
+        held = response_date(srv.get(verb="Identify"))
+    finally:
+        publish.kill()
+        publish.wait()
     time.sleep(1.1)
     assert response_date(srv.get(verb="Identify")) > held            # the dead run's announcement is ignored
     assert run_publish(srv.project).returncode == 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import http.server
-import json
 import os
 import shutil
 import socket
@@ -357,6 +356,7 @@ def test_bearer_and_basic_auth_from_environment_only(project, httpserver, monkey
     monkeypatch.setenv("HERITAGE_LD_PUSH_TOKEN", "tok-very-secret")
     with pytest.raises(PushError, match="not both"):
         push(project, url, PushOptions(**FAST))
+    monkeypatch.delenv("HERITAGE_LD_PUSH_USER")
     with pytest.raises(PushError, match="no credentials in the URL"):
         push(project, url.replace("http://", "http://u:p@"), PushOptions(**FAST))
 

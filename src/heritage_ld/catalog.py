@@ -81,8 +81,9 @@ class Changes:
         return bool(self.added or self.changed or self.deleted)
 
 
-def content_hash(triples: list[Triple], edm_xml: bytes | None) -> str:
-    h = hashlib.sha256()
+def content_hash(triples: list[Triple], edm_xml: bytes | None, sets: list[str] = ()) -> str:
+    """Identifies a published version: its triples, its EDM document and its OAI-PMH sets."""
+    h = hashlib.sha256("\x1f".join(sets).encode() + b"\x00")
     for t in triples:
         h.update(" ".join(t).encode("utf-8") + b"\n")
     h.update(b"\x00" + (edm_xml or b""))

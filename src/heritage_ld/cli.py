@@ -225,6 +225,11 @@ def serve(project: Path, host: str, port: int, workers: int) -> None:
     public URL of /oai behind a proxy), repository_name. Tokens are signed with $HERITAGE_LD_SECRET,
     else a random key kept in .heritage-ld/secret.
 
+    Also serves linked data: every IRI the mappings mint, by its path under base_uri (Turtle, JSON-LD,
+    N-Triples, RDF/XML, HTML by the Accept header), / and /<entity>/ pages, /dataset and
+    /.well-known/void (VoID/DCAT), the files of output/, and a read-only SPARQL endpoint at /sparql
+    ([sparql] timeout in seconds, default 10; max_results, default 10000).
+
     \b
     Examples:
       heritage-ld serve                          # http://127.0.0.1:8000/oai
@@ -236,6 +241,7 @@ def serve(project: Path, host: str, port: int, workers: int) -> None:
         if not cfg.catalog.exists():
             raise ConfigError(f"{cfg.catalog}: no catalog yet; run heritage-ld publish first")
         click.echo(f"OAI-PMH endpoint: http://{host}:{port}/oai", err=True)
+        click.echo(f"linked data: http://{host}:{port}/  SPARQL: http://{host}:{port}/sparql", err=True)
         server.run(project, host, port, workers)
     except USER_ERRORS as e:
         _fail(e)

@@ -499,7 +499,7 @@ class EntityMapping:
     entity: str
     path: Path
     id_path: str
-    embedded: list[tuple[str, str]]                  # (field path, entity)
+    embedded: list[tuple[str, str, list[str]]]       # (field path, entity, fields the child inherits)
     blocks: list[_Block]
     fields_by_predicate: dict[str, str]               # predicate IRI -> source field, for reports
     predicates: set[str]
@@ -585,7 +585,7 @@ class Mappings:
                 raise MappingError(path, 1, "entity", f"entity {m.entity!r} is also mapped in {self.entities[m.entity].path}")
             self.entities[m.entity] = m
         for m in self.entities.values():
-            for path, ent in m.embedded:
+            for path, ent, _inherit in m.embedded:
                 if ent not in self.entities:
                     raise MappingError(m.path, None, "embedded", f"unknown entity {ent!r}")
             for ent, line in m.links:
@@ -613,8 +613,12 @@ class Mappings:
         embedded = []
         for item in doc.get("embedded") or []:
             item = c.expect_dict(item, "an embedded entry", doc, "embedded")
-            c.check_keys(item, {"field", "entity"}, "embedded")
-            embedded.append((c.check_field(item.get("field"), item, "field"), item.get("entity")))
+            c.check_keys(item, {"field", "entity", "inherit"}, "embedded")
+            inherit = item.get("inherit") or []
+            if not isinstance(inherit, list):
+                raise c.error(item, "inherit", "inherit is a list of top-level fields")
+            embedded.append((c.check_field(item.get("field"), item, "field"), item.get("entity"),
+                             [c.check_field(f, item, "inherit") for f in inherit]))
         subjects = c.expect_dict(doc["subjects"], "subjects", doc, "subjects")
         names = set(subjects)
         blocks = []
@@ -685,7 +689,8 @@ class Mappings:
         """Yield (entity, id, data, source) for a source record and every record embedded in it.
 
         An embedded object holding more than its id is a record of its own; the parent keeps a
-        link to it by id. The embedded record learns its parent in ``_embeddedIn.<entity>[]``.
+        link to it by id. The embedded record learns its parent in ``_embeddedIn.<entity>[]`` and
+        takes the ``inherit`` fields it lacks from the parent (an image the article's language).
         """
         m = self.entities[entity]
         rid = self.record_id(entity, data)
@@ -694,9 +699,10 @@ class Mappings:
         yield entity, rid, data, source
         if rid is None:
             return
-        for path, child_entity in m.embedded:
+        for path, child_entity, inherit in m.embedded:
             id_field = self.entities[child_entity].id_path
             for i, child in enumerate(get_path(data, path)):
                 if isinstance(child, dict) and set(child) - {id_field}:
+                    child = {**{f: data[f] for f in inherit if f in data}, **child}
                     yield from self.extract(child_entity, child, f"{source} > {path.replace('[]', f'[{i}]')}",
                                             (entity, rid))

@@ -166,10 +166,13 @@ def build(root: Path, progress: Callable[[int], None] | None = None, *, referenc
                       {"read": t1 - t0, "map": t2 - t1, "validate": t3 - t2})
     _edm(pub)
     # one field feeding several properties (dc:date and schema:datePublished) reports once
-    unique = {(i.entity, i.record_id, i.severity, i.field, i.value, i.message, i.channel, i.focus if not i.field else None): i
-              for i in issues}
-    issues[:] = sorted(unique.values(), key=lambda i: (i.entity, i.record_id, i.severity != "Violation",
-                                                       i.field or "", i.message))
+    issues.sort(key=lambda i: (i.entity, i.record_id, i.severity != "Violation", i.field or "", i.message,
+                               i.focus or "", i.predicate or ""))
+    unique: dict[tuple, Issue] = {}
+    for i in issues:
+        unique.setdefault((i.entity, i.record_id, i.severity, i.field, i.value, i.message, i.channel,
+                           None if i.field else i.focus), i)
+    issues[:] = unique.values()
     return pub
 
 
@@ -241,7 +244,8 @@ def publish(root: Path, progress: Callable[[int], None] | None = None, *, now: i
             key = (m.record.entity, m.record.id)
             edm = pub.edm_xml.get(key)
             mapping = pub.mappings.entities[m.record.entity].digest
-            current[key] = (content_hash(m.triples, edm) + mapping, m.record.source, cfg.sets(m.record.entity),
+            sets = cfg.sets(m.record.entity)
+            current[key] = (content_hash(m.triples, edm, sets) + mapping, m.record.source, sets,
                             m.triples, edm, mapping)
         changes = catalog.plan(current, set(current) | set(pub.held_back))
         live = sum(pub_counts for pub_counts in catalog.counts()["entity"].values())

@@ -117,11 +117,11 @@ def push(project: Path | Config, endpoint: str, options: PushOptions | None = No
     """Bring the graph store at ``endpoint`` in line with the catalog; see the module docstring."""
     o = options or PushOptions()
     cfg = project if isinstance(project, Config) else load_config(project)
-    endpoint = endpoint.strip()
-    check_endpoint(endpoint, o.allow_addresses)
-    headers = auth_header()
     if not cfg.catalog.exists():
         raise PushError(f"{cfg.catalog}: no catalog yet; run heritage-ld publish first")
+    endpoint = endpoint.strip()
+    headers = auth_header()
+    check_endpoint(endpoint, o.allow_addresses)
     cat = Catalog(cfg.catalog)
     try:
         cat.db.execute("PRAGMA busy_timeout = 600000")   # a running publish holds the write lock
@@ -186,7 +186,7 @@ class _Pusher:
     def send(self, method: str, graph: str, body: bytes | None) -> None:
         """One request with retries; raises _Failed (this graph) or _Abort (the endpoint)."""
         where = f"{self.endpoint}: graph <{graph}>"
-        headers = {"Content-Type": "application/n-triples; charset=utf-8"} if body is not None else {}
+        headers = {"Content-Type": "application/n-triples"} if body is not None else {}
         for attempt in range(self.o.retries + 1):
             if self.stop.is_set():
                 raise _Abort("")
@@ -237,43 +237,46 @@ class _Pusher:
 
     def run(self) -> PushResult:
         tasks = iter(self.plan())
-        aborted = False
-        pending: dict[Future, tuple[str, str | None, str]] = {}   # -> (graph, version, method)
         try:
             with ThreadPoolExecutor(max_workers=self.o.workers) as pool:
-                while True:
-                    while not aborted and len(pending) < 2 * self.o.workers:
-                        task = next(tasks, None)
-                        if task is None:
-                            break
-                        method, body, version = self.request(task)
-                        pending[pool.submit(self.send, method, task.graph, body)] = (task.graph, version, method)
-                    if not pending:
-                        break
-                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        graph, version, method = pending.pop(fut)
-                        try:
-                            fut.result()
-                        except _Failed as e:
-                            self.result.failures.append(str(e))
-                            continue
-                        except _Abort as e:
-                            if aborted:            # the endpoint failed already: report it once
-                                self.result.not_sent += 1
-                            else:
-                                self.result.failures.append(str(e))
-                                self.result.not_sent += 1
-                                aborted = True
-                                self.stop.set()
-                            continue
-                        if method == "PUT":
-                            self.result.put += 1
-                        else:
-                            self.result.deleted += 1
-                        self.acks.append((graph, version))
-                    self.flush()
+                try:
+                    self._send_all(pool, tasks)
+                except BaseException:
+                    self.stop.set()                     # Ctrl-C: queued requests give up at once
+                    raise
         finally:
             self.flush(force=True)
         self.result.not_sent += sum(1 for _ in tasks)
         return self.result
+
+    def _send_all(self, pool: ThreadPoolExecutor, tasks) -> None:
+        pending: dict[Future, tuple[str, str | None, str]] = {}   # -> (graph, version, method)
+        while True:
+            while not self.stop.is_set() and len(pending) < 2 * self.o.workers:
+                task = next(tasks, None)
+                if task is None:
+                    break
+                method, body, version = self.request(task)
+                pending[pool.submit(self.send, method, task.graph, body)] = (task.graph, version, method)
+            if not pending:
+                return
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                graph, version, method = pending.pop(fut)
+                try:
+                    fut.result()
+                except _Failed as e:
+                    self.result.failures.append(str(e))
+                    continue
+                except _Abort as e:
+                    self.result.not_sent += 1
+                    if not self.stop.is_set():          # report the endpoint's failure once
+                        self.result.failures.append(str(e))
+                        self.stop.set()
+                    continue
+                if method == "PUT":
+                    self.result.put += 1
+                else:
+                    self.result.deleted += 1
+                self.acks.append((graph, version))
+            self.flush()

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Iterable
 from urllib.parse import parse_qsl
-from wsgiref.util import request_uri
+from wsgiref.util import FileWrapper, request_uri
 
-from . import oai
+from . import linkeddata, oai, sparql
 
 Response = tuple[str, list[tuple[str, str]], bytes]
 Handler = Callable[[dict], Response]
@@ -46,10 +46,21 @@ def oai_handler(repo: oai.Repository) -> Handler:
 def create_app(root: Path) -> Callable:
     """The WSGI application for project ``root``: routes by path."""
     routes: dict[str, Handler] = {"/oai": oai_handler(oai.Repository(root))}
+    # linked data (every other path) and SPARQL share one store, synced with the catalog here, before forking
+    ld = linkeddata.LinkedData(root)
+    ld.store.sync()
+    routes["/sparql"] = sparql.Endpoint(ld.store, ld.mappings.prefixes).handle
 
     def app(environ: dict, start_response: Callable) -> Iterable[bytes]:
-        handler = routes.get(environ.get("PATH_INFO") or "/")
-        status, headers, body = handler(environ) if handler else text("404 Not Found", "not found; OAI-PMH is at /oai")
+        handler = routes.get(environ.get("PATH_INFO") or "/", ld.handle)
+        status, headers, body = handler(environ)
+        if not isinstance(body, bytes):  # a file to stream: (open file, length)
+            fh, length = body
+            start_response(status, headers + [("Content-Length", str(length))])
+            if environ["REQUEST_METHOD"] == "HEAD":
+                fh.close()
+                return [b""]
+            return environ.get("wsgi.file_wrapper", FileWrapper)(fh, 64 * 1024)
         start_response(status, headers + [("Content-Length", str(len(body)))])
         return [b"" if environ["REQUEST_METHOD"] == "HEAD" else body]
     return app

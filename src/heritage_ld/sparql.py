@@ -297,9 +297,10 @@ class TooLarge(Exception):
 
 
 def evaluate(conn: Any, path: str, query: str, base: str, prefixes: dict[str, str], default_graphs: list[str],
-             named_graphs: list[str], result_fmt: str | None, graph_fmt: ox.RdfFormat | None, limit: int) -> None:
+             named_graphs: list[str], result_fmt: str | None, graph_type: str | None, limit: int) -> None:
     """Run one query on the store at ``path``; send (status, content type, body) through ``conn``."""
     plain = "text/plain; charset=utf-8"
+    graph_fmt = GRAPH_TYPES.get(graph_type or "")
     try:
         store = ox.Store.read_only(path)
         kwargs: dict[str, Any] = {"base_iri": base, "prefixes": prefixes}

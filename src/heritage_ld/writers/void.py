@@ -67,6 +67,16 @@ def description(pub) -> list[tuple[str, str, str]]:
           (edm, iri(DCT + "conformsTo"), iri(EDM_SCHEMA)),
           (edm, iri(DCT + "description"), literal(f"{len(pub.edm_xml)} EDM RDF/XML records, one file per "
                                                   "ProvidedCHO, valid for Europeana", "en"))]
+    # the endpoints of `heritage-ld serve` (at base_uri unless [project] sparql_endpoint / oai_endpoint say otherwise)
+    sparql = iri(cfg.get("sparql_endpoint", base + "sparql"))
+    oai = iri(cfg.get("oai_endpoint", base + "oai"))
+    t.append((ds, iri(VOID + "sparqlEndpoint"), sparql))
+    for svc, title, spec in ((sparql, "SPARQL endpoint (read-only)", "https://www.w3.org/TR/sparql11-protocol/"),
+                             (oai, "OAI-PMH (metadata prefixes edm and oai_dc)",
+                              "http://www.openarchives.org/OAI/2.0/openarchivesprotocol.htm")):
+        t += [(svc, RDF_TYPE, iri(DCAT + "DataService")), (svc, iri(DCAT + "endpointURL"), svc),
+              (svc, iri(DCAT + "servesDataset"), ds), (svc, iri(DCT + "conformsTo"), iri(spec)),
+              (svc, iri(DCT + "title"), literal(title, "en"))]
     return t
 
 
