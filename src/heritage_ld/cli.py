@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from . import pipeline
+from . import executor, pipeline
 from .catalog import Catalog, DeletionGuard
 from .config import ConfigError, load as load_config
 from .mapping import MappingError, Record, Context
@@ -23,6 +23,23 @@ USER_ERRORS = (ConfigError, MappingError, InputError, ShapesError, DeletionGuard
 reference_option = click.option(
     "--reference-validation", "reference", is_flag=True,
     help="Validate with pyshacl itself instead of the compiled checks (same results, slower).")
+def executor_options(fn):
+    """--workers / --executor / --scheduler: where mapping, validation and EDM run."""
+    fn = click.option("--scheduler", metavar="ADDRESS",
+                      help="Dask scheduler address for --executor dask, e.g. tcp://10.0.0.5:8786.")(fn)
+    fn = click.option("--executor", "executor_name", type=click.Choice(["local", "dask"]), default="local",
+                      show_default=True, help="Run the per-record work here or on a Dask cluster.")(fn)
+    return click.option("--workers", type=click.IntRange(1), default=1, show_default=True,
+                        help="Local worker processes (output is identical to one worker).")(fn)
+
+
+def _executor(workers: int, executor_name: str, scheduler: str | None):
+    try:
+        return executor.make(workers, executor_name, scheduler)
+    except (ValueError, OSError) as e:
+        _fail(e)
+
+
 project_option = click.option(
     "--project", "project", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
     show_default=True, help="Project folder holding heritage-ld.toml, mapping/ and shapes/.")
@@ -86,7 +103,9 @@ def main() -> None:
               help="Withdraw records gone from the sources even if they are more than max_delete_share "
                    "(default 10%) of the published ones.")
 @reference_option
-def publish(project: Path, allow_deletions: bool, reference: bool) -> None:
+@executor_options
+def publish(project: Path, allow_deletions: bool, reference: bool, workers: int, executor_name: str,
+            scheduler: str | None) -> None:
     """Map every source record, validate it, update the catalog and output/.
 
     Only changed records get a new datestamp; records gone from their source become tombstones
@@ -98,9 +117,12 @@ def publish(project: Path, allow_deletions: bool, reference: bool) -> None:
     Examples:
       heritage-ld publish --project .
       heritage-ld publish --allow-deletions     # after removing many records on purpose
+      heritage-ld publish --workers 2           # two local processes, same output
+      heritage-ld publish --executor dask --scheduler tcp://10.0.0.5:8786
     """
     start = time.perf_counter()
-    pub, changes = _run("mapping", pipeline.publish, project, allow_deletions=allow_deletions, reference=reference)
+    pub, changes = _run("mapping", pipeline.publish, project, allow_deletions=allow_deletions, reference=reference,
+                        run=_executor(workers, executor_name, scheduler))
     pub.seconds = {"total": time.perf_counter() - start}
     click.echo(f"changes          {len(changes.added)} new, {len(changes.changed)} changed, "
                f"{len(changes.deleted)} withdrawn, {changes.unchanged} unchanged")
@@ -157,14 +179,16 @@ def status(project: Path, since: str | None) -> None:
 @main.command()
 @project_option
 @reference_option
-def validate(project: Path, reference: bool) -> None:
+@executor_options
+def validate(project: Path, reference: bool, workers: int, executor_name: str, scheduler: str | None) -> None:
     """Map and validate without writing anything; print the report.
 
     \b
     Example:
       heritage-ld validate --project .
     """
-    pub = _run("validating", pipeline.build, project, reference=reference)
+    pub = _run("validating", pipeline.build, project, reference=reference,
+               run=_executor(workers, executor_name, scheduler))
     click.echo(text_report(pub))
     _summary(pub, None)
     sys.exit(1 if pub.held_back or pub.edm_held_back else 0)

@@ -183,10 +183,13 @@ class LinkedData:
         served = self.file(environ, rel)
         if served:
             return served
-        iri = self.base + quote(rel, safe=PATH_SAFE)
-        triples, keys = self.describe(iri)
-        if triples:
-            return self.represent(environ, path, iri, triples, keys)
+        raw = urlsplit(environ.get("RAW_URI") or environ.get("REQUEST_URI") or "").path  # as sent, if known
+        candidates = ([self.base + raw[len(self.mount):]] if raw.startswith(self.mount) else []) + \
+            [self.base + quote(rel, safe=PATH_SAFE)]
+        for iri in dict.fromkeys(candidates):
+            triples, keys = self.describe(iri)
+            if triples:
+                return self.represent(environ, path, iri, triples, keys)
         if rel.startswith("dataset/"):  # class partitions of the dataset description
             found = self.dataset(environ, path, iri)
             if not found[0].startswith("404"):

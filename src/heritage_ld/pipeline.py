@@ -15,6 +15,7 @@ from typing import Callable
 
 from . import config as config_mod
 from . import sources
+from .executor import Executor, Serial, project
 from .catalog import Catalog, Changes, DeletionGuard, Row, content_hash
 from .mapping import Context, Issue, Mapped, Mappings, Record
 from .terms import Triple
@@ -124,8 +125,14 @@ def read_records(cfg: config_mod.Config, mappings: Mappings) -> tuple[list[Recor
     return records, issues, linked_only, read
 
 
-def build(root: Path, progress: Callable[[int], None] | None = None, *, reference: bool = False) -> Publication:
-    """Read, map and validate the project's sources; nothing is written."""
+def build(root: Path, progress: Callable[[int], None] | None = None, *, reference: bool = False,
+          run: Executor | None = None) -> Publication:
+    """Read, map and validate the project's sources; nothing is written.
+
+    Mapping, validation and EDM documents run per chunk of records on ``run`` (this process by
+    default; local processes or a Dask cluster): results are gathered in order, so the
+    publication is the same whatever runs it."""
+    run = run or Serial()
     t0 = time.perf_counter()
     cfg, mappings, shapes = load_project(root)
     records, issues, linked_only, read = read_records(cfg, mappings)
@@ -134,13 +141,9 @@ def build(root: Path, progress: Callable[[int], None] | None = None, *, referenc
     known: dict[str, set[str]] = defaultdict(set)
     for r in records:
         known[r.entity].add(r.id)
-    ctx = Context(cfg.base_uri, cfg.values, "", dict(known), mappings)
-    mapped: list[Mapped] = []
-    for r in records:
-        ctx.record_id = r.id
-        mapped.append(mappings.entities[r.entity].map(r, ctx))
-        if progress:
-            progress(1)
+    mapped = [m for part in run.run(_map_chunk, root, dict(known), _chunks(records, cfg.chunk_size)) for m in part]
+    if progress:
+        progress(len(mapped))
     for m in mapped:
         issues.extend(m.issues)
     # vocabulary records (rights statements) are published only where something refers to them
@@ -150,9 +153,9 @@ def build(root: Path, progress: Callable[[int], None] | None = None, *, referenc
     t2 = time.perf_counter()
 
     draft = Publication(cfg, mappings, mapped, {}, {}, [], read)
-    fields_of = lambda e: mappings.entities[e].fields_by_predicate
-    for i in range(0, len(mapped), cfg.chunk_size):
-        issues.extend(validate(mapped[i:i + cfg.chunk_size], draft.linked_triples, shapes, fields_of, reference))
+    items = [(m, draft.linked_triples(m)) for m in mapped]
+    for part in run.run(_check_chunk, root, reference, _chunks(items, cfg.chunk_size)):
+        issues.extend(part)
     t3 = time.perf_counter()
 
     held: dict[Key, list[Issue]] = defaultdict(list)
@@ -164,7 +167,19 @@ def build(root: Path, progress: Callable[[int], None] | None = None, *, referenc
     issues.extend(_links_to_held(mapped, held))
     pub = Publication(cfg, mappings, published, dict(held), dict(edm_held), issues, read,
                       {"read": t1 - t0, "map": t2 - t1, "validate": t3 - t2})
-    _edm(pub)
+    cho = [(m, pub.linked_triples(m)) for m in published if (m.record.entity, m.record.id) not in edm_held]
+    for part in run.run(_edm_chunk, root, None, _chunks(cho, cfg.chunk_size)):
+        for m, xml, error in part:
+            key = (m.record.entity, m.record.id)
+            if xml is not None:
+                pub.edm_xml[key] = xml
+            elif error:
+                i = Issue(m.record.entity, m.record.id, m.record.source, None, None,
+                          f"cannot be written as Europeana EDM: {error}", focus=next(iter(m.subjects.values())),
+                          component="https://w3id.org/heritage-ld#EdmXmlConstraint", channel="edm")
+                issues.append(i)
+                pub.edm_held_back.setdefault(key, []).append(i)
+    pub.seconds["edm"] = time.perf_counter() - t3
     # one field feeding several properties (dc:date and schema:datePublished) reports once
     issues.sort(key=lambda i: (i.entity, i.record_id, i.severity != "Violation", i.field or "", i.message,
                                i.focus or "", i.predicate or ""))
@@ -194,24 +209,44 @@ def _links_to_held(mapped: list[Mapped], held: dict[Key, list[Issue]]) -> list[I
     return out
 
 
-def _edm(pub: Publication) -> None:
-    """EDM RDF/XML for each published record whose main subject is a ProvidedCHO.
+def _chunks(items: list, size: int) -> list[list]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
 
-    A document the writer refuses (it would be invalid for Europeana) holds the record back
-    from the EDM channel, with the writer's reason in the report."""
-    for m in pub.published:
-        key = (m.record.entity, m.record.id)
+
+def _map_chunk(root: str, known: dict[str, set[str]], records: list[Record]) -> list[Mapped]:
+    """Map a chunk of records (runs on a worker); the source data is dropped from the result."""
+    cfg, mappings, _shapes = project(root)
+    ctx = Context(cfg.base_uri, cfg.values, "", known, mappings)
+    out = []
+    for r in records:
+        ctx.record_id = r.id
+        m = mappings.entities[r.entity].map(r, ctx)
+        m.record = Record(r.entity, r.id, {}, r.source)
+        out.append(m)
+    return out
+
+
+def _check_chunk(root: str, reference: bool, items: list[tuple[Mapped, list[Triple]]]) -> list[Issue]:
+    """Validate a chunk of mapped records, each with the triples of the records it links to."""
+    _cfg, mappings, shapes = project(root)
+    linked = {id(m): triples for m, triples in items}
+    return validate([m for m, _ in items], lambda m: linked[id(m)], shapes,
+                    lambda e: mappings.entities[e].fields_by_predicate, reference)
+
+
+def _edm_chunk(root: str, _shared: None, items: list[tuple[Mapped, list[Triple]]]
+               ) -> list[tuple[Mapped, bytes | None, str | None]]:
+    """EDM RDF/XML for the records whose main subject is a ProvidedCHO; a refusal is a reason."""
+    out = []
+    for m, linked in items:
         main = next(iter(m.subjects.values()), None)
-        if key in pub.edm_held_back or not main or not is_provided_cho(m.triples, main):
+        if not main or not is_provided_cho(m.triples, main):
             continue
         try:
-            pub.edm_xml[key] = edm_record(m.triples + pub.linked_triples(m), main)
+            out.append((m, edm_record(m.triples + linked, main), None))
         except ValueError as e:
-            i = Issue(m.record.entity, m.record.id, m.record.source, None, None,
-                      f"cannot be written as Europeana EDM: {e}", focus=main,
-                      component="https://w3id.org/heritage-ld#EdmXmlConstraint", channel="edm")
-            pub.issues.append(i)
-            pub.edm_held_back.setdefault(key, []).append(i)
+            out.append((m, None, str(e)))
+    return out
 
 
 def checkpoint(name: str) -> None:
@@ -224,14 +259,15 @@ def checkpoint(name: str) -> None:
 
 
 def publish(root: Path, progress: Callable[[int], None] | None = None, *, now: int | None = None,
-            allow_deletions: bool = False, reference: bool = False) -> tuple[Publication, Changes]:
+            allow_deletions: bool = False, reference: bool = False,
+            run: Executor | None = None) -> tuple[Publication, Changes]:
     """Build, apply the changes to the catalog and write ``output/``; crash-safe at every point.
 
     Order: catalog changes in one transaction -> output written to a staging folder ->
     commit -> staging swapped in. A crash before the commit leaves both old; after it, the next
     run sees the catalog digest differ from ``output/.state`` and rewrites the output."""
     from .writers import write_all
-    pub = build(root, progress, reference=reference)
+    pub = build(root, progress, reference=reference, run=run)
     checkpoint("mapped")
     cfg = pub.config
     if now is None and os.environ.get("SOURCE_DATE_EPOCH"):  # reproducible-builds convention: a fixed clock

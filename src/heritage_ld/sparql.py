@@ -22,11 +22,18 @@ import csv
 import fcntl
 import io
 import json
-import multiprocessing
 import os
+import pickle
 import re
+import select
 import shutil
+import signal
 import sqlite3
+import struct
+import subprocess
+import sys
+import threading
+import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,7 +123,19 @@ class StoreSync:
         return self._store
 
     def sync(self) -> dict:
-        """Bring the store up to the catalog (under a file lock); returns the new ``current.json``."""
+        """Bring the store up to the catalog; returns the new ``current.json``.
+
+        Runs in a fresh interpreter: RocksDB cannot write (flush hangs) in a process forked from one
+        that already used it, which is what gunicorn workers are."""
+        r = subprocess.run([sys.executable, "-m", "heritage_ld.sparql", "sync", str(self.cfg.root)],
+                           capture_output=True, text=True, env=child_env())
+        cur = self.current()
+        if r.returncode or cur is None:
+            raise RuntimeError(f"syncing the SPARQL store failed: {r.stderr.strip()[-2000:]}")
+        return cur
+
+    def sync_here(self) -> dict:
+        """The sync itself, under a file lock (only in a process that has not forked from a RocksDB user)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         with open(self.dir / "lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
@@ -200,8 +219,7 @@ class Endpoint:
         self.sync = sync
         self.settings = settings(sync.cfg)
         self.prefixes = dict(prefixes or {})
-        self.ctx = multiprocessing.get_context("forkserver")
-        self.ctx.set_forkserver_preload(["heritage_ld.sparql"])
+        self.worker = QueryWorker()
 
     def handle(self, environ: dict) -> Response:
         method = environ["REQUEST_METHOD"]
@@ -246,26 +264,14 @@ class Endpoint:
         return status, [("Content-Type", ctype), ("Vary", "Accept"), ("Cache-Control", "no-store")], body
 
     def run(self, job: tuple) -> tuple[str, str, bytes]:
-        """Evaluate in a child process; kill it at the time limit."""
-        receive, send = self.ctx.Pipe(duplex=False)
-        proc = self.ctx.Process(target=evaluate, args=(send, *job), daemon=True)
-        proc.start()
-        send.close()
         try:
-            if not receive.poll(self.settings.timeout):
-                proc.kill()
-                return ("503 Service Unavailable", "text/plain; charset=utf-8",
-                        f"query stopped: it ran longer than the {self.settings.timeout:g} s limit of this endpoint; "
-                        "make it more selective or add a LIMIT\n".encode())
-            return receive.recv()
-        except EOFError:
-            return "500 Internal Server Error", "text/plain; charset=utf-8", b"query evaluation failed\n"
-        finally:
-            receive.close()
-            proc.join(5)
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
+            return self.worker.run(job, self.settings.timeout)
+        except TimeoutError:
+            return ("503 Service Unavailable", "text/plain; charset=utf-8",
+                    f"query stopped: it ran longer than the {self.settings.timeout:g} s limit of this endpoint; "
+                    "make it more selective or add a LIMIT\n".encode())
+        except (OSError, EOFError, pickle.UnpicklingError) as e:
+            return "500 Internal Server Error", "text/plain; charset=utf-8", f"query evaluation failed: {e}\n".encode()
 
     @staticmethod
     def refuse_update() -> Response:
@@ -290,19 +296,108 @@ class Endpoint:
         return "200 OK", [("Content-Type", "text/turtle; charset=utf-8"), ("Vary", "Accept")], ttl.encode()
 
 
-# -- evaluation (in the child process) ---------------------------------------------------------
+# -- the query process -------------------------------------------------------------------------
+
+def child_env() -> dict[str, str]:
+    """The environment for ``python -m heritage_ld.sparql``: this package importable whatever the install."""
+    package_parent = str(Path(__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))}
+
+
+class QueryWorker:
+    """One long-lived query process per server process (a fresh interpreter, so no RocksDB state is
+    inherited across fork), fed one query at a time through pipes; killed and replaced when a query
+    overruns its time, which is how a query is cancelled."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+        self.pid: int | None = None
+        self.lock = threading.Lock()
+
+    def run(self, job: tuple, timeout: float) -> tuple[str, str, bytes]:
+        """(status, content type, body) of ``job``; TimeoutError after ``timeout`` seconds."""
+        with self.lock:
+            proc = self._start()
+            data = pickle.dumps(job)
+            try:
+                proc.stdin.write(struct.pack(">Q", len(data)) + data)
+                proc.stdin.flush()
+                deadline = time.monotonic() + timeout
+                size = struct.unpack(">Q", self._read(8, deadline))[0]
+                return pickle.loads(self._read(size, deadline))
+            except BaseException:
+                self.stop()
+                raise
+
+    def _start(self) -> subprocess.Popen:
+        if self.proc is None or self.pid != os.getpid() or self.proc.poll() is not None:
+            self.proc = subprocess.Popen([sys.executable, "-m", "heritage_ld.sparql", "worker"], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, env=child_env())
+            self.pid = os.getpid()
+            try:
+                if self._read(1, time.monotonic() + 60) != b"R":
+                    raise EOFError("the query process did not start")
+            except BaseException:
+                self.stop()
+                raise
+        return self.proc
+
+    def _read(self, n: int, deadline: float) -> bytes:
+        fd, buf = self.proc.stdout.fileno(), bytearray()
+        while len(buf) < n:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise TimeoutError
+            chunk = os.read(fd, min(n - len(buf), 1 << 20))
+            if not chunk:
+                raise EOFError("the query process ended")
+            buf += chunk
+        return bytes(buf)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.pid == os.getpid():
+            self.proc.kill()
+            self.proc.wait()
+            self.proc.stdin.close()
+            self.proc.stdout.close()
+        self.proc = None
+
+
+def worker_main() -> None:
+    """``python -m heritage_ld.sparql worker``: evaluate length-prefixed pickled jobs from stdin."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server stops it (EOF on stdin, or kill)
+    stdin, out = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # stdout carries the protocol only
+    stores: dict[str, ox.Store] = {}
+    out.write(b"R")
+    out.flush()
+    while len(head := stdin.read(8)) == 8:
+        path, *job = pickle.loads(stdin.read(struct.unpack(">Q", head)[0]))
+        try:
+            if path not in stores:
+                stores.clear()
+                stores[path] = ox.Store.read_only(path)
+            result = evaluate(stores[path], *job)
+        except Exception as e:  # noqa: BLE001 - always answer
+            result = ("500 Internal Server Error", "text/plain; charset=utf-8", f"store unavailable: {e}\n".encode())
+        data = pickle.dumps(result)
+        out.write(struct.pack(">Q", len(data)) + data)
+        out.flush()
+
+
+# -- evaluation (in the query process) ---------------------------------------------------------
 
 class TooLarge(Exception):
     pass
 
 
-def evaluate(conn: Any, path: str, query: str, base: str, prefixes: dict[str, str], default_graphs: list[str],
-             named_graphs: list[str], result_fmt: str | None, graph_type: str | None, limit: int) -> None:
-    """Run one query on the store at ``path``; send (status, content type, body) through ``conn``."""
+def evaluate(store: ox.Store, query: str, base: str, prefixes: dict[str, str], default_graphs: list[str],
+             named_graphs: list[str], result_fmt: str | None, graph_type: str | None,
+             limit: int) -> tuple[str, str, bytes]:
+    """Run one query; (status, content type, body)."""
     plain = "text/plain; charset=utf-8"
     graph_fmt = GRAPH_TYPES.get(graph_type or "")
     try:
-        store = ox.Store.read_only(path)
         kwargs: dict[str, Any] = {"base_iri": base, "prefixes": prefixes}
         if default_graphs:
             kwargs["default_graph"] = [ox.NamedNode(g) for g in default_graphs]
@@ -339,8 +434,7 @@ def evaluate(conn: Any, path: str, query: str, base: str, prefixes: dict[str, st
                "(and page with OFFSET), or download a dump (see /dataset)\n".encode())
     except Exception as e:  # noqa: BLE001 - the child must always answer
         out = ("500 Internal Server Error", plain, f"query evaluation failed: {e}\n".encode())
-    conn.send(out)
-    conn.close()
+    return out
 
 
 def take(results: Any, limit: int) -> list:
@@ -418,3 +512,12 @@ def tsv_results(names: list[str], rows: list) -> bytes:
 
 
 SOLUTION_WRITERS = {"json": json_results, "xml": xml_results, "csv": csv_results, "tsv": tsv_results}
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["sync"]:
+        StoreSync(config_mod.load(Path(sys.argv[2]))).sync_here()
+    elif sys.argv[1:2] == ["worker"]:
+        worker_main()
+    else:
+        sys.exit("usage: python -m heritage_ld.sparql sync PROJECT | worker")

@@ -1,0 +1,58 @@
+"""Local worker processes and a real Dask cluster produce byte-identical catalogs and output."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from heritage_ld import executor, pipeline
+
+from test_catalog import files, rows
+from test_outputs import copy_project
+
+NOW = 1_700_000_000
+
+
+def small_chunks(project: Path) -> Path:
+    """Many chunks even for the small sample, so the work really is split across workers."""
+    toml = project / "heritage-ld.toml"
+    toml.write_text(toml.read_text().replace("chunk_size = 500", "chunk_size = 3"))
+    return project
+
+
+@pytest.fixture
+def reference(tmp_path) -> tuple[dict, dict]:
+    (tmp_path / "serial").mkdir()
+    project = small_chunks(copy_project(tmp_path / "serial"))
+    pipeline.publish(project, now=NOW)
+    return files(project / "output"), rows(project)
+
+
+def test_two_local_workers_give_identical_output(tmp_path, reference):
+    (tmp_path / "p").mkdir()
+    project = small_chunks(copy_project(tmp_path / "p"))
+    pipeline.publish(project, now=NOW, run=executor.make(workers=2))
+    assert files(project / "output") == reference[0]
+    assert rows(project) == reference[1]
+
+
+def test_dask_cluster_gives_identical_output(tmp_path, reference):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        run = executor.make(executor="dask", scheduler=cluster.scheduler_address)
+        try:
+            (tmp_path / "p").mkdir()
+            project = small_chunks(copy_project(tmp_path / "p"))
+            pipeline.publish(project, now=NOW, run=run)
+            workers_used = len(run.client.scheduler_info()["workers"])
+        finally:
+            run.close()
+    assert workers_used == 2
+    assert files(project / "output") == reference[0]
+    assert rows(project) == reference[1]
+
+
+def test_dask_needs_a_scheduler():
+    with pytest.raises(ValueError, match="--scheduler"):
+        executor.make(executor="dask")
