@@ -1,11 +1,12 @@
 # heritage-ld: two commands do all the set-up (see README "Quick start").
 #   make publish   create .venv, install, publish the bundled sample into output/
 #   make test      install the test extras and run the whole test suite
+#   make bench     benchmark harness at N=100000 articles (make bench N=10000 for another size)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: publish test install clean
+.PHONY: publish test install clean bench bench-setup
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +26,23 @@ publish: $(BIN)/.installed
 
 test: $(BIN)/.installed-test
 	$(BIN)/python -m pytest -q
+
+# Morph-KGC, a baseline of the benchmarks, in its own venv: it pins pyoxigraph<0.4 and rdflib<7.3
+MORPH := $(VENV)/morph-kgc/bin/python
+N ?= 100000
+
+$(MORPH):
+	$(PYTHON) -m venv $(VENV)/morph-kgc
+	$(MORPH) -m pip install --quiet 'morph-kgc==2.10.0'
+
+$(BIN)/.installed-bench: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	touch $@
+
+bench-setup: $(BIN)/.installed-bench $(MORPH)
+
+bench: bench-setup
+	$(BIN)/python benchmarks/run.py -n $(N)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -39,7 +39,7 @@ header{border-bottom:1px solid var(--line)}footer{border-top:1px solid var(--lin
 a{color:var(--link)}a:focus{outline:3px solid var(--link);outline-offset:2px}
 .skip{position:absolute;left:-999px}.skip:focus{left:1rem;top:1rem;background:var(--bg);padding:.5rem}
 nav ol,nav ul.inline{list-style:none;padding:0;margin:0;display:flex;flex-wrap:wrap;gap:.25rem 1rem}
-h1{line-height:1.2;overflow-wrap:anywhere}.types,small,.iri{color:var(--muted)}
+h1{line-height:1.2;overflow-wrap:break-word;hyphens:auto}.types,small,.iri{color:var(--muted)}
 figure{margin:1rem 0}img{max-width:100%;height:auto;background:var(--line)}
 figcaption p{margin:.25rem 0}
 dl{display:grid;grid-template-columns:minmax(8rem,14rem) 1fr;gap:.25rem 1rem}

@@ -2,7 +2,7 @@
 
 **Store.** An embedded pyoxigraph store in ``.heritage-ld/store/`` holds one named graph per live
 record (``writers.rdf.graph_iri``, with the record's PROV-O triples as in ``dataset.nq``); queries
-see the union of the graphs as their default graph. The store is written as immutable
+see the union of the graphs as their default graph (kept as the store's default graph, each triple once). The store is written as immutable
 *generations* (``gen-000001/`` ...): a sync takes a hard-link backup of the current generation,
 applies only the records changed since (``last_changed`` >= the oldest new run of ``publish``),
 and then points ``current.json`` at it. Readers (every server process and every query process)
@@ -19,6 +19,7 @@ store is opened read-only anyway. Settings: ``[sparql] timeout`` (seconds, defau
 from __future__ import annotations
 
 import csv
+import ctypes
 import fcntl
 import io
 import json
@@ -127,7 +128,7 @@ class StoreSync:
 
         Runs in a fresh interpreter: RocksDB cannot write (flush hangs) in a process forked from one
         that already used it, which is what gunicorn workers are."""
-        r = subprocess.run([sys.executable, "-m", "heritage_ld.sparql", "sync", str(self.cfg.root)],
+        r = subprocess.run([sys.executable, "-m", "heritage_ld.sparql", "sync", str(self.cfg.root.resolve())],
                            capture_output=True, text=True, env=child_env())
         cur = self.current()
         if r.returncode or cur is None:
@@ -175,18 +176,29 @@ class StoreSync:
             return new
 
     def _load(self, store: ox.Store, rows: list[tuple], full: bool, chunk: int = 5000) -> None:
+        """Replace the graphs of ``rows``. Every triple is also in the default graph, once: that is the
+        union default graph queries see (pyoxigraph 0.5's own union repeats a triple once per graph
+        holding it, oxigraph issue #1919)."""
         pub = SimpleNamespace(config=self.cfg)
         for i in range(0, len(rows), chunk):
+            batch = rows[i:i + chunk]
+            if not full:  # drop the old versions; a triple leaves the default graph when no graph has it
+                for entity, rid, *_rest in batch:
+                    g = ox.NamedNode(graph_iri(pub, entity, rid))
+                    old = list(store.quads_for_pattern(None, None, None, g))
+                    store.remove_graph(g)
+                    for q in old:
+                        if not any(isinstance(o.graph_name, ox.NamedNode)
+                                   for o in store.quads_for_pattern(q.subject, q.predicate, q.object, None)):
+                            store.remove(ox.Quad(q.subject, q.predicate, q.object, ox.DefaultGraph()))
             lines = []
-            for entity, rid, source, last_changed, deleted, triples, mapping in rows[i:i + chunk]:
-                g = f"<{graph_iri(pub, entity, rid)}>"
-                if not full:
-                    store.remove_graph(ox.NamedNode(g[1:-1]))
+            for entity, rid, source, last_changed, deleted, triples, mapping in batch:
                 if deleted:
                     continue
+                g = f"<{graph_iri(pub, entity, rid)}>"
                 row = SimpleNamespace(entity=entity, id=rid, source=source, last_changed=last_changed, mapping=mapping)
                 for s, p, o in [tuple(t) for t in json.loads(triples)] + provenance(pub, g, row):
-                    lines.append(f"{s} {p} {o} {g} .\n")
+                    lines.append(f"{s} {p} {o} {g} .\n{s} {p} {o} .\n")
             data = "".join(lines).encode("utf-8")
             if data:
                 (store.bulk_load if full else store.load)(data, ox.RdfFormat.N_QUADS)
@@ -205,8 +217,9 @@ def settings(cfg: config_mod.Config) -> Settings:
     path = cfg.root / "heritage-ld.toml"
     section = tomllib.loads(path.read_text("utf-8")).get("sparql", {})
     timeout, limit = section.get("timeout", 10), section.get("max_results", 10000)
-    if not isinstance(timeout, (int, float)) or not 0 < timeout <= 600:
-        raise config_mod.ConfigError(f"{path}: [sparql] timeout must be a number of seconds from 0 to 600")
+    if not isinstance(timeout, (int, float)) or not 0 < timeout <= 50:
+        raise config_mod.ConfigError(f"{path}: [sparql] timeout must be a number of seconds from 0 to 50 "
+                                     "(gunicorn stops a worker after 60)")
     if not isinstance(limit, int) or not 1 <= limit <= 10_000_000:
         raise config_mod.ConfigError(f"{path}: [sparql] max_results must be a positive integer")
     return Settings(float(timeout), limit)
@@ -252,6 +265,11 @@ class Endpoint:
         query = queries[0]
         if is_update(query):
             return self.refuse_update()
+        for g in params.get("default-graph-uri", []) + params.get("named-graph-uri", []):
+            try:
+                ox.NamedNode(g)
+            except ValueError:
+                return text("400 Bad Request", f"default-graph-uri / named-graph-uri must be IRIs: {g!r}")
         accept = environ.get("HTTP_ACCEPT")
         result_type = negotiate(accept, list(RESULT_TYPES))
         graph_type = negotiate(accept, list(GRAPH_TYPES))
@@ -366,6 +384,10 @@ class QueryWorker:
 def worker_main() -> None:
     """``python -m heritage_ld.sparql worker``: evaluate length-prefixed pickled jobs from stdin."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server stops it (EOF on stdin, or kill)
+    try:  # Linux: die with the server process, even in the middle of a query
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (AttributeError, OSError):
+        pass
     stdin, out = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # stdout carries the protocol only
     stores: dict[str, ox.Store] = {}
@@ -401,8 +423,6 @@ def evaluate(store: ox.Store, query: str, base: str, prefixes: dict[str, str], d
         kwargs: dict[str, Any] = {"base_iri": base, "prefixes": prefixes}
         if default_graphs:
             kwargs["default_graph"] = [ox.NamedNode(g) for g in default_graphs]
-        else:
-            kwargs["use_default_graph_as_union"] = True
         if named_graphs:
             kwargs["named_graphs"] = [ox.NamedNode(g) for g in named_graphs]
         result = store.query(query, **kwargs)

@@ -1,0 +1,314 @@
+"""Dereferenceable IRIs: a real ``heritage-ld serve`` (gunicorn) on 127.0.0.1 serving a published copy of the
+sample whose base_uri is the server itself, so every IRI in the data is fetched as it is."""
+from __future__ import annotations
+
+import http.client
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from email.utils import format_datetime, parsedate_to_datetime
+from io import BytesIO
+from pathlib import Path
+from types import SimpleNamespace
+from wsgiref.util import setup_testing_defaults
+
+import pytest
+import requests
+import rdflib
+from rdflib.compare import isomorphic
+
+from conftest import copy_sample_project
+from heritage_ld import pipeline
+from heritage_ld.linkeddata import negotiate, parse_accept
+from heritage_ld.server import create_app
+
+BIN = Path(sys.executable).with_name("heritage-ld")
+ARTICLE = "article/muziek-uit-het-archief"
+RDF_TYPES = {"text/turtle": "turtle", "application/ld+json": "json-ld", "application/n-triples": "nt",
+             "application/rdf+xml": "xml"}
+VOID = rdflib.Namespace("http://rdfs.org/ns/void#")
+DCAT = rdflib.Namespace("http://www.w3.org/ns/dcat#")
+DCT = rdflib.Namespace("http://purl.org/dc/terms/")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve_project(project: Path, extra_toml: str = ""):
+    """Publish a copy of the sample with base_uri = the server, and start ``heritage-ld serve`` on a free
+    port; a generator yielding (base URL, project, process)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    toml = project / "heritage-ld.toml"
+    text = toml.read_text().replace('base_uri = "https://data.example.org/"', f'base_uri = "{url}"')
+    assert url in text
+    toml.write_text(text + extra_toml)
+    pipeline.publish(project)
+    log = open(project / "server.log", "wb")
+    proc = subprocess.Popen([str(BIN), "serve", "--project", str(project), "--port", str(port), "--workers", "2"],
+                            stdout=log, stderr=log)
+    try:
+        for _ in range(300):
+            try:
+                if requests.get(url, timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+            assert proc.poll() is None, (project / "server.log").read_text()
+        else:
+            pytest.fail("server did not answer: " + (project / "server.log").read_text())
+        yield url, project, proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):
+    project = copy_sample_project(tmp_path_factory.mktemp("ld") / "project")
+    for url, project, _proc in serve_project(project):
+        yield SimpleNamespace(url=url, project=project, out=project / "output")
+
+
+def graph(data: bytes | str, fmt: str, base: str | None = None) -> rdflib.Graph:
+    return rdflib.Graph().parse(data=data, format=fmt, publicID=base)
+
+
+def record_file(srv, key: str) -> rdflib.Graph:
+    entity, rid = key.split("/", 1)
+    return rdflib.Graph().parse(srv.out / "records" / entity / f"{rid}.ttl", format="turtle")
+
+
+# -- the Accept parser ---------------------------------------------------------------------------
+
+OFFERS = ["text/html", "text/turtle", "application/ld+json"]
+
+
+@pytest.mark.parametrize("accept, expected", [
+    (None, "text/html"),                                                    # no header: anything, server order
+    ("", "text/html"),
+    ("*/*", "text/html"),
+    ("text/turtle", "text/turtle"),
+    ("application/ld+json;q=0.9, text/turtle;q=0.5", "application/ld+json"),
+    ("text/*;q=0.3, application/ld+json;q=0.2", "text/html"),               # type/* matches, ties -> server order
+    ("text/*, text/html;q=0", "text/turtle"),                               # more specific q=0 excludes html
+    ("*/*;q=0.1, text/turtle", "text/turtle"),
+    ("text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8", "text/html"),   # a browser
+    ('application/ld+json;profile="http://www.w3.org/ns/json-ld#compacted, x";q=0.8, text/turtle;q=0.7',
+     "application/ld+json"),                                                # quoted comma in a parameter
+    ("TEXT/Turtle", "text/turtle"),                                         # case-insensitive
+    ("text/turtle;q=0", None),
+    ("image/png", None),
+    ("text/turtle;q=2, image/png", None),                                   # an invalid q drops the range
+    ("*/turtle, image/png", None),                                          # malformed range skipped
+])
+def test_negotiate(accept, expected):
+    assert negotiate(accept, OFFERS) == expected
+
+
+def test_parse_accept_reads_q_and_ignores_extensions():
+    assert parse_accept("text/turtle;charset=utf-8;q=0.5;ext=1, */*") == [("text", "turtle", 0.5), ("*", "*", 1.0)]
+
+
+# -- records by content negotiation ------------------------------------------------------------
+
+@pytest.mark.parametrize("media, fmt", sorted(RDF_TYPES.items()))
+def test_record_in_each_rdf_format_by_accept(srv, media, fmt):
+    r = requests.get(srv.url + ARTICLE, headers={"Accept": media})
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].split(";")[0] == media
+    assert r.headers["Vary"] == "Accept"
+    ext = {"turtle": "ttl", "json-ld": "jsonld", "nt": "nt", "xml": "rdf"}[fmt]
+    assert r.headers["Content-Location"] == f"/{ARTICLE}?format={ext}"
+    assert isomorphic(graph(r.content, fmt), record_file(srv, ARTICLE))
+
+
+def test_format_parameter_overrides_accept(srv):
+    for ext, media in (("ttl", "text/turtle"), ("jsonld", "application/ld+json"), ("nt", "application/n-triples"),
+                       ("rdf", "application/rdf+xml"), ("html", "text/html")):
+        r = requests.get(srv.url + ARTICLE, params={"format": ext}, headers={"Accept": "image/png"})
+        assert r.status_code == 200 and r.headers["Content-Type"].startswith(media)
+    assert requests.get(srv.url + ARTICLE, params={"format": "pdf"}).status_code == 406
+
+
+def test_browsers_get_html_and_rdf_clients_get_rdf(srv):
+    browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+    assert requests.get(srv.url + ARTICLE, headers={"Accept": browser}).headers["Content-Type"].startswith("text/html")
+    rdf_client = "text/turtle;q=1.0, application/rdf+xml;q=0.9, */*;q=0.1"
+    assert requests.get(srv.url + ARTICLE, headers={"Accept": rdf_client}).headers["Content-Type"].startswith("text/turtle")
+    links = requests.get(srv.url + ARTICLE).headers["Link"]
+    assert '<?format=ttl>; rel="alternate"; type="text/turtle"' in links
+
+
+def test_406_lists_what_is_available(srv):
+    r = requests.get(srv.url + ARTICLE, headers={"Accept": "application/pdf, text/html;q=0"})
+    assert r.status_code == 406
+    for media in ("text/html", "text/turtle", "application/ld+json", "application/n-triples", "application/rdf+xml"):
+        assert media in r.text
+    assert r.headers["Vary"] == "Accept"
+
+
+def test_unknown_ids_are_404(srv):
+    for path in ("article/no-such-article", "nothing/at/all", "rights/http://example.org/none", "timespan/0-1"):
+        assert requests.get(srv.url + path, headers={"Accept": "text/turtle"}).status_code == 404, path
+
+
+def test_every_minted_iri_dereferences(srv):
+    """Each subject under base_uri in the dump (records, hash IRIs' documents, time spans, graphs) answers
+    with a description that contains what the dump says about it."""
+    dump = rdflib.Graph()
+    for s, p, o, _g in rdflib.Dataset().parse(srv.out / "dataset.nq", format="nquads").quads():
+        dump.add((s, p, o))
+    subjects = {str(s) for s in dump.subjects() if str(s).startswith(srv.url)}
+    assert any("/timespan/" in s for s in subjects) and any("#aggregation" in s for s in subjects)
+    for s in sorted(subjects):
+        r = requests.get(s.split("#")[0], headers={"Accept": "application/n-triples"})
+        assert r.status_code == 200, s
+        got = graph(r.content, "nt")
+        for t in dump.triples((rdflib.URIRef(s), None, None)):
+            if "/graph/" not in s:  # a graph IRI's description is its provenance
+                assert t in got, (s, t)
+
+
+def test_records_with_iris_elsewhere_are_served_by_entity_and_id(srv):
+    r = requests.get(srv.url + "rights/http%3A%2F%2Fcreativecommons.org%2Flicenses%2Fby-sa%2F4.0%2F",
+                     headers={"Accept": "text/turtle"})
+    assert r.status_code == 200
+    g = graph(r.content, "turtle")
+    assert (rdflib.URIRef("http://creativecommons.org/licenses/by-sa/4.0/"), None, None) in g
+
+
+def test_etag_last_modified_and_304(srv):
+    r = requests.get(srv.url + ARTICLE, headers={"Accept": "text/turtle"})
+    etag, last = r.headers["ETag"], r.headers["Last-Modified"]
+    assert etag.endswith('-ttl"')
+    other = requests.get(srv.url + ARTICLE, headers={"Accept": "application/n-triples"}).headers["ETag"]
+    assert other != etag and other.endswith('-nt"')
+    again = requests.get(srv.url + ARTICLE, headers={"Accept": "text/turtle", "If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b"" and again.headers["ETag"] == etag
+    assert requests.get(srv.url + ARTICLE, headers={"Accept": "text/turtle", "If-None-Match": f"W/{etag}"}).status_code == 304
+    assert requests.get(srv.url + ARTICLE, headers={"Accept": "text/turtle", "If-None-Match": '"other"'}).status_code == 200
+    assert requests.get(srv.url + ARTICLE, headers={"Accept": "text/turtle", "If-Modified-Since": last}).status_code == 304
+    earlier = format_datetime(parsedate_to_datetime(last) - timedelta(hours=1), usegmt=True)
+    assert requests.get(srv.url + ARTICLE, headers={"Accept": "text/turtle", "If-Modified-Since": earlier}).status_code == 200
+    html = requests.get(srv.url + ARTICLE)
+    assert requests.get(srv.url + ARTICLE, headers={"If-None-Match": html.headers["ETag"]}).status_code == 304
+
+
+def test_head_has_headers_and_no_body(srv):
+    r = requests.head(srv.url + ARTICLE, headers={"Accept": "text/turtle"})
+    assert r.status_code == 200 and r.content == b""
+    assert int(r.headers["Content-Length"]) == len(requests.get(srv.url + ARTICLE, headers={"Accept": "text/turtle"}).content)
+
+
+# -- dataset description and output files --------------------------------------------------------
+
+@pytest.mark.parametrize("path", [".well-known/void", "dataset"])
+def test_dataset_description(srv, path):
+    for media, fmt in (("text/turtle", "turtle"), ("application/ld+json", "json-ld")):
+        r = requests.get(srv.url + path, headers={"Accept": media})
+        assert r.status_code == 200 and r.headers["Vary"] == "Accept"
+        g = graph(r.content, fmt)
+        ds = rdflib.URIRef(srv.url + "dataset")
+        assert (ds, rdflib.RDF.type, VOID.Dataset) in g and (ds, rdflib.RDF.type, DCAT.Dataset) in g
+        assert int(g.value(ds, VOID.triples)) == len(graph((srv.out / "dataset.nt").read_bytes(), "nt"))
+        assert g.value(ds, VOID.sparqlEndpoint) == rdflib.URIRef(srv.url + "sparql")
+        assert g.value(ds, DCT.license) == rdflib.URIRef("http://creativecommons.org/publicdomain/zero/1.0/")
+        oai = rdflib.URIRef(srv.url + "oai")
+        assert (oai, rdflib.RDF.type, DCAT.DataService) in g and g.value(oai, DCAT.endpointURL) == oai
+        assert g.value(oai, DCAT.servesDataset) == ds
+        edm = rdflib.URIRef(srv.url + "edm/")
+        assert g.value(edm, DCT.conformsTo) == rdflib.URIRef("http://www.europeana.eu/schemas/edm/")
+        for dist in g.objects(ds, VOID.dataDump):
+            assert g.value(dist, DCAT.mediaType) is not None
+            download = g.value(dist, DCAT.downloadURL)
+            if not str(download).endswith(".gz") or (srv.out / str(download)[len(srv.url):]).exists():
+                assert requests.get(download).status_code == 200, download
+        assert requests.get(str(edm)).status_code == 200
+        assert requests.get(str(g.value(ds, VOID.sparqlEndpoint)), params={"query": "ASK {}"}).status_code == 200
+
+
+def test_static_void_lists_the_endpoints(srv):
+    g = rdflib.Graph().parse(srv.out / "void.ttl", format="turtle")
+    ds = rdflib.URIRef(srv.url + "dataset")
+    assert g.value(ds, VOID.sparqlEndpoint) == rdflib.URIRef(srv.url + "sparql")
+    assert {str(s) for s in g.subjects(rdflib.RDF.type, DCAT.DataService)} == {srv.url + "sparql", srv.url + "oai"}
+
+
+@pytest.mark.parametrize("name, media", [("dataset.nt", "application/n-triples"), ("dataset.ttl", "text/turtle"),
+                                         ("context.jsonld", "application/ld+json"), ("void.ttl", "text/turtle"),
+                                         ("edm/article/muziek-uit-het-archief.xml", "application/rdf+xml")])
+def test_output_files_by_path(srv, name, media):
+    r = requests.get(srv.url + name)
+    assert r.status_code == 200 and r.headers["Content-Type"].split(";")[0] == media
+    assert r.content == (srv.out / name).read_bytes()
+    assert requests.get(srv.url + name, headers={"If-None-Match": r.headers["ETag"]}).status_code == 304
+
+
+@pytest.mark.parametrize("path", ["/../heritage-ld.toml", "/%2e%2e/heritage-ld.toml", "/edm/../../heritage-ld.toml",
+                                  "/edm/%2E%2E/%2E%2E/heritage-ld.toml", "/.state", "/edm/..%2f..%2fheritage-ld.toml",
+                                  "/%2fetc/passwd", "//etc/passwd", "/records/../../.heritage-ld/catalog.sqlite"])
+def test_no_path_traversal(srv, path):
+    conn = http.client.HTTPConnection("127.0.0.1", int(srv.url.rsplit(":", 1)[1].strip("/")), timeout=10)
+    conn.request("GET", path)   # sent as is, not normalised by a client library
+    r = conn.getresponse()
+    body = r.read()
+    assert r.status in (400, 404), (path, r.status)
+    assert b"base_uri" not in body and b"SQLite" not in body
+
+
+def test_home_and_entity_index(srv):
+    home = requests.get(srv.url)
+    assert home.status_code == 200 and home.headers["Content-Type"].startswith("text/html")
+    assert 'href="/article/"' in home.text and "(3)" in home.text
+    index = requests.get(srv.url + "article/")
+    assert 'href="/article/muziek-uit-het-archief"' in index.text
+    assert "Muziek uit het archief: grammofoonplaten als bron" in index.text   # a label, not the id
+    assert requests.get(srv.url + "article/", headers={"Accept": "text/turtle"}).status_code == 406
+
+
+# -- a base elsewhere: served by path ----------------------------------------------------------------
+
+def test_records_of_a_base_elsewhere_are_served_by_path(tmp_path):
+    """base_uri https://data.example.org/ (the sample's): the same paths work on any host."""
+    project = copy_sample_project(tmp_path / "p")
+    pipeline.publish(project)
+    app = create_app(project)
+
+    def get(path: str, accept: str) -> tuple[str, dict, bytes]:
+        env = {"PATH_INFO": path, "HTTP_ACCEPT": accept, "wsgi.input": BytesIO()}
+        setup_testing_defaults(env)
+        out: list = []
+        body = b"".join(app(env, lambda s, h: out.extend([s, dict(h)])))
+        return out[0], out[1], body
+
+    status, headers, body = get("/" + ARTICLE, "text/turtle")
+    assert status == "200 OK"
+    expected = rdflib.Graph().parse(project / "output" / "records" / "article" / "muziek-uit-het-archief.ttl")
+    assert isomorphic(graph(body, "turtle"), expected)
+    status, _h, page = get("/" + ARTICLE, "text/html")
+    assert status == "200 OK" and b'href="/person/sanne-de-vries"' in page
+    assert get("/timespan/1890-1899", "application/n-triples")[0] == "200 OK"
+
+
+# -- tombstones (last: it withdraws records from the shared server) --------------------------------
+
+def test_withdrawn_records_are_410(srv):
+    posts = srv.project / "sample" / "posts.json"
+    data = json.loads(posts.read_text("utf-8"))
+    posts.write_text(json.dumps([p for p in data if p["identifier"] != "postcards-from-the-seaside"]), "utf-8")
+    pipeline.publish(srv.project, allow_deletions=True)
+    r = requests.get(srv.url + "article/postcards-from-the-seaside", headers={"Accept": "text/turtle"})
+    assert r.status_code == 410 and "withdrawn" in r.text
+    assert requests.get(srv.url + "image/seaside-postcard").status_code == 410
+    assert requests.get(srv.url + ARTICLE, headers={"Accept": "text/turtle"}).status_code == 200
+    # the time span only the withdrawn image described is gone from the store too
+    assert requests.get(srv.url + "timespan/1890-1899").status_code == 404

@@ -1,0 +1,233 @@
+"""The SPARQL endpoint over real HTTP (``heritage-ld serve``): protocol, result formats, read-only, limits,
+and the store kept in step with the catalog."""
+from __future__ import annotations
+
+import io
+import json
+import time
+from types import SimpleNamespace
+
+import pyoxigraph as ox
+import pytest
+import rdflib
+import requests
+from rdflib.compare import isomorphic
+from rdflib.query import Result
+
+from conftest import copy_sample_project
+from heritage_ld import pipeline
+from heritage_ld.config import load as load_config
+from heritage_ld.sparql import StoreSync, is_update
+from heritage_ld.writers.rdf import graph_iri
+from test_linked_data import serve_project
+
+LIMIT = 100
+TIMEOUT = 2
+NAMES = "SELECT ?s ?name WHERE { ?s a schema:Person ; schema:name ?name } ORDER BY ?s"
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):
+    project = copy_sample_project(tmp_path_factory.mktemp("sparql") / "project")
+    extra = f"\n[sparql]\ntimeout = {TIMEOUT}\nmax_results = {LIMIT}\n"
+    for url, project, _proc in serve_project(project, extra):
+        yield SimpleNamespace(url=url, endpoint=url + "sparql", project=project, out=project / "output")
+
+
+def people(srv) -> set[tuple[str, str]]:
+    g = rdflib.Graph().parse(srv.out / "dataset.nt", format="nt")
+    schema = rdflib.Namespace("http://schema.org/")
+    return {(str(s), str(n)) for s in g.subjects(rdflib.RDF.type, schema.Person) for n in g.objects(s, schema.name)}
+
+
+def rows(result: Result) -> set[tuple[str, str]]:
+    return {(str(r[0]), str(r[1])) for r in result}
+
+
+# -- protocol and result formats ------------------------------------------------------------------
+
+@pytest.mark.parametrize("media, fmt", [("application/sparql-results+json", "json"),
+                                        ("application/sparql-results+xml", "xml"),
+                                        ("text/csv", "csv"), ("text/tab-separated-values", "tsv")])
+def test_select_result_formats(srv, media, fmt):
+    r = requests.get(srv.endpoint, params={"query": NAMES}, headers={"Accept": media})
+    assert r.status_code == 200 and r.headers["Content-Type"].split(";")[0] == media
+    parsed = Result.parse(io.BytesIO(r.content) if fmt != "csv" else io.StringIO(r.text), format=fmt)
+    assert parsed.vars == [rdflib.Variable("s"), rdflib.Variable("name")]
+    assert rows(parsed) == people(srv)
+
+
+def test_get_post_form_and_post_query_agree(srv):
+    accept = {"Accept": "application/sparql-results+json"}
+    a = requests.get(srv.endpoint, params={"query": NAMES}, headers=accept).json()
+    b = requests.post(srv.endpoint, data={"query": NAMES}, headers=accept).json()
+    c = requests.post(srv.endpoint, data=NAMES.encode(), headers={**accept, "Content-Type": "application/sparql-query"}).json()
+    assert a == b == c and len(a["results"]["bindings"]) == len(people(srv))
+
+
+def test_json_terms_and_ask(srv):
+    q = ('SELECT ?d ?t WHERE { ?a schema:datePublished ?d ; schema:headline ?t '
+         'FILTER(lang(?t) = "nl") }')
+    b = requests.get(srv.endpoint, params={"query": q}).json()["results"]["bindings"][0]
+    assert b["d"] == {"type": "literal", "value": "2022-03-08", "datatype": "http://www.w3.org/2001/XMLSchema#date"}
+    assert b["t"]["xml:lang"] == "nl"
+    assert requests.get(srv.endpoint, params={"query": "ASK { ?s a schema:Person }"}).json() == {"head": {}, "boolean": True}
+    xml = requests.get(srv.endpoint, params={"query": "ASK { ?s a schema:Nothing }"},
+                       headers={"Accept": "application/sparql-results+xml"})
+    assert Result.parse(io.BytesIO(xml.content), format="xml").askAnswer is False
+
+
+@pytest.mark.parametrize("media, fmt", [("text/turtle", "turtle"), ("application/n-triples", "nt"),
+                                        ("application/rdf+xml", "xml"), ("application/ld+json", "json-ld")])
+def test_describe_and_construct_formats(srv, media, fmt):
+    person = srv.url + "person/sanne-de-vries"
+    r = requests.get(srv.endpoint, params={"query": f"DESCRIBE <{person}>"}, headers={"Accept": media})
+    assert r.status_code == 200 and r.headers["Content-Type"].split(";")[0] == media
+    record = rdflib.Graph().parse(srv.out / "records" / "person" / "sanne-de-vries.ttl")
+    assert isomorphic(rdflib.Graph().parse(data=r.content, format=fmt), record)
+    c = requests.post(srv.endpoint, data={"query": f"CONSTRUCT {{ <{person}> ?p ?o }} WHERE {{ <{person}> ?p ?o }}"},
+                      headers={"Accept": media})
+    assert isomorphic(rdflib.Graph().parse(data=c.content, format=fmt), record)
+
+
+def test_union_default_graph_and_named_graphs(srv):
+    dump = ox.Dataset(ox.parse(path=str(srv.out / "dataset.nq"), format=ox.RdfFormat.N_QUADS))
+    triples = {(q.subject, q.predicate, q.object) for q in dump}
+    count = requests.get(srv.endpoint, params={"query": "SELECT (COUNT(*) AS ?n) { ?s ?p ?o }"}).json()
+    assert int(count["results"]["bindings"][0]["n"]["value"]) == len(triples)
+    graphs = requests.get(srv.endpoint, params={"query": "SELECT DISTINCT ?g { GRAPH ?g { ?s ?p ?o } }"}).json()
+    expected = {q.graph_name.value for q in dump}
+    assert {b["g"]["value"] for b in graphs["results"]["bindings"]} == expected
+    pub = SimpleNamespace(config=SimpleNamespace(base_uri=srv.url))
+    g = graph_iri(pub, "person", "sanne-de-vries")
+    assert g in expected
+    one = requests.get(srv.endpoint, params={"query": "SELECT (COUNT(*) AS ?n) { ?s ?p ?o }", "default-graph-uri": g}).json()
+    assert int(one["results"]["bindings"][0]["n"]["value"]) == len([q for q in dump if q.graph_name.value == g])
+    named = requests.get(srv.endpoint, params={"query": "SELECT DISTINCT ?g { GRAPH ?g { ?s ?p ?o } }",
+                                               "named-graph-uri": g}).json()
+    assert [b["g"]["value"] for b in named["results"]["bindings"]] == [g]
+
+
+def test_no_query_gives_a_description_or_a_form(srv):
+    sd = requests.get(srv.endpoint, headers={"Accept": "text/turtle"})
+    assert sd.status_code == 200
+    g = rdflib.Graph().parse(data=sd.text, format="turtle")
+    SD = rdflib.Namespace("http://www.w3.org/ns/sparql-service-description#")
+    assert (None, SD.endpoint, rdflib.URIRef(srv.endpoint)) in g
+    form = requests.get(srv.endpoint, headers={"Accept": "text/html"})
+    assert form.headers["Content-Type"].startswith("text/html") and 'name="query"' in form.text
+
+
+def test_errors_are_clear(srv):
+    bad = requests.get(srv.endpoint, params={"query": "SELECT * WHERE { ?s ?p }"})
+    assert bad.status_code == 400 and "parse error" in bad.text
+    two = requests.get(srv.endpoint, params=[("query", "ASK {}"), ("query", "ASK {}")])
+    assert two.status_code == 400
+    assert requests.post(srv.endpoint, data=b"ASK {}", headers={"Content-Type": "text/plain"}).status_code == 415
+    assert requests.put(srv.endpoint, data=b"ASK {}").status_code == 405
+    assert requests.get(srv.endpoint, params={"query": "ASK {}", "default-graph-uri": "not an IRI"}).status_code == 400
+    r = requests.get(srv.endpoint, params={"query": NAMES}, headers={"Accept": "image/png"})
+    assert r.status_code == 406 and "application/sparql-results+json" in r.text
+    r = requests.get(srv.endpoint, params={"query": "DESCRIBE <x:y>"}, headers={"Accept": "text/csv"})
+    assert r.status_code == 406 and "text/turtle" in r.text
+
+
+# -- read-only ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("query", ["INSERT DATA { <http://x/s> <http://x/p> <http://x/o> }",
+                                   "PREFIX x: <http://x/>\n# a comment\nDELETE WHERE { ?s ?p ?o }",
+                                   "DROP ALL", "CLEAR DEFAULT", "LOAD <http://example.org/data.ttl>",
+                                   "WITH <http://x/g> DELETE { ?s ?p ?o } WHERE { ?s ?p ?o }"])
+def test_updates_are_refused(srv, query):
+    assert is_update(query)
+    before = requests.get(srv.endpoint, params={"query": "SELECT (COUNT(*) AS ?n) { ?s ?p ?o }"}).json()
+    for r in (requests.post(srv.endpoint, data={"update": query}),
+              requests.post(srv.endpoint, data=query.encode(), headers={"Content-Type": "application/sparql-update"}),
+              requests.post(srv.endpoint, data={"query": query}),
+              requests.get(srv.endpoint, params={"query": query})):
+        assert r.status_code == 403 and "read-only" in r.text
+    assert requests.get(srv.endpoint, params={"query": "SELECT (COUNT(*) AS ?n) { ?s ?p ?o }"}).json() == before
+
+
+def test_is_update_reads_past_the_prologue_only():
+    assert not is_update("PREFIX insert: <http://x/>\nSELECT * { ?s insert:p 'DELETE' }")
+    assert not is_update("# INSERT DATA\nASK {}")
+    assert is_update("BASE <http://x/> PREFIX a: <http://y/> insert data { <s> <p> <o> }")
+
+
+# -- limits ------------------------------------------------------------------------------------------
+
+def test_result_size_limit(srv):
+    too_many = requests.get(srv.endpoint, params={"query": "SELECT * { ?s ?p ?o }"})
+    assert too_many.status_code == 413 and f"more than {LIMIT}" in too_many.text and "LIMIT" in too_many.text
+    ok = requests.get(srv.endpoint, params={"query": f"SELECT * {{ ?s ?p ?o }} LIMIT {LIMIT}"}).json()
+    assert len(ok["results"]["bindings"]) == LIMIT
+    graph = requests.get(srv.endpoint, params={"query": "CONSTRUCT WHERE { ?s ?p ?o }"}, headers={"Accept": "text/turtle"})
+    assert graph.status_code == 413
+
+
+def test_time_limit(srv):
+    slow = "SELECT (COUNT(*) AS ?n) { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i . ?j ?k ?l }"
+    start = time.monotonic()
+    r = requests.get(srv.endpoint, params={"query": slow}, timeout=60)
+    assert r.status_code == 503 and f"{TIMEOUT} s limit" in r.text
+    assert time.monotonic() - start < TIMEOUT + 5
+    # the endpoint goes on answering (a new query process replaces the stopped one)
+    for _ in range(3):
+        assert requests.get(srv.endpoint, params={"query": "ASK {}"}).json()["boolean"] is True
+
+
+# -- in step with the catalog ---------------------------------------------------------------------
+
+def test_store_follows_publish(srv):
+    people_file = srv.project / "sample" / "people.json"
+    data = json.loads(people_file.read_text("utf-8"))
+    for p in data:
+        if p.get("identifier") == "emmy-storms":
+            p["name"] = "Emmy Storms-Jansen"
+    people_file.write_text(json.dumps(data, ensure_ascii=False), "utf-8")
+    pipeline.publish(srv.project)
+    q = f'SELECT ?n {{ <{srv.url}person/emmy-storms> schema:name ?n }}'
+    names = requests.get(srv.endpoint, params={"query": q}).json()["results"]["bindings"]
+    assert [b["n"]["value"] for b in names] == ["Emmy Storms-Jansen"]
+    page = requests.get(srv.url + "person/emmy-storms", headers={"Accept": "text/turtle"})
+    assert "Emmy Storms-Jansen" in page.text
+
+
+def test_sync_applies_only_changed_records(tmp_path, monkeypatch):
+    project = copy_sample_project(tmp_path / "p")
+    pipeline.publish(project, now=1_800_000_000)
+    sync = StoreSync(load_config(project))
+    loaded: list[tuple[int, bool]] = []
+    real = sync._load
+    monkeypatch.setattr(sync, "_load", lambda store, rows, full: (loaded.append((len(rows), full)), real(store, rows, full)))
+    first = sync.sync_here()
+    assert loaded == [(22, True)] and first["gen"] == "gen-000001"
+    assert sync.sync_here() == first and len(loaded) == 1           # nothing changed: nothing done
+    posts = project / "sample" / "posts.json"
+    data = json.loads(posts.read_text("utf-8"))
+    data[0]["name"] = data[0]["name"] + " (updated)"
+    posts.write_text(json.dumps(data, ensure_ascii=False), "utf-8")
+    pipeline.publish(project, now=1_800_000_100)
+    second = sync.sync_here()
+    assert loaded[-1] == (1, False) and second["gen"] == "gen-000002"
+    # a later run stamped with an older clock is still seen (the new runs say from when to re-apply)
+    data[0]["name"] = data[0]["name"] + " again"
+    posts.write_text(json.dumps(data, ensure_ascii=False), "utf-8")
+    pipeline.publish(project, now=1_700_000_000)
+    sync.sync_here()
+    assert loaded[-1][1] is False
+    store = ox.Store.read_only(str(sync.dir / sync.current()["gen"]))
+    titles = {str(q.object.value) for q in store.quads_for_pattern(None, ox.NamedNode("http://schema.org/headline"), None)}
+    assert data[0]["name"] in titles
+    # withdrawals remove the record's graph; old generations are pruned
+    posts.write_text(json.dumps(data[1:], ensure_ascii=False), "utf-8")
+    pipeline.publish(project, now=1_800_000_200, allow_deletions=True)
+    sync.sync_here()
+    sync.sync_here()
+    store = ox.Store.read_only(str(sync.dir / sync.current()["gen"]))
+    graphs = {g.value for g in store.named_graphs()}
+    live = {graph_iri(SimpleNamespace(config=sync.cfg), e, i) for e, i in
+            sync.db.execute("SELECT entity, id FROM records WHERE deleted = 0")}
+    assert graphs == live
+    assert len(list(sync.dir.glob("gen-*"))) <= StoreSync.KEEP
