@@ -254,7 +254,9 @@ def checkpoint(name: str) -> None:
     run stops here (announcing it in HERITAGE_LD_PAUSE_FILE) until it is killed, or for
     HERITAGE_LD_PAUSE_SECONDS seconds and then goes on."""
     if os.environ.get("HERITAGE_LD_PAUSE_AT") == name:
-        Path(os.environ["HERITAGE_LD_PAUSE_FILE"]).write_text(name)
+        marker = Path(os.environ["HERITAGE_LD_PAUSE_FILE"])
+        marker.with_suffix(".tmp").write_text(name)
+        marker.with_suffix(".tmp").replace(marker)  # appears whole: the test reads it at once
         time.sleep(float(os.environ.get("HERITAGE_LD_PAUSE_SECONDS") or 600))
 
 

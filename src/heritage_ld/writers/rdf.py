@@ -35,8 +35,11 @@ def nt_lines(triples) -> str:
 
 
 def turtle(triples: list[Triple], prefixes: dict[str, str]) -> bytes:
-    quads = ox.parse(nt_lines(sorted(triples, key=_order)).encode("utf-8"), format=ox.RdfFormat.N_TRIPLES)
-    return ox.serialize(quads, format=ox.RdfFormat.TURTLE, prefixes=prefixes) or b""
+    """Turtle with the prefixes the triples actually use."""
+    text = nt_lines(sorted(triples, key=_order))
+    used = {p: ns for p, ns in prefixes.items() if f"<{ns}" in text or f"^^<{ns}" in text}
+    quads = ox.parse(text.encode("utf-8"), format=ox.RdfFormat.N_TRIPLES)
+    return ox.serialize(quads, format=ox.RdfFormat.TURTLE, prefixes=used) or b""
 
 
 def _dataset_triples(pub) -> list[Triple]:
