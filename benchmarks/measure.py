@@ -126,7 +126,37 @@ def m_validate_pyshacl(root: Path, work: Path, t: Timer, args) -> dict:
     return _validate(root, t, reference=True)
 
 
-def _publish(root: Path, work: Path, t: Timer, now: int, prepare: bool = False) -> dict:
+def traced_stages(work: Path, name: str) -> None:
+    """Log when build and each writer end, with the memory then, to WORK/trace-NAME.txt: if the run
+    is stopped (time or memory limit), run.py reports how far it got."""
+    import dataclasses
+    import threading
+    from heritage_ld.writers import FORMATS, formats
+    log = open(work / f"trace-{name}.txt", "w", buffering=1)
+    t0 = time.perf_counter()
+
+    def note(event: str) -> None:
+        log.write(f"{time.perf_counter() - t0:7.1f} s {status_mb('VmRSS'):8.0f} MB  {event}\n")
+
+    def wrap(fn, event):
+        def run(*a, **k):
+            out = fn(*a, **k)
+            note(event)
+            return out
+        return run
+    pipeline.build = wrap(pipeline.build, "build done (read, map, validate, EDM XML)")
+    for fmt in list(formats().values()):
+        FORMATS[fmt.name] = dataclasses.replace(fmt, dataset=wrap(fmt.dataset, f"writer {fmt.name} done"))
+
+    def sample() -> None:
+        while True:
+            time.sleep(30)
+            note("(running)")
+    threading.Thread(target=sample, daemon=True).start()
+
+
+def _publish(root: Path, work: Path, t: Timer, now: int, prepare: bool = False, name: str = "publish") -> dict:
+    traced_stages(work, name)
     with t:
         view, changes = pipeline.publish(root, now=now)
     if prepare:  # what the writer measurements start from (not timed)
@@ -148,12 +178,12 @@ def m_publish(root: Path, work: Path, t: Timer, args) -> dict:
 
 @measure("publish_noop")
 def m_publish_noop(root: Path, work: Path, t: Timer, args) -> dict:
-    return _publish(root, work, t, NOW + 3600)
+    return _publish(root, work, t, NOW + 3600, name="publish_noop")
 
 
 @measure("publish_1pct")
 def m_publish_1pct(root: Path, work: Path, t: Timer, args) -> dict:
-    return _publish(root, work, t, NOW + 7200)
+    return _publish(root, work, t, NOW + 7200, name="publish_1pct")
 
 
 def prepared(root: Path, work: Path) -> pipeline.Publication:

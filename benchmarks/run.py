@@ -33,6 +33,7 @@ ORDER = [("raw_limit", "project"), ("map", "project"), ("validate", "project"), 
          ("publish", "run"), ("publish_noop", "run"), ("publish_1pct", "run"), *[(w, "run") for w in WRITERS],
          ("pyshacl_graph", "project"), ("pyshacl_record", "project"),
          ("rdflib_parse", "run"), ("rdflib_ntriples", "run"), ("rdflib_turtle", "run"), ("morph_kgc", "project")]
+NEEDS_PUBLISH = {"publish_noop", "publish_1pct", *WRITERS, "rdflib_parse", "rdflib_ntriples", "rdflib_turtle"}
 LABELS = {
     "map": "ours: map only (read+extract+compile+map)", "validate": "ours: validate (compiled shapes, default)",
     "validate_pyshacl": "ours: validate (pyshacl per 500-record chunk)", "publish": "ours: publish end-to-end (first run)",
@@ -134,6 +135,13 @@ def measure_all(n: int, work: Path, args) -> dict:
         if args.only and name not in args.only:
             continue
         root = project if where == "project" else run
+        if args.skip and name in args.skip:
+            results[name] = {"skipped": "--skip"}
+            print(f"[bench] {name:17} skipped (--skip)", file=sys.stderr)
+            continue
+        if name in NEEDS_PUBLISH and "seconds" not in results.get("publish", {"seconds": 0}):
+            results[name] = {"skipped": "needs the publish run, which did not complete"}
+            continue
         if name == "publish_1pct":
             results[name + "_edited"] = {"articles_changed": change_one_percent(run)}
         if name == "morph_kgc":
@@ -152,6 +160,9 @@ def measure_all(n: int, work: Path, args) -> dict:
             r["records_per_s"] = round(records / r["seconds"], 1) if r["seconds"] else None
             if r.get("triples"):
                 r["triples_per_s"] = round(r["triples"] / r["seconds"]) if r["seconds"] else None
+        trace = tmp / f"trace-{name}.txt"
+        if "error" in r and trace.is_file():  # how far a stopped publish got
+            r["progress"] = trace.read_text().splitlines()[-6:]
         results[name] = r
         shown = r.get("error") or r.get("skipped") or f"{r['seconds']:.2f} s, {r['records_per_s']:,.0f} records/s, " \
                                                        f"peak {r['peak_rss_mb']:,.0f} MB"
@@ -210,6 +221,7 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=1800, help="seconds one measurement may take")
     ap.add_argument("--max-rss-gb", type=float, default=8.0, help="memory one measurement may use")
     ap.add_argument("--only", nargs="*", help="run only these measurements (names as in results.json)")
+    ap.add_argument("--skip", nargs="*", help="do not run these measurements")
     args = ap.parse_args()
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     load_before = os.getloadavg()[0]
