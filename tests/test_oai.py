@@ -24,9 +24,10 @@ from sickle import Sickle
 from conftest import copy_sample_project
 from heritage_ld import oai, pipeline
 from heritage_ld.server import create_app
+from test_outputs import shared_or_skip
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+
 BIN = Path(sys.executable).with_name("heritage-ld")
 NS = {"o": "http://www.openarchives.org/OAI/2.0/", "dc": "http://purl.org/dc/elements/1.1/",
       "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#"}
@@ -487,14 +488,6 @@ def test_a_killed_publish_does_not_hold_back_harvests(srv, tmp_path):
 
 
 # -- conformance of everything seen above -------------------------------------------------------
-def shared_or_skip() -> Path:
-    if not SHARED.is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"{SHARED} is missing: CI must run the conformance tools")
-        pytest.skip(f"{SHARED} not found: OAI-PMH/EDM conformance tools unavailable in this clone")
-    return SHARED
-
-
 def validate_pages(files: list[Path]) -> None:
     shared = shared_or_skip()
     result = subprocess.run([sys.executable, str(shared / "tools" / "validate_oai.py"),

@@ -21,6 +21,8 @@ SCHEMA = "http://schema.org/"
 class Compactor:
     def __init__(self, pub) -> None:
         self.prefixes = dict(pub.mappings.prefixes)
+        self._by_length = sorted(self.prefixes.items(), key=lambda kv: -len(kv[1]))
+        self._terms: dict[str, str] = {}
         kinds: dict[str, set[bool]] = {}
         for m in pub.mappings.entities.values():
             for p, k in m.object_kinds().items():
@@ -28,9 +30,16 @@ class Compactor:
         self.iri_terms = {self.term(p) for p, k in kinds.items() if k == {True}}
 
     def term(self, iri: str) -> str:
+        """The compact form of an IRI (memoised: called for every predicate, class and datatype)."""
+        found = self._terms.get(iri)
+        if found is None:
+            found = self._terms[iri] = self._compact(iri)
+        return found
+
+    def _compact(self, iri: str) -> str:
         if iri.startswith(SCHEMA) and iri[len(SCHEMA):].isalnum():
             return iri[len(SCHEMA):]
-        for prefix, ns in sorted(self.prefixes.items(), key=lambda kv: -len(kv[1])):
+        for prefix, ns in self._by_length:
             if iri.startswith(ns) and iri[len(ns):] and iri[len(ns):].replace("_", "a").replace("-", "a").isalnum():
                 return f"{prefix}:{iri[len(ns):]}"
         return iri
