@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
-import pickle
 import shutil
 import sys
 import time
@@ -23,8 +22,10 @@ from typing import Callable
 
 from heritage_ld import config as config_mod
 from heritage_ld import pipeline
-from heritage_ld.mapping import Context, Mappings
+from heritage_ld.executor import Serial
+from heritage_ld.mapping import Mapped, Mappings, Record
 from heritage_ld.validate import Shapes, validate
+from heritage_ld.work import Reader, Work, path_for
 
 MEASURES: dict[str, Callable] = {}
 NOW = 1_800_000_000  # fixed clock for the publish runs: 2027-01-15T08:00:00Z, then +1 h per run
@@ -68,23 +69,42 @@ class Timer:
         self.peak = status_mb("VmHWM")
 
 
-def map_records(root: Path):
-    """Read + extract + compile + map, as ``pipeline.build`` does before validation."""
+def read_into(root: Path, work: Work):
+    """Pass 1 as ``pipeline.build`` runs it: read + extract + merge copies, into a work database."""
     cfg = config_mod.load(root)
     mappings = Mappings(cfg.mapping_dir, cfg.values)
-    records, _issues, linked_only, _read = pipeline.read_records(cfg, mappings)
-    known: dict[str, set[str]] = defaultdict(set)
-    for r in records:
-        known[r.entity].add(r.id)
-    ctx = Context(cfg.base_uri, cfg.values, "", dict(known), mappings)
-    mapped = []
-    for r in records:
-        ctx.record_id = r.id
-        mapped.append(mappings.entities[r.entity].map(r, ctx))
-    referenced = {t[2] for m in mapped for t in m.triples if t[2].startswith("<")}
-    mapped = [m for m in mapped if (m.record.entity, m.record.id) not in linked_only
+    pipeline.read_records(cfg, mappings, work)
+    work.commit()
+    return cfg, mappings
+
+
+def map_records(root: Path):
+    """Every record mapped, in memory (for the pyshacl baselines, which need one graph anyway)."""
+    work = Work(path_for(config_mod.load(root).catalog))
+    try:
+        cfg, mappings = read_into(root, work)
+        db = Reader(str(work.path))
+        keys = work.keys().fetchall()
+        vocabulary = set(work.keys(linked_only=True))
+        mapped = [m for i in range(0, len(keys), 500) for m in pipeline.map_records(cfg, mappings, db, keys[i:i + 500])]
+        db.db.close()
+    finally:
+        work.close()
+    # vocabulary records are published only where something refers to them
+    referenced = {t[2] for m in mapped for t in m.triples if t[2][0] == "<"}
+    mapped = [m for m in mapped if (m.record.entity, m.record.id) not in vocabulary
               or any(f"<{s}>" in referenced for s in m.subjects.values())]
     return cfg, mappings, mapped
+
+
+def linked_of(mapped) -> Callable:
+    """m -> the triples of the other records about what m links to (as the pipeline validates)."""
+    by_subject: dict[str, list] = defaultdict(list)
+    for m in mapped:
+        for s in {t[0] for t in m.triples}:
+            by_subject[s].append(m)
+    return lambda m: [t for o in {t[2] for t in m.triples if t[2][0] == "<"} for other in by_subject.get(o, [])
+                      if other is not m for t in other.triples if t[0] == o]
 
 
 def triples_of(mapped) -> int:
@@ -95,21 +115,60 @@ def triples_of(mapped) -> int:
 
 @measure("map")
 def m_map(root: Path, work: Path, t: Timer, args) -> dict:
+    """Read + extract + map, writing the triples as N-Triples (as Morph-KGC and the raw limit do)."""
+    out = work / "map.nt"
+    records = triples = 0
     with t:
-        _cfg, _m, mapped = map_records(root)
-    return {"records": len(mapped), "triples": triples_of(mapped)}
+        w = Work(path_for(config_mod.load(root).catalog))
+        try:
+            cfg, mappings = read_into(root, w)
+            db = Reader(str(w.path))
+            with out.open("w", encoding="utf-8") as fh:
+                for chunk in pipeline._chunks(w.keys(), cfg.chunk_size):
+                    for m in pipeline.map_records(cfg, mappings, db, chunk):
+                        fh.write("".join(f"{s} {p} {o} .\n" for s, p, o in m.triples))
+                        records += 1
+                        triples += len(m.triples)
+            db.db.close()
+        finally:
+            w.close()
+    out.unlink()
+    return {"records": records, "triples": triples}
 
 
 def _validate(root: Path, t: Timer, reference: bool) -> dict:
-    cfg, mappings, mapped = map_records(root)
-    draft = pipeline.Publication(cfg, mappings, mapped, {}, {}, [], 0)
-    fields_of = lambda e: mappings.entities[e].fields_by_predicate
+    """Passes 1-2 (not timed), then validation as pass 3 runs it: per chunk, each record with the
+    triples of the records it links to, read from the work database."""
+    cfg = config_mod.load(root)
+    w = Work(path_for(cfg.catalog))
     issues = []
-    with t:  # as pipeline.build: shapes loaded (and compiled), then chunk by chunk
-        shapes = Shapes.load(root, cfg.shapes)
-        for i in range(0, len(mapped), cfg.chunk_size):
-            issues.extend(validate(mapped[i:i + cfg.chunk_size], draft.linked_triples, shapes, fields_of, reference))
-    return {"records": len(mapped), "triples": triples_of(mapped), "chunk_size": cfg.chunk_size,
+    try:
+        cfg, mappings = read_into(root, w)
+        for part in Serial().run(pipeline._map_chunk, root, str(w.path), pipeline._chunks(w.keys(), cfg.chunk_size)):
+            w.add_mapped(part)
+        w.index()
+        w.commit()
+        keys = w.db.execute("SELECT entity, id FROM result ORDER BY entity, id").fetchall()
+        db = Reader(str(w.path))
+        fields_of = lambda e: mappings.entities[e].fields_by_predicate
+        records = triples = 0
+        with t:  # shapes loaded (and compiled), then chunk by chunk
+            shapes = Shapes.load(root, cfg.shapes)
+            for chunk in pipeline._chunks(keys, cfg.chunk_size):
+                batch, linked = [], {}
+                for key in chunk:
+                    tr, subjects, _blob, _sets, _mapping, source = db.result(*key)
+                    m = Mapped(Record(key[0], key[1], {}, source), tr, [], subjects)
+                    linked[key] = pipeline._linked(db, key, tr)[0]
+                    batch.append(m)
+                    records += 1
+                    triples += len(tr)
+                issues.extend(validate(batch, lambda m: linked[(m.record.entity, m.record.id)], shapes, fields_of,
+                                       reference))
+        db.db.close()
+    finally:
+        w.close()
+    return {"records": records, "triples": triples, "chunk_size": cfg.chunk_size,
             "violations": sum(i.severity == "Violation" for i in issues),
             "records_with_violations": len({(i.entity, i.record_id) for i in issues if i.severity == "Violation"})}
 
@@ -144,9 +203,10 @@ def traced_stages(work: Path, name: str) -> None:
             note(event)
             return out
         return run
-    pipeline.build = wrap(pipeline.build, "build done (read, map, validate, EDM XML)")
+    pipeline.inputs_digest = wrap(pipeline.inputs_digest, "pass 1 done (read)")
+    pipeline._unreferenced_vocabulary = wrap(pipeline._unreferenced_vocabulary, "passes 2-3 done (map, validate, EDM)")
     for fmt in list(formats().values()):
-        FORMATS[fmt.name] = dataclasses.replace(fmt, dataset=wrap(fmt.dataset, f"writer {fmt.name} done"))
+        FORMATS[fmt.name] = dataclasses.replace(fmt, sink=wrap(fmt.sink, f"writer {fmt.name} opened"))
 
     def sample() -> None:
         while True:
@@ -155,25 +215,19 @@ def traced_stages(work: Path, name: str) -> None:
     threading.Thread(target=sample, daemon=True).start()
 
 
-def _publish(root: Path, work: Path, t: Timer, now: int, prepare: bool = False, name: str = "publish") -> dict:
+def _publish(root: Path, work: Path, t: Timer, now: int, name: str = "publish") -> dict:
     traced_stages(work, name)
     with t:
-        view, changes = pipeline.publish(root, now=now)
-    if prepare:  # what the writer measurements start from (not timed)
-        state = {k: getattr(view, k) for k in ("published", "held_back", "edm_held_back", "issues", "records_read",
-                                                 "edm_xml", "rows")}
-        with open(work / "prepared.pickle", "wb") as fh:
-            pickle.dump(state, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    return {"records": len(view.published), "triples": sum(len(m.triples) for m in view.published),
-            "held_back": len(view.held_back), "edm_held_back": len(view.edm_held_back),
-            "edm_records": len(view.edm_xml), "added": len(changes.added), "changed": len(changes.changed),
-            "deleted": len(changes.deleted), "unchanged": changes.unchanged,
-            "stages": {k: round(v, 3) for k, v in view.seconds.items()}}
+        pub, changes = pipeline.publish(root, now=now)
+    return {"records": pub.published, "triples": pub.triple_count, "held_back": len(pub.held_back),
+            "edm_held_back": len(pub.edm_held_back), "edm_records": pub.edm_count, "added": changes.added,
+            "changed": changes.changed, "deleted": len(changes.deleted), "unchanged": changes.unchanged,
+            "stages": {k: round(v, 3) for k, v in pub.seconds.items()}}
 
 
 @measure("publish")
 def m_publish(root: Path, work: Path, t: Timer, args) -> dict:
-    return _publish(root, work, t, NOW, prepare=True)
+    return _publish(root, work, t, NOW)
 
 
 @measure("publish_noop")
@@ -186,30 +240,34 @@ def m_publish_1pct(root: Path, work: Path, t: Timer, args) -> dict:
     return _publish(root, work, t, NOW + 7200, name="publish_1pct")
 
 
-def prepared(root: Path, work: Path) -> pipeline.Publication:
-    """The Publication that ``publish`` handed its writers, as saved by the publish measurement."""
-    cfg = config_mod.load(root)
-    state = pickle.loads((work / "prepared.pickle").read_bytes())
-    pub = pipeline.Publication(cfg, Mappings(cfg.mapping_dir, cfg.values), state["published"], state["held_back"],
-                               state["edm_held_back"], state["issues"], state["records_read"])
-    pub.edm_xml, pub.rows = state["edm_xml"], state["rows"]
-    return pub
-
-
 def writer(fmt: str):
     def run(root: Path, work: Path, t: Timer, args) -> dict:
-        from heritage_ld.writers import formats
-        pub = prepared(root, work)
+        """One format's sink fed every live catalog row (rows decoded and de-duplicated as write_all does)."""
+        from heritage_ld.catalog import Catalog
+        from heritage_ld.writers import Files, Seen, formats
+        cfg, mappings, shapes = pipeline.load_project(root)
+        pub = pipeline.Publication(cfg, mappings, {}, {}, [], 0)
+        cat = Catalog(cfg.catalog)
+        pipeline._load_report(cat, pub)
+        pub.published, pub.triple_count, pub.edm_count = cat.totals()
         out = work / f"out-{fmt}"
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
+        records = triples = 0
         with t:
-            formats()[fmt].dataset(pub, out)
+            sink = formats()[fmt].sink(pub, out, Files(out, None, 0))
+            seen = Seen(cfg.base_uri)
+            for row in cat.rows():
+                sink.add(row, seen.fresh(row.triples))
+                records += 1
+                triples += len(row.triples)
+            sink.close()
+        cat.close()
         size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
         files = sum(1 for f in out.rglob("*") if f.is_file())
         shutil.rmtree(out, ignore_errors=True)
-        return {"records": len(pub.published), "triples": sum(len(m.triples) for m in pub.published),
-                "rss_before_mb": round(t.rss_before, 1), "files": files, "bytes": size}
+        return {"records": records, "triples": triples, "rss_before_mb": round(t.rss_before, 1), "files": files,
+                "bytes": size}
     return run
 
 
@@ -265,10 +323,10 @@ def m_pyshacl_record(root: Path, work: Path, t: Timer, args) -> dict:
     import rdflib
     cfg, mappings, mapped = map_records(root)
     shapes = Shapes.load(root, cfg.shapes)
-    draft = pipeline.Publication(cfg, mappings, mapped, {}, {}, [], 0)
+    linked = linked_of(mapped)
     step = max(1, len(mapped) // args.sample)
     sample = mapped[::step][:args.sample]
-    docs = ["".join(f"{s} {p} {o} .\n" for s, p, o in set(m.triples + draft.linked_triples(m))) for m in sample]
+    docs = ["".join(f"{s} {p} {o} .\n" for s, p, o in set(m.triples + linked(m))) for m in sample]
     violations = 0
     with t:
         for doc in docs:

@@ -269,7 +269,7 @@ def test_failed_write_leaves_previous_output_untouched(tmp_path, monkeypatch):
     before = {p: p.read_bytes() for p in (project / "output").rglob("*") if p.is_file()}
     from heritage_ld import writers
 
-    def boom(pub, out):
+    def boom(pub, out, files):
         (out / "partial.txt").write_text("half")
         raise OSError("disk full")
     monkeypatch.setitem(writers.FORMATS, "void", writers.Format("void", "text/turtle", "ttl", "x", boom))

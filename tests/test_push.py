@@ -154,7 +154,7 @@ def test_push_first_edit_delete_full(project, oxigraph):
     change_and_delete(project)                                        # two records change
     _pub, ch = pipeline.publish(project, now=T2)
     r = push(project, oxigraph.store, PushOptions(**FAST))
-    assert (r.put, r.deleted, r.skipped) == (len(ch.changed), 0, 22 - len(ch.changed)) == (2, 0, 20)
+    assert (r.put, r.deleted, r.skipped) == (ch.changed, 0, 22 - ch.changed) == (2, 0, 20)
     assert_store_is_catalog(project, oxigraph)
 
     remove_emmy(project)                                              # a deletion, through the CLI

@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS records (
     triples TEXT NOT NULL,              -- JSON list of [s, p, o] N-Triples terms, sorted
     edm_xml BLOB,                       -- EDM RDF/XML, NULL if held back from the EDM channel
     mapping TEXT NOT NULL,              -- digest of the mapping file that produced it
+    run INTEGER NOT NULL DEFAULT 0,     -- rowid in ``runs`` of the run that last changed it
     PRIMARY KEY (entity, id)
 );
 CREATE INDEX IF NOT EXISTS records_by_datestamp ON records (last_changed, entity, id);
@@ -48,6 +49,7 @@ CREATE TABLE IF NOT EXISTS push_state (  -- per Graph Store endpoint: what it ha
     pushed INTEGER NOT NULL,            -- UTC seconds of the acknowledgment
     PRIMARY KEY (endpoint, graph)
 );
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB);  -- inputs digest, last report
 """
 
 
@@ -68,12 +70,14 @@ class Row:
     triples: list[Triple]
     edm_xml: bytes | None
     mapping: str
+    run: int = 0
 
 
 @dataclass
 class Changes:
-    added: list[tuple[str, str]] = field(default_factory=list)
-    changed: list[tuple[str, str]] = field(default_factory=list)
+    """What a run changes: counts, and the withdrawn records (a few, or the deletion guard stops the run)."""
+    added: int = 0
+    changed: int = 0
     deleted: list[tuple[str, str]] = field(default_factory=list)
     unchanged: int = 0
 
@@ -98,6 +102,8 @@ class Catalog:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
+        if "run" not in {c[1] for c in self.db.execute("PRAGMA table_info(records)")}:  # catalogs before 0.2
+            self.db.execute("ALTER TABLE records ADD COLUMN run INTEGER NOT NULL DEFAULT 0")
         self._announced: int | None = None   # rowid of this run's row in ``publishing``
 
     def close(self) -> None:
@@ -105,10 +111,11 @@ class Catalog:
 
     # -- reading ---------------------------------------------------------------------------
     def rows(self, include_deleted: bool = False) -> Iterator[Row]:
-        sql = "SELECT * FROM records" + ("" if include_deleted else " WHERE deleted = 0") + " ORDER BY entity, id"
+        sql = ("SELECT entity, id, sets, source, hash, first_published, last_changed, deleted, triples, edm_xml, "
+               "mapping, run FROM records" + ("" if include_deleted else " WHERE deleted = 0") + " ORDER BY entity, id")
         for r in self.db.execute(sql):
             yield Row(r[0], r[1], json.loads(r[2]), r[3], r[4], r[5], r[6], bool(r[7]),
-                      [tuple(t) for t in json.loads(r[8])], r[9], r[10])
+                      [tuple(t) for t in json.loads(r[8])], r[9], r[10], r[11])
 
     def digest(self) -> str:
         """Changes whenever anything published changes (used to skip rewriting identical output)."""
@@ -138,27 +145,31 @@ class Catalog:
                 out["set"][s] = out["set"].get(s, 0) + 1
         return out
 
+    def totals(self) -> tuple[int, int, int]:
+        """(live records, their triples, their EDM documents)."""
+        return self.db.execute("SELECT count(*), coalesce(sum(json_array_length(triples)), 0), count(edm_xml) "
+                               "FROM records WHERE deleted = 0").fetchone()
+
     def changed_since(self, since: int) -> list[tuple[str, str, int, bool]]:
         return list(self.db.execute("SELECT entity, id, last_changed, deleted FROM records WHERE last_changed >= ? "
                                     "ORDER BY last_changed, entity, id", (since,)))
 
     # -- writing ---------------------------------------------------------------------------
-    def plan(self, current: dict[tuple[str, str], tuple[str, str, list[str], list[Triple], bytes | None, str]],
-             present: set[tuple[str, str]]) -> Changes:
-        """What applying ``current`` (key -> (hash, source, sets, triples, edm, mapping)) would change.
+    def plan(self, work: Path) -> Changes:
+        """What applying the run's results (``work.result``, see work.py) would change.
 
-        ``present`` holds every key the sources still have, held-back records included: a record
-        held back keeps its previous published version and is not withdrawn."""
+        A record present in the sources but held back keeps its previous published version and is
+        not withdrawn; records gone from the sources (or unreferenced vocabulary) are withdrawn."""
+        if "w" not in {r[1] for r in self.db.execute("PRAGMA database_list")}:
+            self.db.execute("ATTACH DATABASE ? AS w", (str(work),))
         ch = Changes()
-        old = {(e, i): (h, d) for e, i, h, d in self.db.execute("SELECT entity, id, hash, deleted FROM records")}
-        for key, (h, *_rest) in current.items():
-            if key not in old or old[key][1]:
-                ch.added.append(key)
-            elif old[key][0] != h:
-                ch.changed.append(key)
-            else:
-                ch.unchanged += 1
-        ch.deleted = sorted(k for k, (_h, d) in old.items() if not d and k not in present)
+        ch.added, ch.changed, ch.unchanged = self.db.execute(
+            "SELECT coalesce(sum(c.id IS NULL OR c.deleted), 0), coalesce(sum(c.deleted = 0 AND c.hash != r.hash), 0), "
+            "coalesce(sum(c.deleted = 0 AND c.hash = r.hash), 0) "
+            "FROM w.result r LEFT JOIN records c ON c.entity = r.entity AND c.id = r.id WHERE r.publish").fetchone()
+        ch.deleted = self.db.execute(
+            "SELECT entity, id FROM records c WHERE deleted = 0 AND NOT EXISTS (SELECT 1 FROM w.result r "
+            "WHERE r.entity = c.entity AND r.id = c.id AND (r.publish OR r.held)) ORDER BY entity, id").fetchall()
         return ch
 
     def announce(self, now: int | None = None) -> int:
@@ -195,25 +206,34 @@ class Catalog:
             self.db.execute("DELETE FROM publishing WHERE rowid = ?", (self._announced,))
             self._announced = None
 
-    def apply(self, current: dict, changes: Changes, now: int) -> None:
-        """Write the planned changes (inside ``begin``/``commit``)."""
-        for key in changes.added + changes.changed:
-            h, source, sets, triples, edm, mapping = current[key]
-            self.db.execute(
-                "INSERT INTO records (entity, id, sets, source, hash, first_published, last_changed, deleted, "
-                "triples, edm_xml, mapping) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?) "
-                "ON CONFLICT (entity, id) DO UPDATE SET sets = excluded.sets, source = excluded.source, "
-                "hash = excluded.hash, last_changed = excluded.last_changed, deleted = 0, "
-                "triples = excluded.triples, edm_xml = excluded.edm_xml, mapping = excluded.mapping",
-                (key[0], key[1], json.dumps(sets), source, h, now, now, json.dumps(triples), edm, mapping))
-        for key in changes.deleted:
-            self.db.execute("UPDATE records SET deleted = 1, last_changed = ?, triples = '[]', edm_xml = NULL "
-                            "WHERE entity = ? AND id = ?", (now, key[0], key[1]))
+    def apply(self, changes: Changes, now: int, run: int) -> None:
+        """Write the planned changes (inside ``begin``/``commit``, after ``plan`` attached the work database)."""
+        self.db.execute(
+            "INSERT INTO records (entity, id, sets, source, hash, first_published, last_changed, deleted, triples, "
+            "edm_xml, mapping, run) SELECT r.entity, r.id, r.sets, r.source, r.hash, ?, ?, 0, r.triples, r.edm, "
+            "r.mapping, ? FROM w.result r LEFT JOIN records c ON c.entity = r.entity AND c.id = r.id "
+            "WHERE r.publish AND (c.id IS NULL OR c.deleted OR c.hash != r.hash) ORDER BY r.entity, r.id "
+            "ON CONFLICT (entity, id) DO UPDATE SET sets = excluded.sets, source = excluded.source, "
+            "hash = excluded.hash, last_changed = excluded.last_changed, deleted = 0, triples = excluded.triples, "
+            "edm_xml = excluded.edm_xml, mapping = excluded.mapping, run = excluded.run", (now, now, run))
+        self.db.executemany("UPDATE records SET deleted = 1, last_changed = ?, triples = '[]', edm_xml = NULL, run = ? "
+                            "WHERE entity = ? AND id = ?", ((now, run, e, i) for e, i in changes.deleted))
 
-    def record_run(self, now: int, read: int, published: int, changes: Changes, held_back: list) -> None:
-        self.db.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (now, read, published, len(changes.added), len(changes.changed), len(changes.deleted),
-                         json.dumps(held_back)))
+    def next_run(self) -> int:
+        """The rowid ``record_run`` will give this run (inside the transaction)."""
+        return (self.db.execute("SELECT max(rowid) FROM runs").fetchone()[0] or 0) + 1
+
+    def get_meta(self, key: str) -> bytes | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: bytes | str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def record_run(self, now: int, read: int, published: int, changes: Changes, held_back: list) -> int:
+        return self.db.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                               (now, read, published, changes.added, changes.changed, len(changes.deleted),
+                                json.dumps(held_back))).lastrowid
 
 
 def pid_alive(pid: int) -> bool:

@@ -13,9 +13,10 @@ import click
 from . import executor, pipeline
 from .catalog import Catalog, DeletionGuard
 from .config import ConfigError, load as load_config
-from .mapping import MappingError, Record, Context
+from .mapping import MappingError
 from .sources import InputError
 from .validate import ShapesError
+from .work import Reader, Work, path_for
 from .writers import formats
 from .writers.report import status as record_status, text_report
 
@@ -71,8 +72,8 @@ def _summary(pub: pipeline.Publication, wrote: Path | None) -> None:
     secs = sum(pub.seconds.values())
     click.echo(f"records read     {pub.records_read} from the sources (embedded records extracted, "
                "unused vocabulary skipped)")
-    click.echo(f"published        {len(pub.published)}  ({pub.triple_count} triples, "
-               f"{len(pub.edm_xml)} EDM records)")
+    click.echo(f"published        {pub.published}  ({pub.triple_count} triples, "
+               f"{pub.edm_count} EDM records)")
     click.echo(f"held back        {held}" + (f"  (+{len(pub.edm_held_back)} from EDM only)" if pub.edm_held_back else ""))
     warnings = sum(1 for i in pub.issues if i.severity != "Violation")
     click.echo(f"warnings         {warnings}")
@@ -124,7 +125,7 @@ def publish(project: Path, allow_deletions: bool, reference: bool, workers: int,
     pub, changes = _run("mapping", pipeline.publish, project, allow_deletions=allow_deletions, reference=reference,
                         run=_executor(workers, executor_name, scheduler))
     pub.seconds = {"total": time.perf_counter() - start}
-    click.echo(f"changes          {len(changes.added)} new, {len(changes.changed)} changed, "
+    click.echo(f"changes          {changes.added} new, {changes.changed} changed, "
                f"{len(changes.deleted)} withdrawn, {changes.unchanged} unchanged")
     _summary(pub, pub.config.output)
     sys.exit(1 if pub.held_back or pub.edm_held_back else 0)
@@ -212,21 +213,22 @@ def map_record(project: Path, entity: str, record_id: str, fmt: str) -> None:
         cfg, mappings, _shapes = pipeline.load_project(project)
         if entity not in mappings.entities:
             raise ConfigError(f"unknown entity {entity!r} (known: {', '.join(mappings.entities)})")
-        records, issues, _linked, _n = pipeline.read_records(cfg, mappings)
+        work = Work(path_for(cfg.catalog))
+        try:
+            _read, issues, _digest = pipeline.read_records(cfg, mappings, work)
+            work.commit()
+            db = Reader(str(work.path))
+            if not db.has(entity, record_id):
+                raise InputError(f"no {entity} record with id {record_id!r} in the configured sources")
+            mapped = pipeline.map_records(cfg, mappings, db, [(entity, record_id)])[0]
+            db.db.close()
+        finally:
+            work.close()
     except USER_ERRORS as e:
         _fail(e)
-    found = [r for r in records if r.entity == entity and r.id == record_id]
-    if not found:
-        _fail(InputError(f"no {entity} record with id {record_id!r} in the configured sources"))
-    known: dict[str, set[str]] = {}
-    for r in records:
-        known.setdefault(r.entity, set()).add(r.id)
-    ctx = Context(cfg.base_uri, cfg.values, record_id, known, mappings)
-    mapped = mappings.entities[entity].map(found[0], ctx)
-    for i in issues + mapped.issues:
-        if (i.entity, i.record_id) == (entity, record_id):
-            click.secho(f"{i.severity}: {i.field or ''}: {i.message}", fg="yellow", err=True)
-    pub = pipeline.Publication(cfg, mappings, [mapped], {}, {}, [], 1)
+    for i in issues.get((entity, record_id), []) + mapped.issues:
+        click.secho(f"{i.severity}: {i.field or ''}: {i.message}", fg="yellow", err=True)
+    pub = pipeline.Publication(cfg, mappings, {}, {}, [], 1)
     main_subject = next(iter(mapped.subjects.values()), "")
     try:
         data = formats()[fmt].record(pub, mapped.triples, main_subject)

@@ -1,35 +1,42 @@
 """Where the per-record work runs: in this process, in local worker processes, or on a Dask cluster.
 
 The pipeline hands an executor a task (a top-level function), the project folder, one shared
-value (e.g. the ids of every record, for link checks) and a list of chunks. Each worker loads and
-compiles the project once (``project()``) and runs the task on whole chunks; results come back in
-chunk order, so the output is the same whatever runs it.
+value (e.g. the path of the run's work database) and an iterable of chunks. Each worker loads
+and compiles the project once (``project()``) and runs the task on whole chunks. Results come
+back lazily and in chunk order, with a bounded number of chunks in flight, so memory does not
+grow with the number of records and the output is the same whatever runs it.
 """
 from __future__ import annotations
 
 import multiprocessing
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from functools import cache
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
 Task = Callable[[str, Any, list], list]
 
 
 class Executor(Protocol):
-    def run(self, task: Task, root: Path, shared: Any, chunks: list[list]) -> list[list]: ...
+    def run(self, task: Task, root: Path, shared: Any, chunks: Iterable[list]) -> Iterator[list]: ...
 
 
 class Serial:
-    def run(self, task: Task, root: Path, shared: Any, chunks: list[list]) -> list[list]:
-        return [task(str(root), shared, c) for c in chunks]
+    def run(self, task: Task, root: Path, shared: Any, chunks: Iterable[list]) -> Iterator[list]:
+        return (task(str(root), shared, c) for c in chunks)
 
 
-_FORKED: dict[str, Any] = {}
-
-
-class _Inherited:
-    """Stands for the shared value in a forked worker: it is inherited, never pickled."""
+def _windowed(submit: Callable[[list], Any], result: Callable[[Any], list], chunks: Iterable[list],
+              window: int) -> Iterator[list]:
+    """Submit chunks ahead, at most ``window`` in flight; yield their results in order."""
+    pending: deque = deque()
+    for chunk in chunks:
+        pending.append(submit(chunk))
+        if len(pending) >= window:
+            yield result(pending.popleft())
+    while pending:
+        yield result(pending.popleft())
 
 
 class Processes:
@@ -38,36 +45,26 @@ class Processes:
     def __init__(self, workers: int) -> None:
         self.workers = workers
 
-    def run(self, task: Task, root: Path, shared: Any, chunks: list[list]) -> list[list]:
-        if len(chunks) < 2:
-            return Serial().run(task, root, shared, chunks)
-        _FORKED["shared"] = shared
-        try:
-            with ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork")) as pool:
-                return list(pool.map(_call, [task] * len(chunks), [str(root)] * len(chunks),
-                                     [_Inherited()] * len(chunks), chunks))
-        finally:
-            _FORKED.clear()
-
-
-def _call(task: Task, root: str, shared: Any, chunk: list) -> list:
-    return task(root, _FORKED["shared"] if isinstance(shared, _Inherited) else shared, chunk)
+    def run(self, task: Task, root: Path, shared: Any, chunks: Iterable[list]) -> Iterator[list]:
+        with ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            yield from _windowed(lambda c: pool.submit(task, str(root), shared, c), lambda f: f.result(),
+                                 chunks, 3 * self.workers)
 
 
 class Dask:
     """A Dask distributed cluster: ``--executor dask --scheduler tcp://host:8786``.
 
-    The project folder must be readable at the same path on every worker (a shared volume)."""
+    The project folder (with its ``.heritage-ld`` work database) must be readable at the same
+    path on every worker (a shared volume)."""
 
     def __init__(self, scheduler: str) -> None:
         from distributed import Client
         self.client = Client(scheduler)
 
-    def run(self, task: Task, root: Path, shared: Any, chunks: list[list]) -> list[list]:
-        shared_future = self.client.scatter(shared, broadcast=True) if shared is not None else None
-        futures = self.client.map(task, [str(root)] * len(chunks), [shared_future] * len(chunks), chunks,
-                                  pure=False)
-        return self.client.gather(futures)
+    def run(self, task: Task, root: Path, shared: Any, chunks: Iterable[list]) -> Iterator[list]:
+        workers = max(1, sum(w.get("nthreads", 1) for w in self.client.scheduler_info()["workers"].values()))
+        return _windowed(lambda c: self.client.submit(task, str(root), shared, c, pure=False),
+                         lambda f: f.result(), chunks, 3 * workers)
 
     def close(self) -> None:
         self.client.close()

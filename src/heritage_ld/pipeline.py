@@ -1,54 +1,61 @@
-"""The publishing pipeline as a library: read -> map -> validate -> publication (-> writers).
+"""The publishing pipeline as a library: read -> map -> validate -> catalog -> writers.
 
-``build(project)`` returns a ``Publication``; ``publish(project)`` also writes ``output/``
-atomically. The CLI is a thin layer over these two functions.
+Records stream through a work database (``work.py``) in passes, chunk by chunk on an executor,
+so memory stays flat in the number of records:
+
+1. read: every source record, embedded records extracted, copies of one record merged;
+2. map: each record to triples (link checks look ids up in the work database);
+3. check: SHACL per record with the triples of the records it links to, then its EDM document;
+4. the few records that link to a held-back record lose that link's context in EDM and get a warning.
+
+``build(project)`` runs these and returns the report (``Publication``); ``publish(project)`` then
+applies the results to the catalog and writes ``output/`` from it, atomically. A run whose inputs
+(records, mappings, shapes, configuration) are those of the last published run stops after
+pass 1: nothing else can have changed.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import pickle
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
+from . import __version__
 from . import config as config_mod
 from . import sources
+from .catalog import Catalog, Changes, DeletionGuard, content_hash
 from .executor import Executor, Serial, project
-from .catalog import Catalog, Changes, DeletionGuard, Row, content_hash
 from .mapping import Context, Issue, Mapped, Mappings, Record
 from .terms import Triple
 from .validate import Shapes, validate
+from .work import KnownIds, Reader, Work, path_for, reader, remove_stale
 from .writers.edmxml import edm_record, is_provided_cho
 
 Key = tuple[str, str]  # (entity, id)
 MAPPING_CHECK = "https://w3id.org/heritage-ld#MappingConstraint"
+EDM_CHECK = "https://w3id.org/heritage-ld#EdmXmlConstraint"
 
 
 @dataclass
 class Publication:
-    """Everything the writers need: the published records and what was held back, and why."""
+    """What a run produced: counts and the report (the records themselves are in the catalog)."""
     config: config_mod.Config
     mappings: Mappings
-    published: list[Mapped]                     # sorted by (entity, id)
     held_back: dict[Key, list[Issue]]           # record -> violations that hold it back entirely
     edm_held_back: dict[Key, list[Issue]]       # record -> violations that keep it out of EDM XML
     issues: list[Issue]                         # every issue, warnings included
     records_read: int
+    published: int = 0                          # records published (by this run, or live in the catalog)
+    triple_count: int = 0
+    edm_count: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
-    edm_xml: dict[Key, bytes] = field(default_factory=dict)   # EDM RDF/XML per published CHO record
-    rows: dict[Key, Row] = field(default_factory=dict)          # catalog rows (datestamps, provenance)
-    by_subject: dict[str, list[Mapped]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for m in self.published:
-            for s in {t[0][1:-1] for t in m.triples}:
-                self.by_subject.setdefault(s, []).append(m)
-
-    @property
-    def triple_count(self) -> int:
-        return len({t for m in self.published for t in m.triples})
+    inputs: str = ""                            # digest of everything the run read (inputs_digest)
+    unchanged: bool = False                     # the inputs were those of the last published run: not rebuilt
 
     def state_digest(self, catalog_digest: str) -> str:
         """Identifies everything the output is made of: the catalog state and this run's report."""
@@ -56,15 +63,6 @@ class Publication:
         for i in self.issues:
             h.update(repr((i.entity, i.record_id, i.severity, i.field, i.value, i.message, i.source)).encode())
         return h.hexdigest()
-
-    def linked_triples(self, m: Mapped) -> list[Triple]:
-        """The triples of the published records ``m`` refers to (people, organisations, rights...)."""
-        out: list[Triple] = []
-        for o in {t[2][1:-1] for t in m.triples if t[2].startswith("<")}:
-            for other in self.by_subject.get(o, []):
-                if other is not m:
-                    out.extend(t for t in other.triples if t[0] == f"<{o}>")
-        return out
 
 
 def load_project(root: Path) -> tuple[config_mod.Config, Mappings, Shapes]:
@@ -77,176 +75,270 @@ def load_project(root: Path) -> tuple[config_mod.Config, Mappings, Shapes]:
     return cfg, mappings, Shapes.load(root, cfg.shapes)
 
 
-def _issue(rec: Record, message: str, field: str | None = None, value: str | None = None) -> Issue:
-    return Issue(rec.entity, rec.id, rec.source, field, value, message, component=MAPPING_CHECK)
+def _issue(entity: str, rid: str, source: str, message: str, field: str | None = None,
+           value: str | None = None) -> Issue:
+    return Issue(entity, rid, source, field, value, message, component=MAPPING_CHECK)
 
 
-def read_records(cfg: config_mod.Config, mappings: Mappings) -> tuple[list[Record], list[Issue], set[Key], int]:
-    """All records with embedded ones extracted and duplicates resolved.
+def _canonical(data: object) -> bytes:
+    return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=repr).encode()
+
+
+def read_records(cfg: config_mod.Config, mappings: Mappings, work: Work) -> tuple[int, dict[Key, list[Issue]], str]:
+    """Pass 1: every record into ``work``, embedded ones extracted; returns (source records read,
+    issues by record, digest of everything read).
 
     Identical copies of a record (an author embedded in two articles) merge; different records
-    with one id are both held back, as is a record without an id.
-    """
-    found: dict[Key, list[Record]] = defaultdict(list)
-    issues: list[Issue] = []
-    linked_only: set[Key] = set()
+    with one id are both held back, as is a record without an id."""
+    issues: dict[Key, list[Issue]] = defaultdict(list)
+    digest = hashlib.sha256()
     read = 0
     for src in cfg.sources:
         for data, origin in sources.read(cfg, src):
             read += 1
             for entity, rid, rec_data, where in mappings.extract(src.entity, data, origin):
+                embedded_in = rec_data.get("_embeddedIn")
+                if embedded_in:
+                    rec_data = {k: v for k, v in rec_data.items() if k != "_embeddedIn"}
+                canon = _canonical(rec_data)
                 if rid is None:
-                    rec = Record(entity, f"(no id) {where}", rec_data, where)
+                    rid = f"(no id) {where}"
                     id_field = mappings.entities[entity].id_path
-                    issues.append(_issue(rec, f"record has no id: fill {id_field!r}", id_field))
-                    found[(entity, rec.id)].append(rec)
-                    continue
-                found[(entity, rid)].append(Record(entity, rid, rec_data, where))
-                if src.linked_only:
-                    linked_only.add((entity, rid))
-    records = []
-    for key, copies in sorted(found.items()):
-        first = copies[0]
-        strip = lambda d: {k: v for k, v in d.items() if k != "_embeddedIn"}
-        if all(strip(c.data) == strip(first.data) for c in copies[1:]):
-            parents: dict[str, list[str]] = defaultdict(list)
-            for c in copies:
-                for ent, ids in c.data.get("_embeddedIn", {}).items():
-                    parents[ent].extend(i for i in ids if i not in parents[ent])
-            data = {**first.data, "_embeddedIn": dict(parents)} if parents else first.data
-            records.append(Record(first.entity, first.id, data, first.source))
-        else:
-            where = "; ".join(c.source for c in copies)
-            rec = Record(first.entity, first.id, first.data, where)
-            records.append(rec)
-            issues.append(_issue(rec, f"duplicate id {first.id!r}: {len(copies)} different records use it "
-                                 f"({where}); give each its own id", mappings.entities[first.entity].id_path,
-                                 first.id))
-    return records, issues, linked_only, read
+                    issues[(entity, rid)].append(_issue(entity, rid, where, f"record has no id: fill {id_field!r}",
+                                                        id_field))
+                parent = next(((e, ids[0]) for e, ids in embedded_in.items()), None) if embedded_in else None
+                digest.update(b"\x1e".join([entity.encode(), rid.encode(), canon, where.encode(),
+                                            repr((parent, src.linked_only)).encode()]))
+                work.add(entity, rid, rec_data, hashlib.sha1(canon).digest(), where, parent, src.linked_only)
+    for entity, rid, copies, where in work.conflicts():
+        issues[(entity, rid)].append(_issue(
+            entity, rid, where, f"duplicate id {rid!r}: {copies} different records use it ({where}); give each its "
+            "own id", mappings.entities[entity].id_path, rid))
+    return read, dict(issues), digest.hexdigest()
+
+
+def inputs_digest(root: Path, cfg: config_mod.Config, mappings: Mappings, records_digest: str) -> str:
+    """Everything a run's results depend on: the records read, mappings, shapes, configuration, code."""
+    h = hashlib.sha256(f"{__version__}\n{records_digest}\n".encode())
+    h.update((root / "heritage-ld.toml").read_bytes())
+    for m in sorted(mappings.entities.values(), key=lambda m: m.entity):
+        h.update(f"{m.entity}:{m.digest}\n".encode())
+    for name in sorted(cfg.shapes):
+        h.update(name.encode() + (root / name).read_bytes())
+    return h.hexdigest()
+
+
+def _chunks(items: Iterable, size: int) -> Iterator[list]:
+    chunk: list = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def build(root: Path, progress: Callable[[int], None] | None = None, *, reference: bool = False,
-          run: Executor | None = None) -> Publication:
-    """Read, map and validate the project's sources; nothing is written.
+          run: Executor | None = None, work: Work | None = None) -> Publication:
+    """Read, map and validate the project's sources; nothing is published.
 
-    Mapping, validation and EDM documents run per chunk of records on ``run`` (this process by
-    default; local processes or a Dask cluster): results are gathered in order, so the
-    publication is the same whatever runs it."""
-    run = run or Serial()
+    With ``work`` given (``publish``), its results stay there for the catalog; otherwise a work
+    database is made for the run and removed."""
+    own = work is None
+    cfg = config_mod.load(root)
+    remove_stale(cfg.catalog.parent)
+    work = work or Work(path_for(cfg.catalog))
+    try:
+        return _build(root, work, progress, reference, run or Serial())
+    finally:
+        if own:
+            work.close()
+
+
+def _build(root: Path, work: Work, progress: Callable[[int], None] | None, reference: bool, run: Executor,
+           stop_if: Callable[[str], bool] = lambda _digest: False) -> Publication:
     t0 = time.perf_counter()
-    cfg, mappings, shapes = load_project(root)
-    records, issues, linked_only, read = read_records(cfg, mappings)
-    t1 = time.perf_counter()
+    cfg, mappings, _shapes = load_project(root)
+    read, read_issues, records_digest = read_records(cfg, mappings, work)
+    pub = Publication(cfg, mappings, {}, {}, [], read, seconds={"read": time.perf_counter() - t0})
+    pub.inputs = inputs_digest(root, cfg, mappings, records_digest)
+    if stop_if(pub.inputs):
+        pub.unchanged = True
+        return pub
+    work.commit()
 
-    known: dict[str, set[str]] = defaultdict(set)
-    for r in records:
-        known[r.entity].add(r.id)
-    mapped = [m for part in run.run(_map_chunk, root, dict(known), _chunks(records, cfg.chunk_size)) for m in part]
-    if progress:
-        progress(len(mapped))
-    for m in mapped:
-        issues.extend(m.issues)
-    # vocabulary records (rights statements) are published only where something refers to them
-    referenced = {t[2] for m in mapped for t in m.triples if t[2].startswith("<")}
-    mapped = [m for m in mapped if (m.record.entity, m.record.id) not in linked_only
-              or any(f"<{s}>" in referenced for s in m.subjects.values())]
+    t1 = time.perf_counter()
+    path = str(work.path)
+    for part in run.run(_map_chunk, root, path, _chunks(work.keys(), cfg.chunk_size)):
+        work.add_mapped(part)
+        if progress:
+            progress(len(part))
+    for (entity, rid), found in read_issues.items():   # no id, duplicate id: held back
+        row = work.db.execute("SELECT issues FROM result WHERE entity = ? AND id = ?", (entity, rid)).fetchone()
+        work.db.execute("UPDATE result SET issues = ? WHERE entity = ? AND id = ?",
+                        (pickle.dumps(found + (pickle.loads(row[0]) if row[0] else [])), entity, rid))
+    work.index()
     t2 = time.perf_counter()
 
-    draft = Publication(cfg, mappings, mapped, {}, {}, [], read)
-    items = [(m, draft.linked_triples(m)) for m in mapped]
-    for part in run.run(_check_chunk, root, reference, _chunks(items, cfg.chunk_size)):
-        issues.extend(part)
+    keys = (k for k in work.db.execute("SELECT entity, id FROM result ORDER BY entity, id").fetchall())
+    for part in run.run(_check_chunk, root, (path, reference), _chunks(keys, cfg.chunk_size)):
+        for row in part:
+            work.set_checked(*row)
+    _unreferenced_vocabulary(work)
+    _links_to_held(work, cfg, mappings)
+    work.commit()
     t3 = time.perf_counter()
 
-    held: dict[Key, list[Issue]] = defaultdict(list)
-    edm_held: dict[Key, list[Issue]] = defaultdict(list)
-    for i in issues:
+    issues = []
+    for (blob,) in work.db.execute("SELECT issues FROM result WHERE issues IS NOT NULL AND (publish OR held) "
+                                   "ORDER BY entity, id"):
+        issues.extend(pickle.loads(blob))
+    pub.issues = _report_order(issues)
+    for i in pub.issues:
         if i.severity == "Violation":
-            (held if i.channel == "all" else edm_held)[(i.entity, i.record_id)].append(i)
-    published = [m for m in mapped if (m.record.entity, m.record.id) not in held]
-    issues.extend(_links_to_held(mapped, held))
-    pub = Publication(cfg, mappings, published, dict(held), dict(edm_held), issues, read,
-                      {"read": t1 - t0, "map": t2 - t1, "validate": t3 - t2})
-    cho = [(m, pub.linked_triples(m)) for m in published if (m.record.entity, m.record.id) not in edm_held]
-    for part in run.run(_edm_chunk, root, None, _chunks(cho, cfg.chunk_size)):
-        for m, xml, error in part:
-            key = (m.record.entity, m.record.id)
-            if xml is not None:
-                pub.edm_xml[key] = xml
-            elif error:
-                i = Issue(m.record.entity, m.record.id, m.record.source, None, None,
-                          f"cannot be written as Europeana EDM: {error}", focus=next(iter(m.subjects.values())),
-                          component="https://w3id.org/heritage-ld#EdmXmlConstraint", channel="edm")
-                issues.append(i)
-                pub.edm_held_back.setdefault(key, []).append(i)
-    pub.seconds["edm"] = time.perf_counter() - t3
-    # one field feeding several properties (dc:date and schema:datePublished) reports once
+            (pub.held_back if i.channel == "all" else pub.edm_held_back).setdefault((i.entity, i.record_id), []).append(i)
+    pub.published = work.count("result", "publish")
+    pub.edm_count = work.count("result", "publish AND edm IS NOT NULL")
+    pub.triple_count = sum(json.loads(t).__len__() for (t,) in work.db.execute("SELECT triples FROM result WHERE publish"))
+    pub.seconds.update({"map": t2 - t1, "validate+edm": t3 - t2})
+    return pub
+
+
+def _report_order(issues: list[Issue]) -> list[Issue]:
+    """Sorted by record, violations first; one field feeding several properties (dc:date and
+    schema:datePublished) reports once."""
     issues.sort(key=lambda i: (i.entity, i.record_id, i.severity != "Violation", i.field or "", i.message,
                                i.focus or "", i.predicate or ""))
     unique: dict[tuple, Issue] = {}
     for i in issues:
         unique.setdefault((i.entity, i.record_id, i.severity, i.field, i.value, i.message, i.channel,
                            None if i.field else i.focus), i)
-    issues[:] = unique.values()
-    return pub
+    return list(unique.values())
 
 
-def _links_to_held(mapped: list[Mapped], held: dict[Key, list[Issue]]) -> list[Issue]:
-    """Warn where a published record links to a record that is held back (the link would dangle)."""
-    held_iris = {f"<{iri}>": m.record for m in mapped if (m.record.entity, m.record.id) in held
-                 for iri in m.subjects.values()}
+def map_records(cfg: config_mod.Config, mappings: Mappings, db: Reader, keys: list[Key]) -> list[Mapped]:
+    """Map the records ``keys`` of a work database; links are checked against the records it holds."""
+    ctx = Context(cfg.base_uri, cfg.values, "", KnownIds(db), mappings)
     out = []
-    for m in mapped:
-        if (m.record.entity, m.record.id) in held:
+    for entity, rid, data, source, parents in db.records(keys):
+        if parents:
+            embedded_in: dict[str, list[str]] = {}
+            for pe, pid in parents:
+                embedded_in.setdefault(pe, []).append(pid)
+            data = {**data, "_embeddedIn": embedded_in}
+        ctx.record_id = rid
+        out.append(mappings.entities[entity].map(Record(entity, rid, data, source), ctx))
+    return out
+
+
+def _map_chunk(root: str, path: str, keys: list[Key]) -> list[tuple]:
+    """Pass 2 on a worker: map records, as rows for ``Work.add_mapped``."""
+    cfg, mappings, _shapes = project(root)
+    out = []
+    for m in map_records(cfg, mappings, reader(path), keys):
+        entity = m.record.entity
+        out.append((entity, m.record.id, json.dumps(m.triples, ensure_ascii=False), json.dumps(m.subjects),
+                    pickle.dumps(m.issues) if m.issues else None, json.dumps(cfg.sets(entity)),
+                    mappings.entities[entity].digest, m.record.source))
+    return out
+
+
+def _linked(db, key: Key, triples: list[Triple], published_only: bool = False) -> tuple[list[Triple], set[str]]:
+    """The triples of the records ``key`` links to about the linked resources, and those resources."""
+    out: list[Triple] = []
+    links: set[str] = set()
+    for o in sorted({t[2] for t in triples if t[2][0] == "<"}):
+        for owner in db.owners(o):
+            if tuple(owner) == key or (published_only and db.held(*owner)):
+                continue
+            links.add(o)
+            out.extend(t for t in db.triples_of(*owner) if t[0] == o)
+    return out, links
+
+
+def _check_chunk(root: str, shared: tuple[str, bool], keys: list[Key]) -> list[tuple]:
+    """Pass 3 on a worker: SHACL, then EDM for the records that stay published; rows for ``Work.set_checked``."""
+    path, reference = shared
+    cfg, mappings, shapes = project(root)
+    db = reader(path)
+    batch, linked, links = [], {}, {}
+    for key in keys:
+        triples, subjects, blob, sets, _mapping, source = db.result(*key)
+        m = Mapped(Record(key[0], key[1], {}, source), triples, pickle.loads(blob) if blob else [], subjects)
+        m.sets = json.loads(sets)  # type: ignore[attr-defined]
+        linked[key], links[key] = _linked(db, key, triples)
+        batch.append(m)
+    found: dict[Key, list[Issue]] = defaultdict(list)
+    for i in validate(batch, lambda m: linked[(m.record.entity, m.record.id)], shapes,
+                      lambda e: mappings.entities[e].fields_by_predicate, reference):
+        found[(i.entity, i.record_id)].append(i)
+    out = []
+    for m in batch:
+        key = (m.record.entity, m.record.id)
+        issues = m.issues + found.get(key, [])
+        held, edm_held, edm = _edm(m, issues, linked[key])
+        out.append((*key, pickle.dumps(issues) if issues else None, held, edm_held, edm,
+                    content_hash(m.triples, edm, m.sets) + mappings.entities[key[0]].digest, links[key]))
+    return out
+
+
+def _edm(m: Mapped, issues: list[Issue], linked: list[Triple]) -> tuple[bool, bool, bytes | None]:
+    """(held back, held back from EDM, EDM document): the document only for a published ProvidedCHO;
+    a document that cannot be written is an EDM-channel violation added to ``issues``."""
+    held = any(i.severity == "Violation" and i.channel == "all" for i in issues)
+    edm_held = any(i.severity == "Violation" and i.channel == "edm" for i in issues)
+    main = next(iter(m.subjects.values()), None)
+    if held or edm_held or not main or not is_provided_cho(m.triples, main):
+        return held, edm_held, None
+    try:
+        return held, edm_held, edm_record(m.triples + linked, main)
+    except ValueError as e:
+        issues.append(Issue(m.record.entity, m.record.id, m.record.source, None, None,
+                            f"cannot be written as Europeana EDM: {e}", focus=main, component=EDM_CHECK, channel="edm"))
+        return held, True, None
+
+
+def _unreferenced_vocabulary(work: Work) -> None:
+    """Vocabulary records (linked_only sources: rights statements) are published only where a record refers to them."""
+    work.db.execute(
+        "UPDATE result SET publish = 0, held = 0, issues = NULL WHERE EXISTS (SELECT 1 FROM incoming i WHERE "
+        "i.entity = result.entity AND i.id = result.id AND i.linked_only) AND NOT EXISTS (SELECT 1 FROM subject s "
+        "JOIN links l ON l.target = s.iri WHERE s.entity = result.entity AND s.id = result.id)")
+
+
+def _links_to_held(work: Work, cfg: config_mod.Config, mappings: Mappings) -> None:
+    """Pass 4: a published record linking to a held-back one gets a warning (the link dangles until it is
+    fixed), and its EDM document is made again without the held-back record's description."""
+    held_iris = {}
+    for entity, rid, subjects in work.db.execute("SELECT entity, id, subjects FROM result WHERE held"):
+        for iri in json.loads(subjects).values():
+            held_iris[f"<{iri}>"] = (entity, rid)
+    if not held_iris:
+        return
+    work.commit()
+    db = reader(str(work.path))
+    affected = sorted({tuple(k) for k in work.db.execute(
+        "SELECT DISTINCT l.entity, l.id FROM links l JOIN subject s ON s.iri = l.target JOIN result h "
+        "ON h.entity = s.entity AND h.id = s.id WHERE h.held AND NOT (h.entity = l.entity AND h.id = l.id)")})
+    for key in affected:
+        triples, subjects, blob, sets, mapping, source = db.result(*key)
+        if not work.db.execute("SELECT publish FROM result WHERE entity = ? AND id = ?", key).fetchone()[0]:
             continue
-        for s, p, o in m.triples:
+        issues = [i for i in (pickle.loads(blob) if blob else []) if i.component != EDM_CHECK]
+        for s, p, o in triples:
             if o in held_iris and o != s:
                 target = held_iris[o]
-                out.append(Issue(m.record.entity, m.record.id, m.record.source, None, o[1:-1],
-                                 f"links to {target.entity} {target.id}, which is held back: the link has no "
-                                 "target until that record is fixed", "Warning", focus=s[1:-1], predicate=p[1:-1],
-                                 component=MAPPING_CHECK))
-    return out
-
-
-def _chunks(items: list, size: int) -> list[list]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
-
-
-def _map_chunk(root: str, known: dict[str, set[str]], records: list[Record]) -> list[Mapped]:
-    """Map a chunk of records (runs on a worker); the source data is dropped from the result."""
-    cfg, mappings, _shapes = project(root)
-    ctx = Context(cfg.base_uri, cfg.values, "", known, mappings)
-    out = []
-    for r in records:
-        ctx.record_id = r.id
-        m = mappings.entities[r.entity].map(r, ctx)
-        m.record = Record(r.entity, r.id, {}, r.source)
-        out.append(m)
-    return out
-
-
-def _check_chunk(root: str, reference: bool, items: list[tuple[Mapped, list[Triple]]]) -> list[Issue]:
-    """Validate a chunk of mapped records, each with the triples of the records it links to."""
-    _cfg, mappings, shapes = project(root)
-    linked = {id(m): triples for m, triples in items}
-    return validate([m for m, _ in items], lambda m: linked[id(m)], shapes,
-                    lambda e: mappings.entities[e].fields_by_predicate, reference)
-
-
-def _edm_chunk(root: str, _shared: None, items: list[tuple[Mapped, list[Triple]]]
-               ) -> list[tuple[Mapped, bytes | None, str | None]]:
-    """EDM RDF/XML for the records whose main subject is a ProvidedCHO; a refusal is a reason."""
-    out = []
-    for m, linked in items:
-        main = next(iter(m.subjects.values()), None)
-        if not main or not is_provided_cho(m.triples, main):
-            continue
-        try:
-            out.append((m, edm_record(m.triples + linked, main), None))
-        except ValueError as e:
-            out.append((m, None, str(e)))
-    return out
+                issues.append(Issue(key[0], key[1], source, None, o[1:-1],
+                                    f"links to {target[0]} {target[1]}, which is held back: the link has no "
+                                    "target until that record is fixed", "Warning", focus=s[1:-1], predicate=p[1:-1],
+                                    component=MAPPING_CHECK))
+        m = Mapped(Record(key[0], key[1], {}, source), triples, issues, subjects)
+        # validation issues are stored with the mapping ones (pass 3): EDM is judged on them again
+        held, edm_held, edm = _edm(m, issues, _linked(db, key, triples, published_only=True)[0])
+        work.db.execute("UPDATE result SET issues = ?, edm_held = ?, edm = ?, hash = ? WHERE entity = ? AND id = ?",
+                        (pickle.dumps(issues), int(edm_held), edm,
+                         content_hash(triples, edm, json.loads(sets)) + mapping, *key))
 
 
 def checkpoint(name: str) -> None:
@@ -260,6 +352,24 @@ def checkpoint(name: str) -> None:
         time.sleep(float(os.environ.get("HERITAGE_LD_PAUSE_SECONDS") or 600))
 
 
+def _save_report(catalog: Catalog, pub: Publication) -> None:
+    catalog.set_meta("report", json.dumps({
+        "records_read": pub.records_read,
+        "issues": [[getattr(i, f.name) for f in fields(Issue)] for i in pub.issues]}))
+
+
+def _load_report(catalog: Catalog, pub: Publication) -> bool:
+    raw = catalog.get_meta("report")
+    if raw is None:
+        return False
+    report = json.loads(raw)
+    pub.issues = [Issue(*values) for values in report["issues"]]
+    for i in pub.issues:
+        if i.severity == "Violation":
+            (pub.held_back if i.channel == "all" else pub.edm_held_back).setdefault((i.entity, i.record_id), []).append(i)
+    return True
+
+
 def publish(root: Path, progress: Callable[[int], None] | None = None, *, now: int | None = None,
             allow_deletions: bool = False, reference: bool = False,
             run: Executor | None = None) -> tuple[Publication, Changes]:
@@ -268,25 +378,23 @@ def publish(root: Path, progress: Callable[[int], None] | None = None, *, now: i
     Order: catalog changes in one transaction -> output written to a staging folder ->
     commit -> staging swapped in. A crash before the commit leaves both old; after it, the next
     run sees the catalog digest differ from ``output/.state`` and rewrites the output."""
-    from .writers import write_all
-    pub = build(root, progress, reference=reference, run=run)
-    checkpoint("mapped")
-    cfg = pub.config
+    from .writers import read_state, write_all
+    cfg = config_mod.load(root)
     if now is None and os.environ.get("SOURCE_DATE_EPOCH"):  # reproducible-builds convention: a fixed clock
         now = int(os.environ["SOURCE_DATE_EPOCH"])
-    t = time.perf_counter()
+    remove_stale(cfg.catalog.parent)
     catalog = Catalog(cfg.catalog)
+    work = Work(path_for(cfg.catalog))
     try:
-        current = {}
-        for m in pub.published:
-            key = (m.record.entity, m.record.id)
-            edm = pub.edm_xml.get(key)
-            mapping = pub.mappings.entities[m.record.entity].digest
-            sets = cfg.sets(m.record.entity)
-            current[key] = (content_hash(m.triples, edm, sets) + mapping, m.record.source, sets,
-                            m.triples, edm, mapping)
-        changes = catalog.plan(current, set(current) | set(pub.held_back))
-        live = sum(pub_counts for pub_counts in catalog.counts()["entity"].values())
+        previous = catalog.get_meta("inputs")
+        pub = _build(root, work, progress, reference, run or Serial(), stop_if=lambda inputs: inputs == previous)
+        if pub.unchanged and not _load_report(catalog, pub):
+            pub.unchanged = False
+        checkpoint("mapped")
+        t = time.perf_counter()
+        counts = catalog.counts()["entity"]
+        live = sum(counts.values())
+        changes = Changes(unchanged=live) if pub.unchanged else catalog.plan(work.path)
         if changes.deleted and not allow_deletions and len(changes.deleted) > cfg.max_delete_share * live:
             raise DeletionGuard(
                 f"this run would withdraw {len(changes.deleted)} of {live} published records "
@@ -295,32 +403,24 @@ def publish(root: Path, progress: Callable[[int], None] | None = None, *, now: i
         now = catalog.announce(now)  # harvesters see "publish in progress" until commit (Catalog.announce)
         catalog.begin()
         try:
-            catalog.apply(current, changes, now)
-            held = [[k[0], k[1], v[0].message] for k, v in sorted(pub.held_back.items())]
-            catalog.record_run(now, pub.records_read, len(current), changes, held)
+            if not pub.unchanged:
+                catalog.apply(changes, now, catalog.next_run())
+                held = [[k[0], k[1], v[0].message] for k, v in sorted(pub.held_back.items())]
+                catalog.record_run(now, pub.records_read, pub.published, changes, held)
+                catalog.set_meta("inputs", pub.inputs)
+                _save_report(catalog, pub)
             checkpoint("catalog-written")
-            view = from_catalog(pub, catalog)
-            state = view.state_digest(catalog.digest())
-            state_file = cfg.output / ".state"
-            if state_file.is_file() and state_file.read_text() == state:
+            pub.published, pub.triple_count, pub.edm_count = catalog.totals()
+            state = pub.state_digest(catalog.digest())
+            if read_state(cfg.output).get("state") == state:
                 catalog.commit()
             else:
-                write_all(view, cfg.output, state, before_swap=lambda: (checkpoint("staged"), catalog.commit(), checkpoint("committed")))
+                write_all(pub, catalog, cfg.output, state,
+                          before_swap=lambda: (checkpoint("staged"), catalog.commit(), checkpoint("committed")))
         finally:
             catalog.rollback()
     finally:
+        work.close()
         catalog.close()
-    view.seconds = {**pub.seconds, "catalog+write": time.perf_counter() - t}
-    return view, changes
-
-
-def from_catalog(pub: Publication, catalog: Catalog) -> Publication:
-    """The publication as the catalog holds it: live records (a held-back record keeps its last
-    published version), their datestamps and provenance, and this run's report."""
-    rows = {(r.entity, r.id): r for r in catalog.rows()}
-    published = [Mapped(Record(r.entity, r.id, {}, r.source), r.triples, [], {}) for r in rows.values()]
-    view = Publication(pub.config, pub.mappings, published, pub.held_back, pub.edm_held_back, pub.issues,
-                       pub.records_read, dict(pub.seconds))
-    view.edm_xml = {k: r.edm_xml for k, r in rows.items() if r.edm_xml is not None}
-    view.rows = rows
-    return view
+    pub.seconds["catalog+write"] = time.perf_counter() - t
+    return pub, changes

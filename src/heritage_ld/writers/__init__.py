@@ -1,23 +1,60 @@
 """Output formats, one module each, found through one registry.
 
 A format registers a name, a media type, a file extension, ``record`` (one record's triples ->
-bytes, used by ``heritage-ld map`` and per-record files) and ``dataset`` (the publication ->
-files in the output folder). ``write_all`` runs them into a staging folder and swaps it with
-``output/`` in one atomic step, so readers see the old output or the new one, never half.
+bytes, used by ``heritage-ld map``) and ``sink`` (opens its files in the output folder and is
+then fed the catalog's live records one by one, in (entity, id) order, and closed). ``write_all``
+reads the catalog once for all formats into a staging folder and swaps it with ``output/`` in one
+atomic step, so readers see the old output or the new one, never half. Per-record files of
+records unchanged since the output being replaced are hard-linked from it, not written again.
 """
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import importlib
+import json
 import os
 import shutil
+import sqlite3
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Protocol
+
+from .. import __version__
 
 if TYPE_CHECKING:
+    from ..catalog import Catalog, Row
     from ..pipeline import Publication
+
+
+class Sink(Protocol):
+    def add(self, row: "Row", fresh: list[tuple[str, str, str]]) -> None:
+        """``fresh``: the row's triples not already in the dataset (several records may describe one
+        external resource, e.g. an image file, and a dataset dump lists each triple once)."""
+    def close(self) -> None: ...
+
+
+class Seen:
+    """Triples about resources outside ``base`` already written, as 8-byte digests in a scratch
+    SQLite table (memory stays flat); triples about the dataset's own IRIs belong to one record."""
+
+    def __init__(self, base: str) -> None:
+        self.base = f"<{base}"
+        self.db = sqlite3.connect("")  # private temporary database, on disk when large
+        self.db.execute("CREATE TABLE seen (h BLOB PRIMARY KEY) WITHOUT ROWID")
+
+    def fresh(self, triples: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+        out = []
+        for t in triples:
+            if t[0].startswith(self.base) or self.db.execute(
+                    "INSERT OR IGNORE INTO seen VALUES (?)",
+                    (hashlib.blake2b("\x00".join(t).encode(), digest_size=8).digest(),)).rowcount:
+                out.append(t)
+        return out
+
+    def close(self) -> None:
+        self.db.close()
 
 
 @dataclass(frozen=True)
@@ -26,7 +63,7 @@ class Format:
     media_type: str
     extension: str
     description: str
-    dataset: Callable[["Publication", Path], None]
+    sink: Callable[["Publication", Path, "Files"], Sink]
     record: Callable[["Publication", list[tuple[str, str, str]], str], bytes] | None = None
 
 
@@ -45,11 +82,61 @@ def formats() -> dict[str, Format]:
     return FORMATS
 
 
-def write_all(pub: "Publication", out: Path, state: str = "",
-              before_swap: Callable[[], object] | None = None) -> None:
-    """Write every format into a staging folder, then swap it in for ``out``.
+class Files:
+    """Per-record files in the staging folder. A record whose catalog row has not changed since the
+    output being replaced was written (its ``run`` is not newer) gets a hard link to the old file."""
 
-    ``state`` is stored as ``.state`` (what the output was made from); ``before_swap`` runs once
+    def __init__(self, staging: Path, previous: Path | None, upto: int) -> None:
+        self.staging, self.previous, self.upto = staging, previous, upto
+        self._dirs: set[Path] = set()
+        self.written = self.linked = 0
+
+    def reusable(self, row: "Row") -> bool:
+        return self.previous is not None and row.run <= self.upto
+
+    def write(self, rel: str, row: "Row", make: Callable[[], bytes]) -> None:
+        dest = self.staging / rel
+        if dest.parent not in self._dirs:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(dest.parent)
+        if self.reusable(row):
+            try:
+                os.link(self.previous / rel, dest)  # type: ignore[operator]
+                self.linked += 1
+                return
+            except FileNotFoundError:
+                pass
+        dest.write_bytes(make())
+        self.written += 1
+
+
+def read_state(out: Path) -> dict:
+    """What ``out`` was made from (``.state``): {"state": digest, "run": catalog run, "writers": digest}."""
+    try:
+        text = (out / ".state").read_text()
+    except OSError:
+        return {}
+    try:
+        state = json.loads(text)
+    except ValueError:
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def writers_digest(pub: "Publication") -> str:
+    """Everything besides a record's row that its files depend on: code, configuration, mappings."""
+    h = hashlib.sha256(__version__.encode())
+    h.update((pub.config.root / "heritage-ld.toml").read_bytes())
+    for m in sorted(pub.mappings.entities.values(), key=lambda m: m.entity):
+        h.update(f"{m.entity}:{m.digest}\n".encode())
+    return h.hexdigest()
+
+
+def write_all(pub: "Publication", catalog: "Catalog", out: Path, state: str = "",
+              before_swap: Callable[[], object] | None = None) -> None:
+    """Write every format from the catalog's live records into a staging folder, then swap it in for ``out``.
+
+    ``state`` is stored in ``.state`` (what the output was made from); ``before_swap`` runs once
     the staging folder is complete (the catalog commits there)."""
     out = out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -59,10 +146,23 @@ def write_all(pub: "Publication", out: Path, state: str = "",
     os.umask(umask)
     os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes it 0700; the published folder must be readable
     try:
-        for fmt in formats().values():
-            fmt.dataset(pub, staging)
-        (staging / ".state").write_text(state)
-        _fsync_tree(staging)
+        old = read_state(out)
+        digest = writers_digest(pub)
+        reuse = out.is_dir() and old.get("writers") == digest and isinstance(old.get("run"), int)
+        files = Files(staging, out if reuse else None, old.get("run", 0) if reuse else 0)
+        sinks = [fmt.sink(pub, staging, files) for fmt in formats().values()]
+        run = 0
+        seen = Seen(pub.config.base_uri)
+        for row in catalog.rows():
+            run = max(run, row.run)
+            fresh = seen.fresh(row.triples)
+            for sink in sinks:
+                sink.add(row, fresh)
+        seen.close()
+        for sink in sinks:
+            sink.close()
+        (staging / ".state").write_text(json.dumps({"state": state, "run": run, "writers": digest}))
+        _sync(staging)
         if before_swap:
             before_swap()
         swap(staging, out)
@@ -70,9 +170,19 @@ def write_all(pub: "Publication", out: Path, state: str = "",
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _fsync_tree(root: Path) -> None:
-    for dirpath, _dirs, files in os.walk(root):
-        for f in files:
+def _sync(root: Path) -> None:
+    """Flush the staging folder to disk: one syncfs(2) for its file system where there is one,
+    else an fsync per file."""
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        if ctypes.CDLL(None, use_errno=True).syncfs(fd) == 0:
+            return
+    except (AttributeError, OSError):
+        pass
+    finally:
+        os.close(fd)
+    for dirpath, _dirs, names in os.walk(root):
+        for f in names:
             fd = os.open(os.path.join(dirpath, f), os.O_RDONLY)
             try:
                 os.fsync(fd)

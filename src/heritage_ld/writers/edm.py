@@ -7,18 +7,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import Format, register
+from . import Files, Format, register
 from .edmxml import edm_record
-from .rdf import record_path
+from .rdf import record_file
 
 
-def write_edm(pub, out: Path) -> None:
-    for (entity, record_id), xml in sorted(pub.edm_xml.items()):
-        path = record_path(out, entity, record_id, "xml", folder="edm")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(xml)
+class Edm:
+    def __init__(self, pub, out: Path, files: Files) -> None:
+        self.files = files
+
+    def add(self, row, fresh) -> None:
+        if row.edm_xml is not None:
+            self.files.write(record_file(row.entity, row.id, "xml", folder="edm"), row, lambda: row.edm_xml)
+
+    def close(self) -> None:
+        pass
 
 
 register(Format("edm", "application/rdf+xml", "xml",
                 "EDM RDF/XML for Europeana, one file per ProvidedCHO (edm/<entity>/<id>.xml)",
-                write_edm, lambda pub, triples, subject: edm_record(triples, subject)))
+                Edm, lambda pub, triples, subject: edm_record(triples, subject)))

@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 
 from ..terms import RDF_TYPE, XSD, split_literal
-from . import Format, register
-from .rdf import record_path
+from . import Files, Format, register
+from .rdf import record_file
 
 SCHEMA = "http://schema.org/"
 
@@ -77,7 +77,10 @@ class Compactor:
         return out
 
     def document(self, triples, context_ref: str) -> dict:
-        nodes = self.nodes(triples)
+        return self.document_of(self.nodes(triples), context_ref)
+
+    @staticmethod
+    def document_of(nodes: list[dict], context_ref: str) -> dict:
         if len(nodes) == 1:
             return {"@context": context_ref, **nodes[0]}
         return {"@context": context_ref, "@graph": nodes}
@@ -87,15 +90,27 @@ def dumps(doc: dict) -> bytes:
     return (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 
-def write_jsonld(pub, out: Path) -> None:
-    c = Compactor(pub)
-    (out / "context.jsonld").write_bytes(dumps(c.context()))
-    for m in pub.published:
-        path = record_path(out, m.record.entity, m.record.id, "jsonld")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(dumps(c.document(m.triples, "../../context.jsonld")))
-    all_triples = {t for m in pub.published for t in m.triples}
-    (out / "dataset.jsonld").write_bytes(dumps({"@context": "context.jsonld", "@graph": c.nodes(all_triples)}))
+class JsonLd:
+    """``records/<entity>/<id>.jsonld`` (indented), ``context.jsonld``, and ``dataset.jsonld``: one
+    ``@graph`` with a node per line, so that it streams."""
+
+    def __init__(self, pub, out: Path, files: Files) -> None:
+        self.c, self.files, self.first = Compactor(pub), files, True
+        (out / "context.jsonld").write_bytes(dumps(self.c.context()))
+        self.fh = (out / "dataset.jsonld").open("wb")
+        self.fh.write(b'{"@context": "context.jsonld", "@graph": [')
+
+    def add(self, row, fresh) -> None:
+        nodes = self.c.nodes(row.triples)
+        self.files.write(record_file(row.entity, row.id, "jsonld"), row,
+                         lambda: dumps(self.c.document_of(nodes, "../../context.jsonld")))
+        for node in nodes:
+            self.fh.write((b"\n" if self.first else b",\n") + json.dumps(node, ensure_ascii=False).encode("utf-8"))
+            self.first = False
+
+    def close(self) -> None:
+        self.fh.write(b"\n]}\n")
+        self.fh.close()
 
 
 def record_jsonld(pub, triples, _subject: str) -> bytes:
@@ -106,4 +121,4 @@ def record_jsonld(pub, triples, _subject: str) -> bytes:
 
 register(Format("jsonld", "application/ld+json", "jsonld",
                 "JSON-LD per record (records/) and whole dataset (dataset.jsonld), with context.jsonld",
-                write_jsonld, record_jsonld))
+                JsonLd, record_jsonld))

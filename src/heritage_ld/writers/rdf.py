@@ -1,7 +1,9 @@
 """N-Triples, N-Quads (one named graph per record) and Turtle (per record and whole dataset).
 
+The dataset files list the records in (entity, id) order, each record's triples sorted.
 N-Triples and N-Quads are written as text straight from the record triples; Turtle goes through
-pyoxigraph's serialiser (prefixed names, grouped subjects) at ~1M triples/s.
+pyoxigraph's serialiser (prefixed names, grouped subjects) at ~1M triples/s, record by record:
+the dataset file is the record documents without their prefix lines, under one header.
 """
 from __future__ import annotations
 
@@ -14,12 +16,16 @@ import pyoxigraph as ox
 from datetime import datetime, timezone
 
 from ..terms import RDF_TYPE, XSD, Triple, is_iri, literal
-from . import Format, register
+from . import Files, Format, register
 
 
 def record_path(out: Path, entity: str, record_id: str, ext: str, folder: str = "records") -> Path:
     """``<folder>/<entity>/<id>.<ext>`` with the id made safe as one file name."""
-    return out / folder / entity / f"{quote(record_id, safe='')}.{ext}"
+    return out / record_file(entity, record_id, ext, folder)
+
+
+def record_file(entity: str, record_id: str, ext: str, folder: str = "records") -> str:
+    return f"{folder}/{entity}/{quote(record_id, safe='')}.{ext}"
 
 
 def graph_iri(pub, entity: str, record_id: str) -> str:
@@ -42,10 +48,6 @@ def turtle(triples: list[Triple], prefixes: dict[str, str]) -> bytes:
     return ox.serialize(quads, format=ox.RdfFormat.TURTLE, prefixes=used) or b""
 
 
-def _dataset_triples(pub) -> list[Triple]:
-    return sorted({t for m in pub.published for t in m.triples})
-
-
 class _Dump:
     """Writes ``name`` and a deterministic gzip copy ``name.gz`` (mtime 0, no file name) for bulk loaders."""
 
@@ -63,14 +65,23 @@ class _Dump:
         return self
 
     def __exit__(self, *_exc) -> None:
+        self.close()
+
+    def close(self) -> None:
         self.gz.close()
         self.raw.close()
         self.plain.close()
 
 
-def write_ntriples(pub, out: Path) -> None:
-    with _Dump(out / "dataset.nt") as fh:
-        fh.write(nt_lines(_dataset_triples(pub)))
+class NTriples:
+    def __init__(self, pub, out: Path, _files: Files) -> None:
+        self.fh = _Dump(out / "dataset.nt")
+
+    def add(self, row, fresh) -> None:
+        self.fh.write(nt_lines(fresh))
+
+    def close(self) -> None:
+        self.fh.close()
 
 
 PROV = "http://www.w3.org/ns/prov#"
@@ -91,27 +102,49 @@ def provenance(pub, graph: str, row) -> list[Triple]:
     return t
 
 
-def write_nquads(pub, out: Path) -> None:
-    with _Dump(out / "dataset.nq") as fh:
-        for m in pub.published:
-            key = (m.record.entity, m.record.id)
-            g = f"<{graph_iri(pub, *key)}>"
-            triples = m.triples + (provenance(pub, g, pub.rows[key]) if key in pub.rows else [])
-            fh.write("".join(f"{s} {p} {o} {g} .\n" for s, p, o in triples))
+class NQuads:
+    def __init__(self, pub, out: Path, _files: Files) -> None:
+        self.pub, self.fh = pub, _Dump(out / "dataset.nq")
+
+    def add(self, row, fresh) -> None:
+        g = f"<{graph_iri(self.pub, row.entity, row.id)}>"
+        self.fh.write("".join(f"{s} {p} {o} {g} .\n" for s, p, o in row.triples + provenance(self.pub, g, row)))
+
+    def close(self) -> None:
+        self.fh.close()
 
 
-def write_turtle(pub, out: Path) -> None:
-    prefixes = pub.mappings.prefixes
-    for m in pub.published:
-        path = record_path(out, m.record.entity, m.record.id, "ttl")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(turtle(m.triples, prefixes))
-    (out / "dataset.ttl").write_bytes(turtle(_dataset_triples(pub), prefixes))
+class Turtle:
+    """``records/<entity>/<id>.ttl`` (prefixes used) and ``dataset.ttl`` (every mapping prefix declared)."""
+
+    def __init__(self, pub, out: Path, files: Files) -> None:
+        self.prefixes, self.files = pub.mappings.prefixes, files
+        self.fh = (out / "dataset.ttl").open("wb")
+        self.fh.write("".join(f"@prefix {p}: <{ns}> .\n" for p, ns in sorted(self.prefixes.items())).encode())
+
+    def add(self, row, fresh) -> None:
+        rel = record_file(row.entity, row.id, "ttl")
+        doc = None
+        if self.files.reusable(row):
+            try:
+                doc = (self.files.previous / rel).read_bytes()
+            except FileNotFoundError:
+                pass
+        if doc is None:
+            doc = turtle(row.triples, self.prefixes)
+        self.files.write(rel, row, lambda: doc)
+        start = 0
+        while doc.startswith(b"@prefix ", start):  # the record's own prefix lines; the header has them all
+            start = doc.index(b"\n", start) + 1
+        self.fh.write(b"\n" + doc[start:])
+
+    def close(self) -> None:
+        self.fh.close()
 
 
 register(Format("ntriples", "application/n-triples", "nt", "whole dataset as N-Triples (dataset.nt, dataset.nt.gz)",
-                write_ntriples, lambda pub, triples, _subject: nt_lines(sorted(triples)).encode()))
+                NTriples, lambda pub, triples, _subject: nt_lines(sorted(triples)).encode()))
 register(Format("nquads", "application/n-quads", "nq",
-                "whole dataset as N-Quads, one named graph per record (dataset.nq, dataset.nq.gz)", write_nquads))
+                "whole dataset as N-Quads, one named graph per record (dataset.nq, dataset.nq.gz)", NQuads))
 register(Format("turtle", "text/turtle", "ttl", "Turtle per record (records/) and whole dataset (dataset.ttl)",
-                write_turtle, lambda pub, triples, _subject: turtle(triples, pub.mappings.prefixes)))
+                Turtle, lambda pub, triples, _subject: turtle(triples, pub.mappings.prefixes)))

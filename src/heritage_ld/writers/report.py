@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..terms import RDF_TYPE, iri, literal
-from . import Format, register
+from . import Files, Format, register
 from .rdf import turtle
 
 SH = "http://www.w3.org/ns/shacl#"
@@ -49,7 +49,7 @@ def report_triples(pub) -> list[tuple[str, str, str]]:
 
 
 def text_report(pub) -> str:
-    lines = [f"heritage-ld validation report: {len(pub.published)} records published, "
+    lines = [f"heritage-ld validation report: {pub.published} records published, "
              f"{len(pub.held_back)} held back, {len(pub.edm_held_back)} held back from EDM only", ""]
     current = None
     for i in pub.issues:
@@ -66,10 +66,17 @@ def text_report(pub) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def write_report(pub, out: Path) -> None:
-    prefixes = {"sh": SH, "hld": HLD}
-    (out / "validation-report.ttl").write_bytes(turtle(report_triples(pub), prefixes))
-    (out / "validation-report.txt").write_text(text_report(pub), "utf-8")
+class Report:
+    def __init__(self, pub, out: Path, _files: Files) -> None:
+        self.pub, self.out = pub, out
+
+    def add(self, row, fresh) -> None:
+        pass
+
+    def close(self) -> None:
+        prefixes = {"sh": SH, "hld": HLD}
+        (self.out / "validation-report.ttl").write_bytes(turtle(report_triples(self.pub), prefixes))
+        (self.out / "validation-report.txt").write_text(text_report(self.pub), "utf-8")
 
 
-register(Format("report", "text/turtle", "ttl", "validation report (validation-report.ttl and .txt)", write_report))
+register(Format("report", "text/turtle", "ttl", "validation report (validation-report.ttl and .txt)", Report))

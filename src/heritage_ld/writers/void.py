@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..terms import RDF_TYPE, iri, literal
-from . import FORMATS, Format, register
+from . import FORMATS, Files, Format, register
 from .rdf import turtle
 
 VOID = "http://rdfs.org/ns/void#"
@@ -22,7 +22,7 @@ GZIP_DUMPS = [("ntriples", "dataset.nt.gz"), ("nquads", "dataset.nq.gz")]   # fo
 GZIP = "http://www.iana.org/assignments/media-types/application/gzip"      # dcat:compressFormat (DCAT 3)
 
 
-def description(pub) -> list[tuple[str, str, str]]:
+def description(pub, triples: int, entities: int, edm_count: int, classes: Counter) -> list[tuple[str, str, str]]:
     base = pub.config.base_uri
     ds = iri(base + "dataset")
     cfg = pub.config.values
@@ -30,8 +30,8 @@ def description(pub) -> list[tuple[str, str, str]]:
     t = [(ds, RDF_TYPE, iri(VOID + "Dataset")), (ds, RDF_TYPE, iri(DCAT + "Dataset")),
          (ds, iri(DCT + "title"), literal(cfg.get("name", "heritage-ld dataset"), "en")),
          (ds, iri(VOID + "uriSpace"), literal(base)),
-         (ds, iri(VOID + "triples"), n(pub.triple_count)),
-         (ds, iri(VOID + "entities"), n(len(pub.published))),
+         (ds, iri(VOID + "triples"), n(triples)),
+         (ds, iri(VOID + "entities"), n(entities)),
          (ds, iri(DCT + "conformsTo"), iri(EDM_SCHEMA)),
          (ds, iri(DCT + "conformsTo"), iri("http://schema.org/"))]
     if cfg.get("description"):
@@ -40,7 +40,6 @@ def description(pub) -> list[tuple[str, str, str]]:
         t.append((ds, iri(DCT + "publisher"), literal(cfg["publisher"])))
     if cfg.get("metadata_license"):
         t.append((ds, iri(DCT + "license"), iri(cfg["metadata_license"])))
-    classes = Counter(o for m in pub.published for s, p, o in m.triples if p == RDF_TYPE)
     for cls, count in sorted(classes.items()):
         part = iri(f"{base}dataset/class/{cls[1:-1].rsplit('/', 1)[-1].rsplit('#', 1)[-1]}")
         t += [(ds, iri(VOID + "classPartition"), part), (part, iri(VOID + "class"), cls),
@@ -65,7 +64,7 @@ def description(pub) -> list[tuple[str, str, str]]:
     t += [(ds, iri(DCAT + "distribution"), edm), (edm, RDF_TYPE, iri(DCAT + "Distribution")),
           (edm, iri(DCAT + "accessURL"), edm), (edm, iri(DCAT + "mediaType"), iri(IANA + "application/rdf+xml")),
           (edm, iri(DCT + "conformsTo"), iri(EDM_SCHEMA)),
-          (edm, iri(DCT + "description"), literal(f"{len(pub.edm_xml)} EDM RDF/XML records, one file per "
+          (edm, iri(DCT + "description"), literal(f"{edm_count} EDM RDF/XML records, one file per "
                                                   "ProvidedCHO, valid for Europeana", "en"))]
     # the endpoints of `heritage-ld serve` (at base_uri unless [project] sparql_endpoint / oai_endpoint say otherwise)
     sparql = iri(cfg.get("sparql_endpoint", base + "sparql"))
@@ -80,10 +79,25 @@ def description(pub) -> list[tuple[str, str, str]]:
     return t
 
 
-def write_void(pub, out: Path) -> None:
-    prefixes = {"void": VOID, "dcat": DCAT, "dcterms": DCT, **pub.mappings.prefixes}
-    (out / "void.ttl").write_bytes(turtle(description(pub), prefixes))
+class Void:
+    """Counts the records as they stream past, then describes the dataset."""
+
+    def __init__(self, pub, out: Path, _files: Files) -> None:
+        self.pub, self.out = pub, out
+        self.triples = self.entities = self.edm = 0
+        self.classes: Counter = Counter()
+
+    def add(self, row, fresh) -> None:
+        self.entities += 1
+        self.triples += len(fresh)
+        self.edm += row.edm_xml is not None
+        self.classes.update(o for _s, p, o in fresh if p == RDF_TYPE)
+
+    def close(self) -> None:
+        prefixes = {"void": VOID, "dcat": DCAT, "dcterms": DCT, **self.pub.mappings.prefixes}
+        (self.out / "void.ttl").write_bytes(turtle(description(self.pub, self.triples, self.entities, self.edm,
+                                                               self.classes), prefixes))
 
 
 register(Format("void", "text/turtle", "ttl", "VoID/DCAT dataset description with counts and dumps (void.ttl)",
-                write_void))
+                Void))

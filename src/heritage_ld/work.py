@@ -1,0 +1,205 @@
+"""The run's work database: every record read, then its mapping, validation and EDM results.
+
+A run streams its records through SQLite (a file beside the catalog, deleted afterwards) instead
+of holding them in memory, so memory stays flat however many records there are. Workers (local
+processes or Dask workers on a shared volume) open it read-only between passes; only the
+coordinating process writes. Columns holding triples use the catalog's JSON form.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import sqlite3
+import uuid
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from .terms import Triple
+
+SCHEMA = """
+CREATE TABLE incoming (               -- one row per record id; copies of an embedded record merge
+    entity TEXT NOT NULL, id TEXT NOT NULL,
+    data BLOB NOT NULL,               -- pickled source record, without _embeddedIn
+    canon BLOB NOT NULL,              -- digest of its canonical JSON: copies with another one conflict
+    source TEXT NOT NULL, sources TEXT NOT NULL, copies INTEGER NOT NULL DEFAULT 1,
+    conflict INTEGER NOT NULL DEFAULT 0, linked_only INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (entity, id)
+);
+CREATE TABLE parents (entity TEXT, id TEXT, pentity TEXT, pid TEXT, UNIQUE (entity, id, pentity, pid));
+CREATE TABLE result (
+    entity TEXT NOT NULL, id TEXT NOT NULL,
+    triples TEXT NOT NULL,            -- JSON list of [s, p, o], sorted
+    subjects TEXT NOT NULL,           -- JSON {block: IRI}
+    issues BLOB,                      -- pickled list of Issue, NULL if none
+    held INTEGER NOT NULL DEFAULT 0, edm_held INTEGER NOT NULL DEFAULT 0,
+    publish INTEGER NOT NULL DEFAULT 0,
+    edm BLOB, hash TEXT, sets TEXT, mapping TEXT, source TEXT,
+    PRIMARY KEY (entity, id)
+);
+CREATE TABLE subject (iri TEXT NOT NULL, entity TEXT NOT NULL, id TEXT NOT NULL);
+CREATE TABLE links (entity TEXT NOT NULL, id TEXT NOT NULL, target TEXT NOT NULL);
+"""
+INDEXES = """
+CREATE INDEX IF NOT EXISTS subject_iri ON subject (iri);
+CREATE INDEX IF NOT EXISTS links_target ON links (target);
+"""
+
+Key = tuple[str, str]
+
+
+class Work:
+    """The coordinating process's read-write handle."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=OFF")   # scratch: a crash discards it anyway
+        self.db.execute("PRAGMA cache_size=-65536")
+        self.db.executescript(SCHEMA)
+        self.db.execute("BEGIN")
+
+    def commit(self) -> None:
+        """Make what was written visible to the workers."""
+        self.db.execute("COMMIT")
+        self.db.execute("BEGIN")
+
+    def close(self) -> None:
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
+        self.db.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+
+    # -- pass 1: records read ------------------------------------------------------------
+    def add(self, entity: str, rid: str, data: Any, canon: bytes, source: str, parent: Key | None,
+            linked_only: bool) -> None:
+        self.db.execute(
+            "INSERT INTO incoming (entity, id, data, canon, source, sources, linked_only) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (entity, id) DO UPDATE SET copies = copies + 1, sources = sources || '; ' || excluded.source, "
+            "conflict = conflict OR canon != excluded.canon, linked_only = linked_only OR excluded.linked_only",
+            (entity, rid, pickle.dumps(data, pickle.HIGHEST_PROTOCOL), canon, source, source, int(linked_only)))
+        if parent:
+            self.db.execute("INSERT OR IGNORE INTO parents VALUES (?, ?, ?, ?)", (entity, rid, *parent))
+
+    def conflicts(self) -> Iterator[tuple[str, str, int, str]]:
+        return self.db.execute("SELECT entity, id, copies, sources FROM incoming WHERE conflict ORDER BY entity, id")
+
+    def keys(self, linked_only: bool | None = None) -> Iterator[Key]:
+        where = "" if linked_only is None else f" WHERE linked_only = {int(linked_only)}"
+        return self.db.execute(f"SELECT entity, id FROM incoming{where} ORDER BY entity, id")
+
+    def count(self, table: str, where: str = "1") -> int:
+        return self.db.execute(f"SELECT count(*) FROM {table} WHERE {where}").fetchone()[0]
+
+    # -- pass 2: mapped --------------------------------------------------------------------
+    def add_mapped(self, rows: Iterable[tuple[str, str, str, str, bytes | None, str, str, str]]) -> None:
+        """(entity, id, triples JSON, subjects JSON, issues, sets JSON, mapping digest, source) per record."""
+        for entity, rid, triples, subjects, issues, sets, mapping, source in rows:
+            self.db.execute("INSERT INTO result (entity, id, triples, subjects, issues, sets, mapping, source) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (entity, rid, triples, subjects, issues, sets, mapping,
+                                                                source))
+            self.db.executemany("INSERT INTO subject VALUES (?, ?, ?)",
+                                ((s, entity, rid) for s in {t[0] for t in json.loads(triples)}))
+
+    def index(self) -> None:
+        self.db.executescript(INDEXES + "BEGIN;")  # executescript commits first
+
+    # -- pass 3: checked -------------------------------------------------------------------
+    def set_checked(self, entity: str, rid: str, issues: bytes | None, held: bool, edm_held: bool,
+                    edm: bytes | None, digest: str | None, links: Iterable[str]) -> None:
+        self.db.execute("UPDATE result SET issues = ?, held = ?, edm_held = ?, edm = ?, hash = ?, publish = ? "
+                        "WHERE entity = ? AND id = ?",
+                        (issues, int(held), int(edm_held), edm, digest, int(not held), entity, rid))
+        self.db.executemany("INSERT INTO links VALUES (?, ?, ?)", ((entity, rid, t) for t in links))
+
+
+class Reader:
+    """A worker's read-only view (one per process and work database)."""
+
+    def __init__(self, path: str) -> None:
+        self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
+                                  check_same_thread=False)
+        self.db.execute("PRAGMA cache_size=-32768")
+
+    def records(self, keys: list[Key]) -> list[tuple[str, str, Any, str, list[tuple[str, str]]]]:
+        """(entity, id, data, source, parents) for ``keys``; the source of a conflicting id lists every copy."""
+        out = []
+        for entity, rid in keys:
+            data, source = self.db.execute("SELECT data, CASE WHEN conflict THEN sources ELSE source END FROM incoming "
+                                           "WHERE entity = ? AND id = ?", (entity, rid)).fetchone()
+            parents = self.db.execute("SELECT pentity, pid FROM parents WHERE entity = ? AND id = ? ORDER BY rowid",
+                                      (entity, rid)).fetchall()
+            out.append((entity, rid, pickle.loads(data), source, parents))
+        return out
+
+    def has(self, entity: str, rid: str) -> bool:
+        return self.db.execute("SELECT 1 FROM incoming WHERE entity = ? AND id = ?", (entity, rid)).fetchone() is not None
+
+    def result(self, entity: str, rid: str) -> tuple[list[Triple], dict[str, str], bytes | None, str, str, str]:
+        """(triples, subjects, issues, sets JSON, mapping digest, source) of a mapped record."""
+        t, s, i, sets, mapping, source = self.db.execute(
+            "SELECT triples, subjects, issues, sets, mapping, source FROM result WHERE entity = ? AND id = ?",
+            (entity, rid)).fetchone()
+        return [tuple(x) for x in json.loads(t)], json.loads(s), i, sets, mapping, source
+
+    def owners(self, iri: str) -> list[Key]:
+        return self.db.execute("SELECT entity, id FROM subject WHERE iri = ?", (iri,)).fetchall()
+
+    def held(self, entity: str, rid: str) -> bool:
+        return bool(self.db.execute("SELECT held FROM result WHERE entity = ? AND id = ?", (entity, rid)).fetchone()[0])
+
+    def triples_of(self, entity: str, rid: str) -> list[Triple]:
+        t = self.db.execute("SELECT triples FROM result WHERE entity = ? AND id = ?", (entity, rid)).fetchone()[0]
+        return [tuple(x) for x in json.loads(t)]
+
+
+@lru_cache(maxsize=4)
+def _reader(path: str, pid: int) -> Reader:
+    return Reader(path)
+
+
+def reader(path: str) -> Reader:
+    """This process's reader of a work database (a forked worker opens its own)."""
+    return _reader(path, os.getpid())
+
+
+class KnownIds:
+    """``known`` for the mapping's link checks: is (entity, id) among the records read?"""
+
+    def __init__(self, db: Reader) -> None:
+        self.db = db
+
+    def get(self, entity: str, _default=()) -> "_Ids":
+        return _Ids(self.db, entity)
+
+
+class _Ids:
+    def __init__(self, db: Reader, entity: str) -> None:
+        self.db, self.entity = db, entity
+
+    def __contains__(self, rid: object) -> bool:
+        return isinstance(rid, str) and self.db.has(self.entity, rid)
+
+
+def remove_stale(folder: Path) -> None:
+    """Work databases of runs that died (their pid is gone) are removed."""
+    from .catalog import pid_alive
+    for f in folder.glob("work-*.sqlite"):
+        try:
+            pid = int(f.stem.split("-")[1])
+        except ValueError:
+            continue
+        if not pid_alive(pid):
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{f}{suffix}").unlink(missing_ok=True)
+
+
+def path_for(catalog: Path) -> Path:
+    """A new work database for a run of this process (a new name each run: workers cache readers by path)."""
+    return catalog.parent / f"work-{os.getpid()}-{uuid.uuid4().hex[:12]}.sqlite"
