@@ -248,7 +248,8 @@ def writer(fmt: str):
         cfg, mappings, shapes = pipeline.load_project(root)
         pub = pipeline.Publication(cfg, mappings, {}, {}, [], 0)
         cat = Catalog(cfg.catalog)
-        pipeline._load_report(cat, pub)
+        pipeline._last_report(cat, pub)
+        pub.issues = pipeline.IssueLog(cat.path, cat.db)
         pub.published, pub.triple_count, pub.edm_count = cat.totals()
         out = work / f"out-{fmt}"
         shutil.rmtree(out, ignore_errors=True)

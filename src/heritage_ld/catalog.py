@@ -16,7 +16,7 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from .terms import Triple
 
@@ -49,7 +49,10 @@ CREATE TABLE IF NOT EXISTS push_state (  -- per Graph Store endpoint: what it ha
     pushed INTEGER NOT NULL,            -- UTC seconds of the acknowledgment
     PRIMARY KEY (endpoint, graph)
 );
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB);  -- inputs digest, last report
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB);  -- inputs and report digests of the last run
+CREATE TABLE IF NOT EXISTS report (      -- the last run's validation report, in report order
+    seq INTEGER PRIMARY KEY, severity TEXT NOT NULL, issue TEXT NOT NULL  -- JSON list of the Issue fields
+);
 """
 
 
@@ -229,6 +232,12 @@ class Catalog:
 
     def set_meta(self, key: str, value: bytes | str) -> None:
         self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def replace_report(self, issues: Iterable) -> None:
+        """The run's report (inside the transaction), in order."""
+        self.db.execute("DELETE FROM report")
+        self.db.executemany("INSERT INTO report (severity, issue) VALUES (?, ?)",
+                            ((i.severity, json.dumps(list(vars(i).values()), ensure_ascii=False)) for i in issues))
 
     def record_run(self, now: int, read: int, published: int, changes: Changes, held_back: list) -> int:
         return self.db.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",

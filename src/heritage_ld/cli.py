@@ -75,8 +75,7 @@ def _summary(pub: pipeline.Publication, wrote: Path | None) -> None:
     click.echo(f"published        {pub.published}  ({pub.triple_count} triples, "
                f"{pub.edm_count} EDM records)")
     click.echo(f"held back        {held}" + (f"  (+{len(pub.edm_held_back)} from EDM only)" if pub.edm_held_back else ""))
-    warnings = sum(1 for i in pub.issues if i.severity != "Violation")
-    click.echo(f"warnings         {warnings}")
+    click.echo(f"warnings         {pub.warnings}")
     click.echo(f"time             {secs:.2f} s")
     for key, issues in sorted({**pub.edm_held_back, **pub.held_back}.items()):
         click.secho(f"  {key[0]} {key[1]}: {record_status(pub, key)}: {issues[0].message}"

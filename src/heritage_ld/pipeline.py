@@ -19,9 +19,10 @@ import hashlib
 import json
 import os
 import pickle
+import sqlite3
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -48,7 +49,7 @@ class Publication:
     mappings: Mappings
     held_back: dict[Key, list[Issue]]           # record -> violations that hold it back entirely
     edm_held_back: dict[Key, list[Issue]]       # record -> violations that keep it out of EDM XML
-    issues: list[Issue]                         # every issue, warnings included
+    issues: Iterable[Issue]                     # every issue in report order (a list, or IssueLog)
     records_read: int
     published: int = 0                          # records published (by this run, or live in the catalog)
     triple_count: int = 0
@@ -56,13 +57,42 @@ class Publication:
     seconds: dict[str, float] = field(default_factory=dict)
     inputs: str = ""                            # digest of everything the run read (inputs_digest)
     unchanged: bool = False                     # the inputs were those of the last published run: not rebuilt
+    warnings: int = 0
+    report_digest: str = ""
 
     def state_digest(self, catalog_digest: str) -> str:
         """Identifies everything the output is made of: the catalog state and this run's report."""
-        h = hashlib.sha256(catalog_digest.encode())
-        for i in self.issues:
-            h.update(repr((i.entity, i.record_id, i.severity, i.field, i.value, i.message, i.source)).encode())
-        return h.hexdigest()
+        return hashlib.sha256(f"{catalog_digest}\n{self.report_digest}".encode()).hexdigest()
+
+    def take_report(self, issues: Iterable[Issue]) -> Iterator[Issue]:
+        """Pass ``issues`` (in report order) through, noting held-back records, warnings and the digest."""
+        self.held_back, self.edm_held_back, self.warnings = {}, {}, 0
+        h = hashlib.sha256()
+        for i in issues:
+            if i.severity == "Violation":
+                (self.held_back if i.channel == "all" else self.edm_held_back).setdefault(
+                    (i.entity, i.record_id), []).append(i)
+            else:
+                self.warnings += 1
+            h.update(repr(tuple(vars(i).values())).encode())
+            yield i
+        self.report_digest = h.hexdigest()
+
+
+class IssueLog:
+    """The last run's report as the catalog holds it, read lazily: it can be larger than memory."""
+
+    def __init__(self, path: Path, db: sqlite3.Connection | None = None) -> None:
+        self.path, self.db = path, db   # ``db``: read through the publishing transaction
+
+    def __iter__(self) -> Iterator[Issue]:
+        db = self.db or sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        try:
+            for (text,) in db.execute("SELECT issue FROM report ORDER BY seq"):
+                yield Issue(*json.loads(text))
+        finally:
+            if db is not self.db:
+                db.close()
 
 
 def load_project(root: Path) -> tuple[config_mod.Config, Mappings, Shapes]:
@@ -150,7 +180,9 @@ def build(root: Path, progress: Callable[[int], None] | None = None, *, referenc
     remove_stale(cfg.catalog.parent)
     work = work or Work(path_for(cfg.catalog))
     try:
-        return _build(root, work, progress, reference, run or Serial())
+        pub = _build(root, work, progress, reference, run or Serial())
+        pub.issues = list(report(work))
+        return pub
     finally:
         if own:
             work.close()
@@ -190,14 +222,8 @@ def _build(root: Path, work: Work, progress: Callable[[int], None] | None, refer
     work.commit()
     t3 = time.perf_counter()
 
-    issues = []
-    for (blob,) in work.db.execute("SELECT issues FROM result WHERE issues IS NOT NULL AND (publish OR held) "
-                                   "ORDER BY entity, id"):
-        issues.extend(pickle.loads(blob))
-    pub.issues = _report_order(issues)
-    for i in pub.issues:
-        if i.severity == "Violation":
-            (pub.held_back if i.channel == "all" else pub.edm_held_back).setdefault((i.entity, i.record_id), []).append(i)
+    for _ in pub.take_report(report(work)):
+        pass
     pub.published = work.count("result", "publish")
     pub.edm_count = work.count("result", "publish AND edm IS NOT NULL")
     pub.triple_count = sum(json.loads(t).__len__() for (t,) in work.db.execute("SELECT triples FROM result WHERE publish"))
@@ -205,8 +231,15 @@ def _build(root: Path, work: Work, progress: Callable[[int], None] | None, refer
     return pub
 
 
+def report(work: Work) -> Iterator[Issue]:
+    """The run's issues in report order, record by record, from the work database."""
+    for (blob,) in work.db.execute("SELECT issues FROM result WHERE issues IS NOT NULL AND (publish OR held) "
+                                   "ORDER BY entity, id"):
+        yield from _report_order(pickle.loads(blob))
+
+
 def _report_order(issues: list[Issue]) -> list[Issue]:
-    """Sorted by record, violations first; one field feeding several properties (dc:date and
+    """One record's issues: violations first; one field feeding several properties (dc:date and
     schema:datePublished) reports once."""
     issues.sort(key=lambda i: (i.entity, i.record_id, i.severity != "Violation", i.field or "", i.message,
                                i.focus or "", i.predicate or ""))
@@ -352,22 +385,10 @@ def checkpoint(name: str) -> None:
         time.sleep(float(os.environ.get("HERITAGE_LD_PAUSE_SECONDS") or 600))
 
 
-def _save_report(catalog: Catalog, pub: Publication) -> None:
-    catalog.set_meta("report", json.dumps({
-        "records_read": pub.records_read,
-        "issues": [[getattr(i, f.name) for f in fields(Issue)] for i in pub.issues]}))
-
-
-def _load_report(catalog: Catalog, pub: Publication) -> bool:
-    raw = catalog.get_meta("report")
-    if raw is None:
-        return False
-    report = json.loads(raw)
-    pub.issues = [Issue(*values) for values in report["issues"]]
-    for i in pub.issues:
-        if i.severity == "Violation":
-            (pub.held_back if i.channel == "all" else pub.edm_held_back).setdefault((i.entity, i.record_id), []).append(i)
-    return True
+def _last_report(catalog: Catalog, pub: Publication) -> None:
+    """Take the report of the last run (its inputs were this run's)."""
+    for _ in pub.take_report(IssueLog(catalog.path, catalog.db)):
+        pass
 
 
 def publish(root: Path, progress: Callable[[int], None] | None = None, *, now: int | None = None,
@@ -385,11 +406,13 @@ def publish(root: Path, progress: Callable[[int], None] | None = None, *, now: i
     remove_stale(cfg.catalog.parent)
     catalog = Catalog(cfg.catalog)
     work = Work(path_for(cfg.catalog))
+    log = IssueLog(catalog.path, catalog.db)
     try:
         previous = catalog.get_meta("inputs")
-        pub = _build(root, work, progress, reference, run or Serial(), stop_if=lambda inputs: inputs == previous)
-        if pub.unchanged and not _load_report(catalog, pub):
-            pub.unchanged = False
+        pub = _build(root, work, progress, reference, run or Serial(),
+                     stop_if=lambda inputs: inputs == previous and catalog.get_meta("report") is not None)
+        if pub.unchanged:
+            _last_report(catalog, pub)
         checkpoint("mapped")
         t = time.perf_counter()
         counts = catalog.counts()["entity"]
@@ -407,10 +430,12 @@ def publish(root: Path, progress: Callable[[int], None] | None = None, *, now: i
                 catalog.apply(changes, now, catalog.next_run())
                 held = [[k[0], k[1], v[0].message] for k, v in sorted(pub.held_back.items())]
                 catalog.record_run(now, pub.records_read, pub.published, changes, held)
+                catalog.replace_report(pub.take_report(report(work)))
                 catalog.set_meta("inputs", pub.inputs)
-                _save_report(catalog, pub)
+                catalog.set_meta("report", pub.report_digest)
             checkpoint("catalog-written")
             pub.published, pub.triple_count, pub.edm_count = catalog.totals()
+            pub.issues = log
             state = pub.state_digest(catalog.digest())
             if read_state(cfg.output).get("state") == state:
                 catalog.commit()
@@ -422,5 +447,6 @@ def publish(root: Path, progress: Callable[[int], None] | None = None, *, now: i
     finally:
         work.close()
         catalog.close()
+        log.db = None  # read from the file from now on
     pub.seconds["catalog+write"] = time.perf_counter() - t
     return pub, changes

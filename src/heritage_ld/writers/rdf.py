@@ -48,6 +48,18 @@ def turtle(triples: list[Triple], prefixes: dict[str, str]) -> bytes:
     return ox.serialize(quads, format=ox.RdfFormat.TURTLE, prefixes=used) or b""
 
 
+def _without_prefixes(doc: bytes) -> bytes:
+    start = 0
+    while doc.startswith(b"@prefix ", start):
+        start = doc.index(b"\n", start) + 1
+    return doc[start:]
+
+
+def turtle_body(triples: list[Triple], prefixes: dict[str, str]) -> bytes:
+    """Turtle without its prefix lines: a part of a document whose header declares ``prefixes``."""
+    return _without_prefixes(turtle(triples, prefixes))
+
+
 class _Dump:
     """Writes ``name`` and a deterministic gzip copy ``name.gz`` (mtime 0, no file name) for bulk loaders."""
 
@@ -133,10 +145,7 @@ class Turtle:
         if doc is None:
             doc = turtle(row.triples, self.prefixes)
         self.files.write(rel, row, lambda: doc)
-        start = 0
-        while doc.startswith(b"@prefix ", start):  # the record's own prefix lines; the header has them all
-            start = doc.index(b"\n", start) + 1
-        self.fh.write(b"\n" + doc[start:])
+        self.fh.write(b"\n" + _without_prefixes(doc))
 
     def close(self) -> None:
         self.fh.close()

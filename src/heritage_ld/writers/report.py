@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 from ..terms import RDF_TYPE, iri, literal
 from . import Files, Format, register
-from .rdf import turtle
+from .rdf import turtle_body
 
 SH = "http://www.w3.org/ns/shacl#"
 HLD = "https://w3id.org/heritage-ld#"
@@ -20,21 +21,22 @@ def status(pub, key) -> str:
     return "published"
 
 
-def report_triples(pub) -> list[tuple[str, str, str]]:
+def report_triples(pub) -> Iterator[list[tuple[str, str, str]]]:
+    """The report as triples, in groups: the report node, then a group per result."""
     rep = iri(pub.config.base_uri + "validation-report")
-    conforms = not any(i.severity == "Violation" for i in pub.issues)
-    t = [(rep, RDF_TYPE, iri(SH + "ValidationReport")),
-         (rep, iri(SH + "conforms"), literal("true" if conforms else "false", datatype=XSD_BOOL))]
+    conforms = not (pub.held_back or pub.edm_held_back)
+    yield [(rep, RDF_TYPE, iri(SH + "ValidationReport")),
+           (rep, iri(SH + "conforms"), literal("true" if conforms else "false", datatype=XSD_BOOL))]
     for n, i in enumerate(pub.issues, 1):
         r = iri(f"{pub.config.base_uri}validation-report#result-{n}")
-        t += [(rep, iri(SH + "result"), r), (r, RDF_TYPE, iri(SH + "ValidationResult")),
-              (r, iri(SH + "resultSeverity"), iri(SH + i.severity)),
-              (r, iri(SH + "resultMessage"), literal(i.message, "en")),
-              (r, iri(HLD + "entity"), literal(i.entity)),
-              (r, iri(HLD + "recordId"), literal(i.record_id)),
-              (r, iri(HLD + "source"), literal(i.source)),
-              (r, iri(HLD + "channel"), literal(i.channel)),
-              (r, iri(HLD + "status"), literal(status(pub, (i.entity, i.record_id))))]
+        t = [(rep, iri(SH + "result"), r), (r, RDF_TYPE, iri(SH + "ValidationResult")),
+             (r, iri(SH + "resultSeverity"), iri(SH + i.severity)),
+             (r, iri(SH + "resultMessage"), literal(i.message, "en")),
+             (r, iri(HLD + "entity"), literal(i.entity)),
+             (r, iri(HLD + "recordId"), literal(i.record_id)),
+             (r, iri(HLD + "source"), literal(i.source)),
+             (r, iri(HLD + "channel"), literal(i.channel)),
+             (r, iri(HLD + "status"), literal(status(pub, (i.entity, i.record_id))))]
         if i.focus:
             t.append((r, iri(SH + "focusNode"), iri(i.focus)))
         if i.predicate:
@@ -45,28 +47,34 @@ def report_triples(pub) -> list[tuple[str, str, str]]:
             t.append((r, iri(HLD + "sourceField"), literal(i.field)))
         if i.component:
             t.append((r, iri(SH + "sourceConstraintComponent"), iri(i.component)))
-    return t
+        yield t
 
 
-def text_report(pub) -> str:
-    lines = [f"heritage-ld validation report: {pub.published} records published, "
-             f"{len(pub.held_back)} held back, {len(pub.edm_held_back)} held back from EDM only", ""]
+def report_lines(pub) -> Iterator[str]:
+    """The report for people, line by line (each ending in a newline)."""
+    yield (f"heritage-ld validation report: {pub.published} records published, "
+           f"{len(pub.held_back)} held back, {len(pub.edm_held_back)} held back from EDM only\n\n")
     current = None
     for i in pub.issues:
         key = (i.entity, i.record_id)
         if key != current:
             current = key
-            lines += ["", f"{i.entity} {i.record_id} [{status(pub, key)}]", f"  source: {i.source}"]
+            yield f"\n{i.entity} {i.record_id} [{status(pub, key)}]\n  source: {i.source}\n"
         where = f"field {i.field}" if i.field else (f"property {i.predicate}" if i.predicate else "record")
         value = f" (value: {i.value!r})" if i.value is not None else ""
         channel = " [EDM only]" if i.channel == "edm" else ""
-        lines.append(f"  {i.severity.upper()}{channel} {where}{value}: {i.message}")
-    if not pub.issues:
-        lines.append("No problems found.")
-    return "\n".join(lines).rstrip() + "\n"
+        yield f"  {i.severity.upper()}{channel} {where}{value}: {i.message}\n"
+    if current is None:
+        yield "No problems found.\n"
+
+
+def text_report(pub) -> str:
+    return "".join(report_lines(pub))
 
 
 class Report:
+    """Written at the end, streaming: the report can hold more issues than fit in memory."""
+
     def __init__(self, pub, out: Path, _files: Files) -> None:
         self.pub, self.out = pub, out
 
@@ -75,8 +83,18 @@ class Report:
 
     def close(self) -> None:
         prefixes = {"sh": SH, "hld": HLD}
-        (self.out / "validation-report.ttl").write_bytes(turtle(report_triples(self.pub), prefixes))
-        (self.out / "validation-report.txt").write_text(text_report(self.pub), "utf-8")
+        with (self.out / "validation-report.ttl").open("wb") as fh:
+            fh.write("".join(f"@prefix {p}: <{ns}> .\n" for p, ns in sorted(prefixes.items())).encode())
+            batch: list = []
+            for group in report_triples(self.pub):
+                batch.extend(group)
+                if len(batch) >= 5000:
+                    fh.write(b"\n" + turtle_body(batch, prefixes))
+                    batch = []
+            if batch:
+                fh.write(b"\n" + turtle_body(batch, prefixes))
+        with (self.out / "validation-report.txt").open("w", encoding="utf-8") as txt:
+            txt.writelines(report_lines(self.pub))
 
 
 register(Format("report", "text/turtle", "ttl", "validation report (validation-report.ttl and .txt)", Report))
