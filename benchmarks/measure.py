@@ -84,7 +84,7 @@ def map_records(root: Path):
     try:
         cfg, mappings = read_into(root, work)
         db = Reader(str(work.path))
-        keys = work.keys().fetchall()
+        keys = list(work.keys())
         vocabulary = set(work.keys(linked_only=True))
         mapped = [m for i in range(0, len(keys), 500) for m in pipeline.map_records(cfg, mappings, db, keys[i:i + 500])]
         db.db.close()

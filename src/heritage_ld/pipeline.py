@@ -61,8 +61,10 @@ class Publication:
     report_digest: str = ""
 
     def state_digest(self, catalog_digest: str) -> str:
-        """Identifies everything the output is made of: the catalog state and this run's report."""
-        return hashlib.sha256(f"{catalog_digest}\n{self.report_digest}".encode()).hexdigest()
+        """Identifies everything the output is made of: the catalog state, this run's report, and
+        what the writers depend on besides (configuration, mappings, code)."""
+        from .writers import writers_digest
+        return hashlib.sha256(f"{catalog_digest}\n{self.report_digest}\n{writers_digest(self)}".encode()).hexdigest()
 
     def take_report(self, issues: Iterable[Issue]) -> Iterator[Issue]:
         """Pass ``issues`` (in report order) through, noting held-back records, warnings and the digest."""
@@ -213,8 +215,7 @@ def _build(root: Path, work: Work, progress: Callable[[int], None] | None, refer
     work.index()
     t2 = time.perf_counter()
 
-    keys = (k for k in work.db.execute("SELECT entity, id FROM result ORDER BY entity, id").fetchall())
-    for part in run.run(_check_chunk, root, (path, reference), _chunks(keys, cfg.chunk_size)):
+    for part in run.run(_check_chunk, root, (path, reference), _chunks(work.keys(table="result"), cfg.chunk_size)):
         for row in part:
             work.set_checked(*row)
     _unreferenced_vocabulary(work)

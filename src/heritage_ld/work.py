@@ -90,9 +90,17 @@ class Work:
     def conflicts(self) -> Iterator[tuple[str, str, int, str]]:
         return self.db.execute("SELECT entity, id, copies, sources FROM incoming WHERE conflict ORDER BY entity, id")
 
-    def keys(self, linked_only: bool | None = None) -> Iterator[Key]:
-        where = "" if linked_only is None else f" WHERE linked_only = {int(linked_only)}"
-        return self.db.execute(f"SELECT entity, id FROM incoming{where} ORDER BY entity, id")
+    def keys(self, linked_only: bool | None = None, table: str = "incoming", page: int = 5000) -> Iterator[Key]:
+        """Every key in order, a page at a time (keyset paging: the table may be written meanwhile)."""
+        where = "1" if linked_only is None else f"linked_only = {int(linked_only)}"
+        last: Key = ("", "")
+        while True:
+            rows = self.db.execute(f"SELECT entity, id FROM {table} WHERE {where} AND (entity, id) > (?, ?) "
+                                   f"ORDER BY entity, id LIMIT {page}", last).fetchall()
+            yield from rows
+            if len(rows) < page:
+                return
+            last = rows[-1]
 
     def count(self, table: str, where: str = "1") -> int:
         return self.db.execute(f"SELECT count(*) FROM {table} WHERE {where}").fetchone()[0]

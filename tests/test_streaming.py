@@ -1,0 +1,117 @@
+"""The streaming pipeline: what a re-run skips (no change: everything after reading; a change:
+the per-record files of unchanged records, hard-linked), the work database's life, and dumps that
+list each triple once."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pyoxigraph as ox
+
+from heritage_ld import pipeline
+from heritage_ld.config import load
+
+from test_catalog import files
+from test_outputs import copy_project
+
+T1, T2, T3 = 1_700_000_000, 1_700_003_600, 1_700_007_200
+EMMY = "records/person/emmy-storms.ttl"
+GEORGIA = "records/person/georgia-evans.ttl"
+
+
+def keep(path: Path, tmp: Path) -> int:
+    """The file's inode, kept alive by a link of our own (so a new file cannot reuse the number)."""
+    os.link(path, tmp / f"kept-{path.name}")
+    return path.stat().st_ino
+
+
+def edit_people(project: Path, old: str, new: str) -> None:
+    path = project / "sample/people.json"
+    path.write_text(path.read_text("utf-8").replace(old, new), "utf-8")
+
+
+def test_unchanged_inputs_stop_after_reading(tmp_path):
+    project = copy_project(tmp_path)
+    first, _ = pipeline.publish(project, now=T1)
+    again, changes = pipeline.publish(project, now=T2)
+    assert not first.unchanged and again.unchanged and not changes and changes.unchanged == 22
+    assert "map" not in again.seconds  # nothing was mapped or validated
+    assert [vars(i) for i in again.issues] == [vars(i) for i in first.issues] and again.warnings == first.warnings > 0
+    # a change to a mapping, a shape or the configuration is a change of inputs
+    for name in ("mapping/person.yaml", "shapes/schema.ttl", "heritage-ld.toml"):
+        path = project / name
+        text = path.read_text("utf-8")
+        path.write_text(text + "\n# edited\n", "utf-8")
+        pub, _ = pipeline.publish(project, now=T3)
+        assert not pub.unchanged, name
+        path.write_text(text, "utf-8")
+
+
+def test_unchanged_records_files_are_linked_not_rewritten(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    project = copy_project(tmp_path / "a")
+    pipeline.publish(project, now=T1)
+    out = project / "output"
+    before = {rel: keep(out / rel, tmp_path) for rel in (EMMY, GEORGIA)}
+    edit_people(project, "Violinist", "Violist")
+    _, changes = pipeline.publish(project, now=T2)
+    assert changes.changed == 1
+    assert (out / GEORGIA).stat().st_ino == before[GEORGIA]          # same file, linked into the new output
+    assert (out / EMMY).stat().st_ino != before[EMMY] and "Violist" in (out / EMMY).read_text("utf-8")
+    # the output is what a first publication of the same sources gives
+    fresh = copy_project(tmp_path / "b")
+    shutil.copy(project / "sample/people.json", fresh / "sample/people.json")
+    pipeline.publish(fresh, now=T2)
+    ours, theirs = files(out), files(fresh / "output")
+    ours.pop(".state"), theirs.pop(".state")
+    assert ours.keys() == theirs.keys()
+    differ = sorted(k for k in ours if ours[k] != theirs[k])
+    # only the dumps with datestamps (N-Quads provenance) may differ: first publication T1 here
+    assert set(differ) <= {"dataset.nq", "dataset.nq.gz"}, differ
+
+
+def test_a_changed_writer_configuration_rewrites_every_file(tmp_path):
+    project = copy_project(tmp_path)
+    pipeline.publish(project, now=T1)
+    ino = keep(project / "output" / GEORGIA, tmp_path.parent)
+    toml = project / "heritage-ld.toml"
+    toml.write_text(toml.read_text("utf-8").replace('name = ', 'name = "Renamed" #', 1), "utf-8")
+    pipeline.publish(project, now=T2)
+    assert (project / "output" / GEORGIA).stat().st_ino != ino
+
+
+def test_dumps_list_each_triple_once(tmp_path):
+    project = copy_project(tmp_path)
+    pipeline.publish(project, now=T1)
+    out = project / "output"
+    lines = (out / "dataset.nt").read_text("utf-8").splitlines()
+    assert len(lines) == len(set(lines))
+    # the image file is described by the article's record and the image's record: both graphs have it
+    quads = list(ox.parse(path=out / "dataset.nq", format=ox.RdfFormat.N_QUADS))
+    image = ox.NamedNode("https://media.example.org/editorial/grammofoonplaten.jpg")
+    assert len({q.graph_name for q in quads if q.subject == image}) == 2
+    void = {(str(t.predicate), str(t.object)) for t in ox.parse(path=out / "void.ttl", format=ox.RdfFormat.TURTLE)}
+    assert ("<http://rdfs.org/ns/void#triples>", f'"{len(lines)}"^^<http://www.w3.org/2001/XMLSchema#integer>') in void
+
+
+def test_work_database_is_removed_and_stale_ones_cleared(tmp_path):
+    project = copy_project(tmp_path)
+    folder = load(project).catalog.parent
+    folder.mkdir(parents=True)
+    stale = folder / "work-999999999-abc.sqlite"   # a run that died (no such pid)
+    stale.write_bytes(b"x")
+    pipeline.publish(project, now=T1)
+    assert not list(folder.glob("work-*"))
+    pipeline.build(project)
+    assert not list(folder.glob("work-*"))
+
+
+def test_state_file_names_what_the_output_was_made_from(tmp_path):
+    project = copy_project(tmp_path)
+    pipeline.publish(project, now=T1)
+    state = json.loads((project / "output/.state").read_text())
+    assert set(state) == {"state", "run", "writers"} and state["run"] == 1
+    assert os.stat(project / "output" / EMMY).st_nlink == 1
