@@ -102,9 +102,6 @@ class Work:
                 return
             last = rows[-1]
 
-    def count(self, table: str, where: str = "1") -> int:
-        return self.db.execute(f"SELECT count(*) FROM {table} WHERE {where}").fetchone()[0]
-
     # -- pass 2: mapped --------------------------------------------------------------------
     def add_mapped(self, rows: Iterable[tuple[str, str, str, str, bytes | None, str, str, str]]) -> None:
         """(entity, id, triples JSON, subjects JSON, issues, sets JSON, mapping digest, source) per record."""
