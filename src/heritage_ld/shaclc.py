@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import rdflib
 from rdflib import RDF, RDFS, BNode, Literal, URIRef
@@ -44,6 +44,10 @@ COMPONENT = {k: SH[v] for k, v in {
     "disjoint": "DisjointConstraintComponent"}.items()}
 
 
+SUBCLASS_OF = "<http://www.w3.org/2000/01/rdf-schema#subClassOf>"
+Values = Sequence[str]      # the value nodes of a focus node, without repeats
+
+
 @dataclass(frozen=True)
 class Result:
     focus: str                 # N-Triples term
@@ -56,40 +60,54 @@ class Result:
 
 
 class Graph:
-    """One record's graph: subject -> predicate -> objects, and the reverse, over N-Triples terms."""
+    """One record's graph over N-Triples terms: subject -> predicate -> objects (no repeats); the reverse
+    index and the class closures are built when first needed."""
 
     def __init__(self, triples: Iterable[Triple]) -> None:
+        self.triples = set(triples)
         self.sp: dict[str, dict[str, list[str]]] = {}
-        self.op: dict[str, dict[str, list[str]]] = {}
-        for s, p, o in set(triples):
-            self.sp.setdefault(s, {}).setdefault(p, []).append(o)
-            self.op.setdefault(o, {}).setdefault(p, []).append(s)
+        for s, p, o in self.triples:
+            preds = self.sp.get(s)
+            if preds is None:
+                self.sp[s] = {p: [o]}
+            elif (objs := preds.get(p)) is None:
+                preds[p] = [o]
+            else:
+                objs.append(o)
+        self._op: dict[str, dict[str, list[str]]] | None = None
+        self._supers: dict[str, set[str]] = {}
 
-    def objects(self, s: str, p: str) -> list[str]:
-        return self.sp.get(s, {}).get(p, [])
+    @property
+    def op(self) -> dict[str, dict[str, list[str]]]:
+        """object -> predicate -> subjects."""
+        if self._op is None:
+            self._op = {}
+            for s, p, o in self.triples:
+                self._op.setdefault(o, {}).setdefault(p, []).append(s)
+        return self._op
 
-    def subjects(self, p: str, o: str) -> list[str]:
-        return self.op.get(o, {}).get(p, [])
+    def objects(self, s: str, p: str) -> Values:
+        preds = self.sp.get(s)
+        return preds.get(p, ()) if preds else ()
 
-    def instances(self, cls: str) -> set[str]:
-        out = set()
-        for c in self.subclasses(cls):
-            out.update(self.subjects(RDF_TYPE, c))
+    def subjects(self, p: str, o: str) -> Values:
+        return self.op.get(o, {}).get(p, ())
+
+    def superclasses(self, cls: str) -> set[str]:
+        """``cls`` and the classes it is an rdfs:subClassOf, transitively."""
+        out = self._supers.get(cls)
+        if out is None:
+            out, todo = {cls}, [cls]
+            while todo:
+                for c in self.objects(todo.pop(), SUBCLASS_OF):
+                    if c not in out:
+                        out.add(c)
+                        todo.append(c)
+            self._supers[cls] = out
         return out
 
-    def subclasses(self, cls: str) -> set[str]:
-        seen, todo = {cls}, [cls]
-        sub = "<http://www.w3.org/2000/01/rdf-schema#subClassOf>"
-        while todo:
-            for s in self.subjects(sub, todo.pop()):
-                if s not in seen:
-                    seen.add(s)
-                    todo.append(s)
-        return seen
-
     def is_instance(self, node: str, cls: str) -> bool:
-        classes = self.subclasses(cls)
-        return any(t in classes for t in self.objects(node, RDF_TYPE))
+        return any(cls in self.superclasses(t) for t in self.objects(node, RDF_TYPE))
 
 
 def nt(node: rdflib.term.Node) -> str:
@@ -106,9 +124,17 @@ def to_rdflib(term: str) -> rdflib.term.Node:
     return Literal(lex, lang=lang, datatype=URIRef(dt) if dt else None)
 
 
-@lru_cache(maxsize=100_000)
 def datatype_ok(term: str, dt: URIRef) -> bool:
     """pyshacl's sh:datatype test for one value (ill-typed literals fail)."""
+    if term.startswith('"'):
+        tail = term[term.rindex('"') + 1:]
+        if not tail.startswith("^^"):  # plain or language-tagged: the lexical form cannot matter
+            term = '""' + tail
+    return _datatype_ok(term, dt)
+
+
+@lru_cache(maxsize=100_000)
+def _datatype_ok(term: str, dt: URIRef) -> bool:
     v = to_rdflib(term)
     if not isinstance(v, Literal):
         return False
@@ -145,8 +171,8 @@ class Unsupported(Exception):
     pass
 
 
-Check = Callable[[Graph, str, list[str]], list[tuple[str | None, str, rdflib.term.Node]]]
-# a check gets (graph, focus, value nodes) and returns (value, component, shape) per failure
+Failure = tuple[str | None, str, rdflib.term.Node]   # (value, component IRI, shape)
+Check = Callable[[Graph, str, Values], list[Failure]]  # (graph, focus, value nodes) -> failures
 
 
 class Compiler:
@@ -174,22 +200,22 @@ class Compiler:
         path = g.value(node, SH.path)
         if path is not None:
             cs.path_fn, cs.path_iri = self.path(path)
-        cs.checks = self.constraints(node, path is not None)
+        cs.checks, cs.empty_checks = self.constraints(node, path is not None)
         cs.properties = [self.shape(p) for p in g.objects(node, SH.property)]
         return cs
 
-    def path(self, node) -> tuple[Callable[[Graph, str], list[str]], str | None]:
+    def path(self, node) -> tuple[Callable[[Graph, str], Values], str | None]:
         g = self.g
         if isinstance(node, URIRef):
             p = nt(node)
-            return (lambda graph, f: list(dict.fromkeys(graph.objects(f, p)))), str(node)
+            return (lambda graph, f: graph.objects(f, p)), str(node)
         inv = g.value(node, SH.inversePath)
         if inv is not None:
             inner, _ = self.path(inv)
             if not isinstance(inv, URIRef):
                 raise Unsupported("complex inverse path")
             p = nt(inv)
-            return (lambda graph, f: list(dict.fromkeys(graph.subjects(p, f)))), None
+            return (lambda graph, f: graph.subjects(p, f)), None
         alt = g.value(node, SH.alternativePath)
         if alt is not None:
             parts = [self.path(x)[0] for x in self.lst(alt)]
@@ -197,29 +223,34 @@ class Compiler:
         if (node, RDF.first, None) in g:
             parts = [self.path(x)[0] for x in self.lst(node)]
 
-            def seq(graph: Graph, f: str) -> list[str]:
-                current = [f]
+            def seq(graph: Graph, f: str) -> Values:
+                current: Values = [f]
                 for fn in parts:
                     current = list(dict.fromkeys(v for c in current for v in fn(graph, c)))
                 return current
             return seq, None
         raise Unsupported(f"path {node}")
 
-    def constraints(self, node, is_property: bool) -> list[Check]:
-        g, out = self.g, []
+    def constraints(self, node, is_property: bool) -> tuple[list[Check], list[Check]]:
+        """The checks of a shape, in order, and those of them that can fail when there are no value nodes."""
+        g, out, on_empty = self.g, [], []
         v = lambda p: g.value(node, p)
-        comp = lambda name: COMPONENT[name]
+        comp = lambda name: str(COMPONENT[name])
 
         def per_value(name: str, ok: Callable[[Graph, str], bool]) -> Check:
             c = comp(name)
             return lambda graph, f, vals: [(x, c, node) for x in vals if not ok(graph, x)]
 
+        def add(check: Check) -> None:
+            out.append(check)
+            on_empty.append(check)
+
         if (x := v(SH.minCount)) is not None:
-            n = int(x)
-            out.append(lambda graph, f, vals, n=n: [(None, comp("minCount"), node)] if len(vals) < n else [])
+            n, c = int(x), comp("minCount")
+            add(lambda graph, f, vals, n=n, c=c: [(None, c, node)] if len(vals) < n else [])
         if (x := v(SH.maxCount)) is not None:
-            n = int(x)
-            out.append(lambda graph, f, vals, n=n: [(None, comp("maxCount"), node)] if len(vals) > n else [])
+            n, c = int(x), comp("maxCount")
+            out.append(lambda graph, f, vals, n=n, c=c: [(None, c, node)] if len(vals) > n else [])
         if (x := v(SH.datatype)) is not None:
             out.append(per_value("datatype", lambda graph, t, dt=x: datatype_ok(t, dt)))
         if (x := v(SH.nodeKind)) is not None:
@@ -234,11 +265,11 @@ class Compiler:
             allowed = {nt(i) for i in self.lst(x)}
             out.append(per_value("in", lambda graph, t: t in allowed))
         for x in g.objects(node, SH.hasValue):
-            want = nt(x)
+            want, c = nt(x), comp("hasValue")
             if is_property:
-                out.append(lambda graph, f, vals, want=want: [] if want in vals else [(None, comp("hasValue"), node)])
+                add(lambda graph, f, vals, want=want, c=c: [] if want in vals else [(None, c, node)])
             else:
-                out.append(lambda graph, f, vals, want=want: [] if f == want else [(f, comp("hasValue"), node)])
+                out.append(lambda graph, f, vals, want=want, c=c: [] if f == want else [(f, c, node)])
         if (x := v(SH.pattern)) is not None:
             flags = 0
             for ch in str(v(SH.flags) or ""):
@@ -257,12 +288,12 @@ class Compiler:
             out.append(per_value("languageIn", lambda graph, t: t.startswith('"')
                                  and bool(split_literal(t)[1]) and _lang_matches(split_literal(t)[1], ranges)))
         if (x := v(SH.uniqueLang)) is not None and bool(x.toPython()):
-            def unique(graph, f, vals):
+            def unique(graph: Graph, f: str, vals: Values, c: str = comp("uniqueLang")) -> list[Failure]:
                 seen, dup = set(), set()
                 for t in vals:
                     if t.startswith('"') and (lang := split_literal(t)[1]):
                         (dup if lang.lower() in seen else seen).add(lang.lower())
-                return [(None, comp("uniqueLang"), node) for _ in dup]
+                return [(None, c, node) for _ in dup]
             out.append(unique)
         for x in g.objects(node, SH.node):
             inner = self.shape(x)
@@ -279,20 +310,24 @@ class Compiler:
             out.append(per_value("xone", lambda graph, t, m=members: sum(s.conforms(graph, t) for s in m) == 1))
         for key in ("equals", "disjoint"):
             for x in g.objects(node, SH[key]):
-                p = nt(x)
+                p, c = nt(x), comp(key)
 
-                def pair(graph, f, vals, p=p, key=key):
+                def pair(graph: Graph, f: str, vals: Values, p=p, key=key, c=c) -> list[Failure]:
                     other = set(graph.objects(f, p))
                     mine = set(vals)
                     if key == "equals":
-                        return [(t, comp("equals"), node) for t in sorted(mine ^ other)]
-                    return [(t, comp("disjoint"), node) for t in sorted(mine & other)]
-                out.append(pair)
-        return out
+                        return [(t, c, node) for t in sorted(mine ^ other)]
+                    return [(t, c, node) for t in sorted(mine & other)]
+                (add if key == "equals" else out.append)(pair)
+        return out, on_empty
 
 
 def _string(term: str) -> str:
-    return term[1:-1] if term.startswith("<") else split_literal(term)[0]
+    """The lexical form of a literal, the IRI of an IRI term."""
+    if term.startswith("<"):
+        return term[1:-1]
+    end = term.rindex('"')
+    return term[1:end] if "\\" not in term else split_literal(term)[0]
 
 
 class CompiledShape:
@@ -301,26 +336,35 @@ class CompiledShape:
         self.deactivated = False
         self.severity = "Violation"
         self.message: str | None = None
-        self.path_fn: Callable[[Graph, str], list[str]] | None = None
+        self.path_fn: Callable[[Graph, str], Values] | None = None
         self.path_iri: str | None = None
         self.checks: list[Check] = []
+        self.empty_checks: list[Check] = []  # the checks that can fail without value nodes
         self.properties: list[CompiledShape] = []
-        self.targets: Callable[[Graph], set[str]] = lambda graph: set()
+        self.target_classes: list[str] = []  # of a top-level shape; its other targets:
+        self.other_targets: Callable[[Graph], set[str]] | None = None
 
     def results(self, graph: Graph, focus: str) -> list[Result]:
         if self.deactivated:
             return []
-        vals = self.path_fn(graph, focus) if self.path_fn else [focus]
+        vals = self.path_fn(graph, focus) if self.path_fn else (focus,)
         out = []
-        for check in self.checks:
+        for check in self.checks if vals else self.empty_checks:
             for value, component, shape in check(graph, focus, vals):
-                out.append(Result(focus, self.path_iri, value, str(component), self.severity, self.message, shape))
+                out.append(Result(focus, self.path_iri, value, component, self.severity, self.message, shape))
         for prop in self.properties:
-            out.extend(prop.results(graph, focus))
+            out += prop.results(graph, focus)
         return out
 
     def conforms(self, graph: Graph, focus: str) -> bool:
-        return not self.results(graph, focus)
+        """``not self.results(graph, focus)``, stopping at the first failure."""
+        if self.deactivated:
+            return True
+        vals = self.path_fn(graph, focus) if self.path_fn else (focus,)
+        for check in self.checks if vals else self.empty_checks:
+            if check(graph, focus, vals):
+                return False
+        return all(prop.conforms(graph, focus) for prop in self.properties)
 
 
 @dataclass
@@ -328,15 +372,30 @@ class CompiledShapes:
     top: list[CompiledShape]
     fallback: rdflib.Graph | None        # shapes pyshacl must validate itself (None: all compiled)
     fallback_nodes: set[rdflib.term.Node]
+    by_class: dict[str, list[int]] = field(init=False)  # target class -> indices in ``top``
+
+    def __post_init__(self) -> None:
+        self.by_class = {}
+        for i, shape in enumerate(self.top):
+            for c in shape.target_classes:
+                self.by_class.setdefault(c, []).append(i)
+        self._other = [(i, s.other_targets) for i, s in enumerate(self.top) if s.other_targets]
 
     def validate(self, triples: Iterable[Triple], focus_filter: set[str] | None = None) -> list[Result]:
-        """Results for every focus node of the graph (or only those in ``focus_filter``)."""
+        """Results for every focus node of the graph (or only those in ``focus_filter``), shape by shape."""
         graph = Graph(triples)
+        focus: dict[int, set[str]] = {i: found for i, targets in self._other if (found := targets(graph))}
+        for s in graph.sp if focus_filter is None else focus_filter:
+            for t in graph.objects(s, RDF_TYPE):
+                for c in graph.superclasses(t):
+                    for i in self.by_class.get(c, ()):
+                        focus.setdefault(i, set()).add(s)
         out: list[Result] = []
-        for shape in self.top:
-            for focus in sorted(shape.targets(graph)):
-                if focus_filter is None or focus in focus_filter:
-                    out.extend(shape.results(graph, focus))
+        for i in sorted(focus):
+            shape = self.top[i]
+            for f in sorted(focus[i]):
+                if focus_filter is None or f in focus_filter:
+                    out += shape.results(graph, f)
         return out
 
 
@@ -354,7 +413,8 @@ def compile_shapes(shapes: rdflib.Graph) -> CompiledShapes:
             log.warning("shape %s uses %s, which the fast validator does not compile: pyshacl validates it", node, e)
             unsupported.add(node)
             continue
-        cs.targets = _targets(shapes, node)
+        cs.target_classes = [nt(c) for c in shapes.objects(node, SH.targetClass)]
+        cs.other_targets = _other_targets(shapes, node)
         top.append(cs)
     fallback = None
     if unsupported:
@@ -364,16 +424,16 @@ def compile_shapes(shapes: rdflib.Graph) -> CompiledShapes:
     return CompiledShapes(top, fallback, unsupported)
 
 
-def _targets(g: rdflib.Graph, node) -> Callable[[Graph], set[str]]:
-    classes = [nt(c) for c in g.objects(node, SH.targetClass)]
+def _other_targets(g: rdflib.Graph, node) -> Callable[[Graph], set[str]] | None:
+    """The focus nodes of ``node`` by targetSubjectsOf, targetObjectsOf and targetNode (None: it has none)."""
     subj_of = [nt(p) for p in g.objects(node, SH.targetSubjectsOf)]
     obj_of = [nt(p) for p in g.objects(node, SH.targetObjectsOf)]
     nodes = {nt(n) for n in g.objects(node, SH.targetNode)}
+    if not (subj_of or obj_of or nodes):
+        return None
 
     def targets(graph: Graph) -> set[str]:
-        out = set(n for n in nodes)
-        for c in classes:
-            out |= graph.instances(c)
+        out = set(nodes)
         for p in subj_of:
             out |= {s for s, preds in graph.sp.items() if p in preds}
         for p in obj_of:
