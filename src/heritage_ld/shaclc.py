@@ -202,6 +202,8 @@ class Compiler:
             cs.path_fn, cs.path_iri = self.path(path)
         cs.checks, cs.empty_checks = self.constraints(node, path is not None)
         cs.properties = [self.shape(p) for p in g.objects(node, SH.property)]
+        if isinstance(path, URIRef) and not cs.empty_checks and not cs.properties:
+            cs.predicate = nt(path)
         return cs
 
     def path(self, node) -> tuple[Callable[[Graph, str], Values], str | None]:
@@ -330,6 +332,9 @@ def _string(term: str) -> str:
     return term[1:end] if "\\" not in term else split_literal(term)[0]
 
 
+_NONE: dict[str, list[str]] = {}
+
+
 class CompiledShape:
     def __init__(self, node: rdflib.term.Node) -> None:
         self.node = node
@@ -341,6 +346,7 @@ class CompiledShape:
         self.checks: list[Check] = []
         self.empty_checks: list[Check] = []  # the checks that can fail without value nodes
         self.properties: list[CompiledShape] = []
+        self.predicate: str | None = None    # set if the shape has no results when the focus lacks this predicate
         self.target_classes: list[str] = []  # of a top-level shape; its other targets:
         self.other_targets: Callable[[Graph], set[str]] | None = None
 
@@ -352,8 +358,11 @@ class CompiledShape:
         for check in self.checks if vals else self.empty_checks:
             for value, component, shape in check(graph, focus, vals):
                 out.append(Result(focus, self.path_iri, value, component, self.severity, self.message, shape))
-        for prop in self.properties:
-            out += prop.results(graph, focus)
+        if self.properties:
+            preds = graph.sp.get(focus, _NONE)
+            for prop in self.properties:
+                if prop.predicate is None or prop.predicate in preds:
+                    out += prop.results(graph, focus)
         return out
 
     def conforms(self, graph: Graph, focus: str) -> bool:
@@ -364,7 +373,9 @@ class CompiledShape:
         for check in self.checks if vals else self.empty_checks:
             if check(graph, focus, vals):
                 return False
-        return all(prop.conforms(graph, focus) for prop in self.properties)
+        preds = graph.sp.get(focus, _NONE)
+        return all(prop.conforms(graph, focus) for prop in self.properties
+                   if prop.predicate is None or prop.predicate in preds)
 
 
 @dataclass
