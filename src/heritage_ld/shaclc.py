@@ -15,8 +15,8 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Callable, Iterable, Sequence
+from functools import lru_cache, partial
+from typing import Callable, Iterable, NamedTuple, Sequence
 
 import rdflib
 from rdflib import RDF, RDFS, BNode, Literal, URIRef
@@ -46,6 +46,7 @@ COMPONENT = {k: SH[v] for k, v in {
 
 SUBCLASS_OF = "<http://www.w3.org/2000/01/rdf-schema#subClassOf>"
 Values = Sequence[str]      # the value nodes of a focus node, without repeats
+_NONE: dict[str, list[str]] = {}  # the predicates of a node that is no subject
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,7 @@ class Graph:
         return self._op
 
     def objects(self, s: str, p: str) -> Values:
-        preds = self.sp.get(s)
-        return preds.get(p, ()) if preds else ()
+        return self.sp.get(s, _NONE).get(p, ())
 
     def subjects(self, p: str, o: str) -> Values:
         return self.op.get(o, {}).get(p, ())
@@ -107,7 +107,10 @@ class Graph:
         return out
 
     def is_instance(self, node: str, cls: str) -> bool:
-        return any(cls in self.superclasses(t) for t in self.objects(node, RDF_TYPE))
+        for t in self.objects(node, RDF_TYPE):
+            if cls in self.superclasses(t):
+                return True
+        return False
 
 
 def nt(node: rdflib.term.Node) -> str:
@@ -171,8 +174,15 @@ class Unsupported(Exception):
     pass
 
 
-Failure = tuple[str | None, str, rdflib.term.Node]   # (value, component IRI, shape)
-Check = Callable[[Graph, str, Values], list[Failure]]  # (graph, focus, value nodes) -> failures
+Test = Callable[[Graph, str], bool]                         # does one value node pass?
+SetCheck = Callable[[Graph, str, Values], list[str | None]]  # (graph, focus, values) -> failing values
+
+
+class Constraint(NamedTuple):
+    """One constraint of a shape: a ``test`` of each value node, or a ``check`` of them all."""
+    component: str              # constraint component IRI
+    test: Test | None
+    check: SetCheck | None
 
 
 class Compiler:
@@ -200,9 +210,9 @@ class Compiler:
         path = g.value(node, SH.path)
         if path is not None:
             cs.path_fn, cs.path_iri = self.path(path)
-        cs.checks, cs.empty_checks = self.constraints(node, path is not None)
+        cs.constraints, cs.empty_constraints = self.constraints(node, path is not None)
         cs.properties = [self.shape(p) for p in g.objects(node, SH.property)]
-        if isinstance(path, URIRef) and not cs.empty_checks and not cs.properties:
+        if isinstance(path, URIRef) and not cs.empty_constraints and not cs.properties:
             cs.predicate = nt(path)
         return cs
 
@@ -210,7 +220,7 @@ class Compiler:
         g = self.g
         if isinstance(node, URIRef):
             p = nt(node)
-            return (lambda graph, f: graph.objects(f, p)), str(node)
+            return (lambda graph, f: graph.sp.get(f, _NONE).get(p, ())), str(node)
         inv = g.value(node, SH.inversePath)
         if inv is not None:
             inner, _ = self.path(inv)
@@ -233,95 +243,96 @@ class Compiler:
             return seq, None
         raise Unsupported(f"path {node}")
 
-    def constraints(self, node, is_property: bool) -> tuple[list[Check], list[Check]]:
-        """The checks of a shape, in order, and those of them that can fail when there are no value nodes."""
+    def constraints(self, node, is_property: bool) -> tuple[list[Constraint], list[Constraint]]:
+        """The constraints of a shape, in order, and those of them that can fail without value nodes."""
         g, out, on_empty = self.g, [], []
         v = lambda p: g.value(node, p)
-        comp = lambda name: str(COMPONENT[name])
 
-        def per_value(name: str, ok: Callable[[Graph, str], bool]) -> Check:
-            c = comp(name)
-            return lambda graph, f, vals: [(x, c, node) for x in vals if not ok(graph, x)]
+        def test(name: str, ok: Test) -> None:
+            out.append(Constraint(str(COMPONENT[name]), ok, None))
 
-        def add(check: Check) -> None:
-            out.append(check)
-            on_empty.append(check)
+        def check(name: str, fn: SetCheck, can_fail_empty: bool = False) -> None:
+            out.append(Constraint(str(COMPONENT[name]), None, fn))
+            if can_fail_empty:
+                on_empty.append(out[-1])
 
         if (x := v(SH.minCount)) is not None:
-            n, c = int(x), comp("minCount")
-            add(lambda graph, f, vals, n=n, c=c: [(None, c, node)] if len(vals) < n else [])
+            check("minCount", lambda graph, f, vals, n=int(x): [None] if len(vals) < n else [], True)
         if (x := v(SH.maxCount)) is not None:
-            n, c = int(x), comp("maxCount")
-            out.append(lambda graph, f, vals, n=n, c=c: [(None, c, node)] if len(vals) > n else [])
+            check("maxCount", lambda graph, f, vals, n=int(x): [None] if len(vals) > n else [])
         if (x := v(SH.datatype)) is not None:
-            out.append(per_value("datatype", lambda graph, t, dt=x: datatype_ok(t, dt)))
+            test("datatype", lambda graph, t, dt=x: datatype_ok(t, dt))
         if (x := v(SH.nodeKind)) is not None:
             kinds = {SH.IRI: "I", SH.Literal: "L", SH.BlankNode: "B", SH.BlankNodeOrIRI: "BI",
                      SH.BlankNodeOrLiteral: "BL", SH.IRIOrLiteral: "IL"}[x]
-            kind = lambda t: "I" if t.startswith("<") else "B" if t.startswith("_:") else "L"
-            out.append(per_value("nodeKind", lambda graph, t, k=kinds: kind(t) in k))
+            test("nodeKind", lambda graph, t, k=kinds:
+                 ("I" if t.startswith("<") else "B" if t.startswith("_:") else "L") in k)
         for x in g.objects(node, SH["class"]):
-            cls = nt(x)
-            out.append(per_value("class", lambda graph, t, cls=cls: not t.startswith('"') and graph.is_instance(t, cls)))
+            test("class", lambda graph, t, cls=nt(x): not t.startswith('"') and graph.is_instance(t, cls))
         if (x := v(SH["in"])) is not None:
             allowed = {nt(i) for i in self.lst(x)}
-            out.append(per_value("in", lambda graph, t: t in allowed))
+            test("in", lambda graph, t: t in allowed)
         for x in g.objects(node, SH.hasValue):
-            want, c = nt(x), comp("hasValue")
             if is_property:
-                add(lambda graph, f, vals, want=want, c=c: [] if want in vals else [(None, c, node)])
+                check("hasValue", lambda graph, f, vals, want=nt(x): [] if want in vals else [None], True)
             else:
-                out.append(lambda graph, f, vals, want=want, c=c: [] if f == want else [(f, c, node)])
+                check("hasValue", lambda graph, f, vals, want=nt(x): [] if f == want else [f])
         if (x := v(SH.pattern)) is not None:
             flags = 0
             for ch in str(v(SH.flags) or ""):
                 flags |= {"i": re.I, "m": re.M, "s": re.S, "x": re.X}.get(ch, 0)
             rx = re.compile(str(x), flags)
-            out.append(per_value("pattern", lambda graph, t: not t.startswith("_:")
-                                 and bool(rx.search(_string(t)))))
+            test("pattern", lambda graph, t: not t.startswith("_:") and rx.search(_string(t)) is not None)
         if (x := v(SH.minLength)) is not None:
-            n = int(x)
-            out.append(per_value("minLength", lambda graph, t, n=n: not t.startswith("_:") and len(_string(t)) >= n))
+            test("minLength", lambda graph, t, n=int(x): not t.startswith("_:") and len(_string(t)) >= n)
         if (x := v(SH.maxLength)) is not None:
-            n = int(x)
-            out.append(per_value("maxLength", lambda graph, t, n=n: not t.startswith("_:") and len(_string(t)) <= n))
+            test("maxLength", lambda graph, t, n=int(x): not t.startswith("_:") and len(_string(t)) <= n)
         if (x := v(SH.languageIn)) is not None:
             ranges = [str(i) for i in self.lst(x)]
-            out.append(per_value("languageIn", lambda graph, t: t.startswith('"')
-                                 and bool(split_literal(t)[1]) and _lang_matches(split_literal(t)[1], ranges)))
+            test("languageIn", lambda graph, t: t.startswith('"')
+                 and bool(split_literal(t)[1]) and _lang_matches(split_literal(t)[1], ranges))
         if (x := v(SH.uniqueLang)) is not None and bool(x.toPython()):
-            def unique(graph: Graph, f: str, vals: Values, c: str = comp("uniqueLang")) -> list[Failure]:
+            def unique(graph: Graph, f: str, vals: Values) -> list[str | None]:
                 seen, dup = set(), set()
                 for t in vals:
                     if t.startswith('"') and (lang := split_literal(t)[1]):
                         (dup if lang.lower() in seen else seen).add(lang.lower())
-                return [(None, c, node) for _ in dup]
-            out.append(unique)
+                return [None] * len(dup)
+            check("uniqueLang", unique)
         for x in g.objects(node, SH.node):
-            inner = self.shape(x)
-            out.append(per_value("node", lambda graph, t, inner=inner: inner.conforms(graph, t)))
+            test("node", self.shape(x).conforms)
         if (x := v(SH["not"])) is not None:
-            inner = self.shape(x)
-            out.append(per_value("not", lambda graph, t, inner=inner: not inner.conforms(graph, t)))
-        for key, test in (("and", all), ("or", any)):
-            for x in g.objects(node, SH[key]):
-                members = [self.shape(i) for i in self.lst(x)]
-                out.append(per_value(key, lambda graph, t, m=members, test=test: test(s.conforms(graph, t) for s in m)))
+            test("not", lambda graph, t, inner=self.shape(x): not inner.conforms(graph, t))
+        for x in g.objects(node, SH["and"]):
+            test("and", partial(_all_conform, [self.shape(i) for i in self.lst(x)]))
+        for x in g.objects(node, SH["or"]):
+            test("or", partial(_any_conforms, [self.shape(i) for i in self.lst(x)]))
         for x in g.objects(node, SH.xone):
-            members = [self.shape(i) for i in self.lst(x)]
-            out.append(per_value("xone", lambda graph, t, m=members: sum(s.conforms(graph, t) for s in m) == 1))
+            test("xone", lambda graph, t, m=[self.shape(i) for i in self.lst(x)]:
+                 sum(s.conforms(graph, t) for s in m) == 1)
         for key in ("equals", "disjoint"):
             for x in g.objects(node, SH[key]):
-                p, c = nt(x), comp(key)
-
-                def pair(graph: Graph, f: str, vals: Values, p=p, key=key, c=c) -> list[Failure]:
+                def pair(graph: Graph, f: str, vals: Values, p=nt(x), key=key) -> list[str | None]:
                     other = set(graph.objects(f, p))
-                    mine = set(vals)
-                    if key == "equals":
-                        return [(t, c, node) for t in sorted(mine ^ other)]
-                    return [(t, c, node) for t in sorted(mine & other)]
-                (add if key == "equals" else out.append)(pair)
+                    return sorted(set(vals) ^ other if key == "equals" else set(vals) & other)
+                check(key, pair, key == "equals")
         return out, on_empty
+
+
+def _all_conform(shapes: list["CompiledShape"], graph: Graph, t: str) -> bool:
+    """sh:and: does ``t`` conform to each of ``shapes``?"""
+    for s in shapes:
+        if not s.conforms(graph, t):
+            return False
+    return True
+
+
+def _any_conforms(shapes: list["CompiledShape"], graph: Graph, t: str) -> bool:
+    """sh:or: does ``t`` conform to one of ``shapes``?"""
+    for s in shapes:
+        if s.conforms(graph, t):
+            return True
+    return False
 
 
 def _string(term: str) -> str:
@@ -332,9 +343,6 @@ def _string(term: str) -> str:
     return term[1:end] if "\\" not in term else split_literal(term)[0]
 
 
-_NONE: dict[str, list[str]] = {}
-
-
 class CompiledShape:
     def __init__(self, node: rdflib.term.Node) -> None:
         self.node = node
@@ -343,8 +351,8 @@ class CompiledShape:
         self.message: str | None = None
         self.path_fn: Callable[[Graph, str], Values] | None = None
         self.path_iri: str | None = None
-        self.checks: list[Check] = []
-        self.empty_checks: list[Check] = []  # the checks that can fail without value nodes
+        self.constraints: list[Constraint] = []
+        self.empty_constraints: list[Constraint] = []  # those that can fail without value nodes
         self.properties: list[CompiledShape] = []
         self.predicate: str | None = None    # set if the shape has no results when the focus lacks this predicate
         self.target_classes: list[str] = []  # of a top-level shape; its other targets:
@@ -355,9 +363,9 @@ class CompiledShape:
             return []
         vals = self.path_fn(graph, focus) if self.path_fn else (focus,)
         out = []
-        for check in self.checks if vals else self.empty_checks:
-            for value, component, shape in check(graph, focus, vals):
-                out.append(Result(focus, self.path_iri, value, component, self.severity, self.message, shape))
+        for component, test, check in self.constraints if vals else self.empty_constraints:
+            for value in check(graph, focus, vals) if test is None else [x for x in vals if not test(graph, x)]:
+                out.append(Result(focus, self.path_iri, value, component, self.severity, self.message, self.node))
         if self.properties:
             preds = graph.sp.get(focus, _NONE)
             for prop in self.properties:
@@ -370,12 +378,20 @@ class CompiledShape:
         if self.deactivated:
             return True
         vals = self.path_fn(graph, focus) if self.path_fn else (focus,)
-        for check in self.checks if vals else self.empty_checks:
-            if check(graph, focus, vals):
-                return False
-        preds = graph.sp.get(focus, _NONE)
-        return all(prop.conforms(graph, focus) for prop in self.properties
-                   if prop.predicate is None or prop.predicate in preds)
+        for _component, test, check in self.constraints if vals else self.empty_constraints:
+            if test is None:
+                if check(graph, focus, vals):
+                    return False
+            else:
+                for x in vals:
+                    if not test(graph, x):
+                        return False
+        if self.properties:
+            preds = graph.sp.get(focus, _NONE)
+            for prop in self.properties:
+                if (prop.predicate is None or prop.predicate in preds) and not prop.conforms(graph, focus):
+                    return False
+        return True
 
 
 @dataclass
