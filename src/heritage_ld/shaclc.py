@@ -210,10 +210,11 @@ class Compiler:
         path = g.value(node, SH.path)
         if path is not None:
             cs.path_fn, cs.path_iri = self.path(path)
-        cs.constraints, cs.empty_constraints = self.constraints(node, path is not None)
+        cs.constraints, cs.empty_constraints, pure = self.constraints(node, path is not None)
         cs.properties = [self.shape(p) for p in g.objects(node, SH.property)]
         if isinstance(path, URIRef) and not cs.empty_constraints and not cs.properties:
             cs.predicate = nt(path)
+        cs.pure = path is None and not cs.properties and all(c in pure for c in cs.constraints)
         return cs
 
     def path(self, node) -> tuple[Callable[[Graph, str], Values], str | None]:
@@ -243,18 +244,25 @@ class Compiler:
             return seq, None
         raise Unsupported(f"path {node}")
 
-    def constraints(self, node, is_property: bool) -> tuple[list[Constraint], list[Constraint]]:
-        """The constraints of a shape, in order, and those of them that can fail without value nodes."""
-        g, out, on_empty = self.g, [], []
+    def constraints(self, node, is_property: bool) -> tuple[list[Constraint], list[Constraint], list[Constraint]]:
+        """The constraints of a shape, in order; those of them that can fail without value nodes; those that
+        depend on the value term alone (tests that are costly are memoised)."""
+        g, out, on_empty, pure = self.g, [], [], []
         v = lambda p: g.value(node, p)
 
-        def test(name: str, ok: Test) -> None:
-            out.append(Constraint(str(COMPONENT[name]), ok, None))
+        def test(name: str, ok: Test, term_only: bool = True, memo: bool = False) -> None:
+            out.append(Constraint(str(COMPONENT[name]), _memoised(ok) if term_only and memo else ok, None))
+            if term_only:
+                pure.append(out[-1])
 
         def check(name: str, fn: SetCheck, can_fail_empty: bool = False) -> None:
             out.append(Constraint(str(COMPONENT[name]), None, fn))
             if can_fail_empty:
                 on_empty.append(out[-1])
+
+        def shapes(lst) -> tuple[list[CompiledShape], bool]:
+            members = [self.shape(i) for i in self.lst(lst)]
+            return members, all(m.pure for m in members)
 
         if (x := v(SH.minCount)) is not None:
             check("minCount", lambda graph, f, vals, n=int(x): [None] if len(vals) < n else [], True)
@@ -268,7 +276,7 @@ class Compiler:
             test("nodeKind", lambda graph, t, k=kinds:
                  ("I" if t.startswith("<") else "B" if t.startswith("_:") else "L") in k)
         for x in g.objects(node, SH["class"]):
-            test("class", lambda graph, t, cls=nt(x): not t.startswith('"') and graph.is_instance(t, cls))
+            test("class", lambda graph, t, cls=nt(x): not t.startswith('"') and graph.is_instance(t, cls), False)
         if (x := v(SH["in"])) is not None:
             allowed = {nt(i) for i in self.lst(x)}
             test("in", lambda graph, t: t in allowed)
@@ -277,12 +285,13 @@ class Compiler:
                 check("hasValue", lambda graph, f, vals, want=nt(x): [] if want in vals else [None], True)
             else:
                 check("hasValue", lambda graph, f, vals, want=nt(x): [] if f == want else [f])
+                pure.append(out[-1])
         if (x := v(SH.pattern)) is not None:
             flags = 0
             for ch in str(v(SH.flags) or ""):
                 flags |= {"i": re.I, "m": re.M, "s": re.S, "x": re.X}.get(ch, 0)
             rx = re.compile(str(x), flags)
-            test("pattern", lambda graph, t: not t.startswith("_:") and rx.search(_string(t)) is not None)
+            test("pattern", lambda graph, t: not t.startswith("_:") and rx.search(_string(t)) is not None, memo=True)
         if (x := v(SH.minLength)) is not None:
             test("minLength", lambda graph, t, n=int(x): not t.startswith("_:") and len(_string(t)) >= n)
         if (x := v(SH.maxLength)) is not None:
@@ -300,23 +309,41 @@ class Compiler:
                 return [None] * len(dup)
             check("uniqueLang", unique)
         for x in g.objects(node, SH.node):
-            test("node", self.shape(x).conforms)
+            inner = self.shape(x)
+            test("node", inner.conforms, inner.pure, memo=True)
         if (x := v(SH["not"])) is not None:
-            test("not", lambda graph, t, inner=self.shape(x): not inner.conforms(graph, t))
+            inner = self.shape(x)
+            test("not", lambda graph, t, inner=inner: not inner.conforms(graph, t), inner.pure, memo=True)
         for x in g.objects(node, SH["and"]):
-            test("and", partial(_all_conform, [self.shape(i) for i in self.lst(x)]))
+            members, term_only = shapes(x)
+            test("and", partial(_all_conform, members), term_only, memo=True)
         for x in g.objects(node, SH["or"]):
-            test("or", partial(_any_conforms, [self.shape(i) for i in self.lst(x)]))
+            members, term_only = shapes(x)
+            test("or", partial(_any_conforms, members), term_only, memo=True)
         for x in g.objects(node, SH.xone):
-            test("xone", lambda graph, t, m=[self.shape(i) for i in self.lst(x)]:
-                 sum(s.conforms(graph, t) for s in m) == 1)
+            members, term_only = shapes(x)
+            test("xone", lambda graph, t, m=members: sum(s.conforms(graph, t) for s in m) == 1, term_only, memo=True)
         for key in ("equals", "disjoint"):
             for x in g.objects(node, SH[key]):
                 def pair(graph: Graph, f: str, vals: Values, p=nt(x), key=key) -> list[str | None]:
                     other = set(graph.objects(f, p))
                     return sorted(set(vals) ^ other if key == "equals" else set(vals) & other)
                 check(key, pair, key == "equals")
-        return out, on_empty
+        return out, on_empty, pure
+
+
+def _memoised(test: Test, size: int = 10_000) -> Test:
+    """``test`` remembered per value term (it must not depend on the graph); forgets all when full."""
+    known: dict[str, bool] = {}
+
+    def memo(graph: Graph, t: str) -> bool:
+        ok = known.get(t)
+        if ok is None:
+            if len(known) >= size:
+                known.clear()
+            ok = known[t] = test(graph, t)
+        return ok
+    return memo
 
 
 def _all_conform(shapes: list["CompiledShape"], graph: Graph, t: str) -> bool:
@@ -354,6 +381,7 @@ class CompiledShape:
         self.constraints: list[Constraint] = []
         self.empty_constraints: list[Constraint] = []  # those that can fail without value nodes
         self.properties: list[CompiledShape] = []
+        self.pure = False                    # conformance depends on the focus term alone (not on the graph)
         self.predicate: str | None = None    # set if the shape has no results when the focus lacks this predicate
         self.target_classes: list[str] = []  # of a top-level shape; its other targets:
         self.other_targets: Callable[[Graph], set[str]] | None = None
@@ -364,14 +392,21 @@ class CompiledShape:
         vals = self.path_fn(graph, focus) if self.path_fn else (focus,)
         out = []
         for component, test, check in self.constraints if vals else self.empty_constraints:
-            for value in check(graph, focus, vals) if test is None else [x for x in vals if not test(graph, x)]:
-                out.append(Result(focus, self.path_iri, value, component, self.severity, self.message, self.node))
+            if test is None:
+                out += [self._result(focus, value, component) for value in check(graph, focus, vals)]
+            else:
+                for x in vals:
+                    if not test(graph, x):
+                        out.append(self._result(focus, x, component))
         if self.properties:
             preds = graph.sp.get(focus, _NONE)
             for prop in self.properties:
                 if prop.predicate is None or prop.predicate in preds:
                     out += prop.results(graph, focus)
         return out
+
+    def _result(self, focus: str, value: str | None, component: str) -> Result:
+        return Result(focus, self.path_iri, value, component, self.severity, self.message, self.node)
 
     def conforms(self, graph: Graph, focus: str) -> bool:
         """``not self.results(graph, focus)``, stopping at the first failure."""
