@@ -127,8 +127,8 @@ def to_rdflib(term: str) -> rdflib.term.Node:
     return Literal(lex, lang=lang, datatype=URIRef(dt) if dt else None)
 
 
-def datatype_ok(term: str, dt: URIRef) -> bool:
-    """pyshacl's sh:datatype test for one value (ill-typed literals fail)."""
+def datatype_ok(term: str, dt: str) -> bool:
+    """pyshacl's sh:datatype test for one value, ``dt`` a datatype IRI (ill-typed literals fail)."""
     if term.startswith('"'):
         tail = term[term.rindex('"') + 1:]
         if not tail.startswith("^^"):  # plain or language-tagged: the lexical form cannot matter
@@ -137,8 +137,8 @@ def datatype_ok(term: str, dt: URIRef) -> bool:
 
 
 @lru_cache(maxsize=100_000)
-def _datatype_ok(term: str, dt: URIRef) -> bool:
-    v = to_rdflib(term)
+def _datatype_ok(term: str, iri: str) -> bool:
+    v, dt = to_rdflib(term), URIRef(iri)
     if not isinstance(v, Literal):
         return False
     if v.datatype == dt:
@@ -212,7 +212,7 @@ class Compiler:
             cs.path_fn, cs.path_iri = self.path(path)
         cs.constraints, cs.empty_constraints, pure = self.constraints(node, path is not None)
         cs.properties = [self.shape(p) for p in g.objects(node, SH.property)]
-        if isinstance(path, URIRef) and not cs.empty_constraints and not cs.properties:
+        if isinstance(path, URIRef) and not cs.properties and not cs.deactivated:
             cs.predicate = nt(path)
         cs.pure = path is None and not cs.properties and all(c in pure for c in cs.constraints)
         return cs
@@ -269,7 +269,7 @@ class Compiler:
         if (x := v(SH.maxCount)) is not None:
             check("maxCount", lambda graph, f, vals, n=int(x): [None] if len(vals) > n else [])
         if (x := v(SH.datatype)) is not None:
-            test("datatype", lambda graph, t, dt=x: datatype_ok(t, dt))
+            test("datatype", lambda graph, t, dt=str(x): datatype_ok(t, dt))
         if (x := v(SH.nodeKind)) is not None:
             kinds = {SH.IRI: "I", SH.Literal: "L", SH.BlankNode: "B", SH.BlankNodeOrIRI: "BI",
                      SH.BlankNodeOrLiteral: "BL", SH.IRIOrLiteral: "IL"}[x]
@@ -382,15 +382,26 @@ class CompiledShape:
         self.empty_constraints: list[Constraint] = []  # those that can fail without value nodes
         self.properties: list[CompiledShape] = []
         self.pure = False                    # conformance depends on the focus term alone (not on the graph)
-        self.predicate: str | None = None    # set if the shape has no results when the focus lacks this predicate
+        self.predicate: str | None = None    # the path, if a predicate and the shape has no nested properties
         self.target_classes: list[str] = []  # of a top-level shape; its other targets:
         self.other_targets: Callable[[Graph], set[str]] | None = None
 
     def results(self, graph: Graph, focus: str) -> list[Result]:
         if self.deactivated:
             return []
-        vals = self.path_fn(graph, focus) if self.path_fn else (focus,)
-        out = []
+        out: list[Result] = []
+        self._evaluate(graph, focus, self.path_fn(graph, focus) if self.path_fn else (focus,), out)
+        if self.properties:
+            preds = graph.sp.get(focus, _NONE)
+            for prop in self.properties:
+                if prop.predicate is None:
+                    out += prop.results(graph, focus)
+                elif (vals := preds.get(prop.predicate, ())) or prop.empty_constraints:
+                    prop._evaluate(graph, focus, vals, out)
+        return out
+
+    def _evaluate(self, graph: Graph, focus: str, vals: Values, out: list[Result]) -> None:
+        """Add the results of this shape's own constraints on ``vals`` to ``out``."""
         for component, test, check in self.constraints if vals else self.empty_constraints:
             if test is None:
                 out += [self._result(focus, value, component) for value in check(graph, focus, vals)]
@@ -398,12 +409,6 @@ class CompiledShape:
                 for x in vals:
                     if not test(graph, x):
                         out.append(self._result(focus, x, component))
-        if self.properties:
-            preds = graph.sp.get(focus, _NONE)
-            for prop in self.properties:
-                if prop.predicate is None or prop.predicate in preds:
-                    out += prop.results(graph, focus)
-        return out
 
     def _result(self, focus: str, value: str | None, component: str) -> Result:
         return Result(focus, self.path_iri, value, component, self.severity, self.message, self.node)
@@ -424,7 +429,8 @@ class CompiledShape:
         if self.properties:
             preds = graph.sp.get(focus, _NONE)
             for prop in self.properties:
-                if (prop.predicate is None or prop.predicate in preds) and not prop.conforms(graph, focus):
+                if (prop.predicate is None or prop.empty_constraints or prop.predicate in preds) \
+                        and not prop.conforms(graph, focus):
                     return False
         return True
 
