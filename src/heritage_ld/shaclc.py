@@ -390,7 +390,8 @@ class CompiledShape:
         if self.deactivated:
             return []
         out: list[Result] = []
-        self._evaluate(graph, focus, self.path_fn(graph, focus) if self.path_fn else (focus,), out)
+        if self.constraints:
+            self._evaluate(graph, focus, self.path_fn(graph, focus) if self.path_fn else (focus,), out)
         if self.properties:
             preds = graph.sp.get(focus, _NONE)
             for prop in self.properties:
