@@ -175,7 +175,7 @@ class Unsupported(Exception):
 
 
 Test = Callable[[Graph, str], bool]                         # does one value node pass?
-SetCheck = Callable[[Graph, str, Values], list[str | None]]  # (graph, focus, values) -> failing values
+SetCheck = Callable[[Graph, str, Values], Sequence[str | None]]  # (graph, focus, values) -> failing values
 
 
 class Constraint(NamedTuple):
@@ -265,9 +265,9 @@ class Compiler:
             return members, all(m.pure for m in members)
 
         if (x := v(SH.minCount)) is not None:
-            check("minCount", lambda graph, f, vals, n=int(x): [None] if len(vals) < n else [], True)
+            check("minCount", lambda graph, f, vals, n=int(x): (None,) if len(vals) < n else (), True)
         if (x := v(SH.maxCount)) is not None:
-            check("maxCount", lambda graph, f, vals, n=int(x): [None] if len(vals) > n else [])
+            check("maxCount", lambda graph, f, vals, n=int(x): (None,) if len(vals) > n else ())
         if (x := v(SH.datatype)) is not None:
             test("datatype", lambda graph, t, dt=str(x): datatype_ok(t, dt))
         if (x := v(SH.nodeKind)) is not None:
@@ -282,9 +282,9 @@ class Compiler:
             test("in", lambda graph, t: t in allowed)
         for x in g.objects(node, SH.hasValue):
             if is_property:
-                check("hasValue", lambda graph, f, vals, want=nt(x): [] if want in vals else [None], True)
+                check("hasValue", lambda graph, f, vals, want=nt(x): () if want in vals else (None,), True)
             else:
-                check("hasValue", lambda graph, f, vals, want=nt(x): [] if f == want else [f])
+                check("hasValue", lambda graph, f, vals, want=nt(x): () if f == want else (f,))
                 pure.append(out[-1])
         if (x := v(SH.pattern)) is not None:
             flags = 0
@@ -301,7 +301,7 @@ class Compiler:
             test("languageIn", lambda graph, t: t.startswith('"')
                  and bool(split_literal(t)[1]) and _lang_matches(split_literal(t)[1], ranges))
         if (x := v(SH.uniqueLang)) is not None and bool(x.toPython()):
-            def unique(graph: Graph, f: str, vals: Values) -> list[str | None]:
+            def unique(graph: Graph, f: str, vals: Values) -> Sequence[str | None]:
                 seen, dup = set(), set()
                 for t in vals:
                     if t.startswith('"') and (lang := split_literal(t)[1]):
@@ -325,7 +325,7 @@ class Compiler:
             test("xone", lambda graph, t, m=members: sum(s.conforms(graph, t) for s in m) == 1, term_only, memo=True)
         for key in ("equals", "disjoint"):
             for x in g.objects(node, SH[key]):
-                def pair(graph: Graph, f: str, vals: Values, p=nt(x), key=key) -> list[str | None]:
+                def pair(graph: Graph, f: str, vals: Values, p=nt(x), key=key) -> Sequence[str | None]:
                     other = set(graph.objects(f, p))
                     return sorted(set(vals) ^ other if key == "equals" else set(vals) & other)
                 check(key, pair, key == "equals")
@@ -405,7 +405,8 @@ class CompiledShape:
         """Add the results of this shape's own constraints on ``vals`` to ``out``."""
         for component, test, check in self.constraints if vals else self.empty_constraints:
             if test is None:
-                out += [self._result(focus, value, component) for value in check(graph, focus, vals)]
+                for value in check(graph, focus, vals):
+                    out.append(self._result(focus, value, component))
             else:
                 for x in vals:
                     if not test(graph, x):
