@@ -16,7 +16,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
-from typing import Callable, Iterable, NamedTuple, Sequence
+from typing import Callable, Collection, Iterable, NamedTuple, Sequence
 
 import rdflib
 from rdflib import RDF, RDFS, BNode, Literal, URIRef
@@ -61,19 +61,18 @@ class Result:
 
 
 class Graph:
-    """One record's graph over N-Triples terms: subject -> predicate -> objects (no repeats); the reverse
-    index and the class closures are built when first needed."""
+    """One record's graph over N-Triples terms: subject -> predicate -> objects (no repeats, in the order
+    given); the reverse index and the class closures are built when first needed."""
 
     def __init__(self, triples: Iterable[Triple]) -> None:
-        self.triples = set(triples)
         self.sp: dict[str, dict[str, list[str]]] = {}
-        for s, p, o in self.triples:
+        for s, p, o in triples:
             preds = self.sp.get(s)
             if preds is None:
                 self.sp[s] = {p: [o]}
             elif (objs := preds.get(p)) is None:
                 preds[p] = [o]
-            else:
+            elif o not in objs:
                 objs.append(o)
         self._op: dict[str, dict[str, list[str]]] | None = None
         self._supers: dict[str, set[str]] = {}
@@ -83,8 +82,10 @@ class Graph:
         """object -> predicate -> subjects."""
         if self._op is None:
             self._op = {}
-            for s, p, o in self.triples:
-                self._op.setdefault(o, {}).setdefault(p, []).append(s)
+            for s, preds in self.sp.items():
+                for p, objs in preds.items():
+                    for o in objs:
+                        self._op.setdefault(o, {}).setdefault(p, []).append(s)
         return self._op
 
     def objects(self, s: str, p: str) -> Values:
@@ -93,8 +94,10 @@ class Graph:
     def subjects(self, p: str, o: str) -> Values:
         return self.op.get(o, {}).get(p, ())
 
-    def superclasses(self, cls: str) -> set[str]:
+    def superclasses(self, cls: str) -> Collection[str]:
         """``cls`` and the classes it is an rdfs:subClassOf, transitively."""
+        if SUBCLASS_OF not in self.sp.get(cls, _NONE):
+            return (cls,)
         out = self._supers.get(cls)
         if out is None:
             out, todo = {cls}, [cls]
