@@ -215,6 +215,7 @@ class Compiler:
             cs.path_fn, cs.path_iri = self.path(path)
         cs.constraints, cs.empty_constraints, pure = self.constraints(node, path is not None)
         cs.properties = [self.shape(p) for p in g.objects(node, SH.property)]
+        cs.plan = ([cs] if cs.constraints else []) + cs.properties
         if isinstance(path, URIRef) and not cs.properties and not cs.deactivated:
             cs.predicate = nt(path)
         cs.pure = path is None and not cs.properties and all(c in pure for c in cs.constraints)
@@ -384,6 +385,7 @@ class CompiledShape:
         self.constraints: list[Constraint] = []
         self.empty_constraints: list[Constraint] = []  # those that can fail without value nodes
         self.properties: list[CompiledShape] = []
+        self.plan: list[CompiledShape] = []  # what results() evaluates: itself if it has constraints, then properties
         self.pure = False                    # conformance depends on the focus term alone (not on the graph)
         self.predicate: str | None = None    # the path, if a predicate and the shape has no nested properties
         self.target_classes: list[str] = []  # of a top-level shape; its other targets:
@@ -393,27 +395,24 @@ class CompiledShape:
         if self.deactivated:
             return []
         out: list[Result] = []
-        if self.constraints:
-            self._evaluate(graph, focus, self.path_fn(graph, focus) if self.path_fn else (focus,), out)
-        if self.properties:
-            preds = graph.sp.get(focus, _NONE)
-            for prop in self.properties:
-                if prop.predicate is None:
-                    out += prop.results(graph, focus)
-                elif (vals := preds.get(prop.predicate, ())) or prop.empty_constraints:
-                    prop._evaluate(graph, focus, vals, out)
-        return out
-
-    def _evaluate(self, graph: Graph, focus: str, vals: Values, out: list[Result]) -> None:
-        """Add the results of this shape's own constraints on ``vals`` to ``out``."""
-        for component, test, check in self.constraints if vals else self.empty_constraints:
-            if test is None:
-                for value in check(graph, focus, vals):
-                    out.append(self._result(focus, value, component))
+        preds = graph.sp.get(focus, _NONE)
+        for shape in self.plan:
+            if shape is self:
+                vals = self.path_fn(graph, focus) if self.path_fn else (focus,)
+            elif shape.predicate is None:
+                out += shape.results(graph, focus)
+                continue
             else:
-                for x in vals:
-                    if not test(graph, x):
-                        out.append(self._result(focus, x, component))
+                vals = preds.get(shape.predicate, ())
+            for component, test, check in shape.constraints if vals else shape.empty_constraints:
+                if test is None:
+                    for value in check(graph, focus, vals):
+                        out.append(shape._result(focus, value, component))
+                else:
+                    for x in vals:
+                        if not test(graph, x):
+                            out.append(shape._result(focus, x, component))
+        return out
 
     def _result(self, focus: str, value: str | None, component: str) -> Result:
         return Result(focus, self.path_iri, value, component, self.severity, self.message, self.node)
