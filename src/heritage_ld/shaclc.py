@@ -66,10 +66,11 @@ class Graph:
 
     def __init__(self, triples: Iterable[Triple]) -> None:
         self.sp: dict[str, dict[str, list[str]]] = {}
+        sp, get = self.sp, self.sp.get
         for s, p, o in triples:
-            preds = self.sp.get(s)
+            preds = get(s)
             if preds is None:
-                self.sp[s] = {p: [o]}
+                sp[s] = {p: [o]}
             elif (objs := preds.get(p)) is None:
                 preds[p] = [o]
             elif o not in objs:
@@ -457,10 +458,11 @@ class CompiledShapes:
         """Results for every focus node of the graph (or only those in ``focus_filter``), shape by shape."""
         graph = Graph(triples)
         focus: dict[int, set[str]] = {i: found for i, targets in self._other if (found := targets(graph))}
-        for s in graph.sp if focus_filter is None else focus_filter:
-            for t in graph.objects(s, RDF_TYPE):
+        by_class, sp = self.by_class, graph.sp
+        for s in sp if focus_filter is None else focus_filter:
+            for t in sp.get(s, _NONE).get(RDF_TYPE, ()):
                 for c in graph.superclasses(t):
-                    for i in self.by_class.get(c, ()):
+                    for i in by_class.get(c, ()):
                         focus.setdefault(i, set()).add(s)
         out: list[Result] = []
         for i in sorted(focus):
