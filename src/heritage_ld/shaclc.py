@@ -189,6 +189,16 @@ class Constraint(NamedTuple):
     check: SetCheck | None
 
 
+NODE_KIND: dict[rdflib.term.Node, Test] = {  # N-Triples: IRIs start with "<", blank nodes with "_:"
+    SH.IRI: lambda graph, t: t.startswith("<"),
+    SH.BlankNode: lambda graph, t: t.startswith("_:"),
+    SH.Literal: lambda graph, t: not t.startswith(("<", "_:")),
+    SH.BlankNodeOrIRI: lambda graph, t: t.startswith(("<", "_:")),
+    SH.BlankNodeOrLiteral: lambda graph, t: not t.startswith("<"),
+    SH.IRIOrLiteral: lambda graph, t: not t.startswith("_:"),
+}
+
+
 class Compiler:
     def __init__(self, shapes: rdflib.Graph) -> None:
         self.g = shapes
@@ -276,10 +286,7 @@ class Compiler:
         if (x := v(SH.datatype)) is not None:
             test("datatype", lambda graph, t, dt=str(x): datatype_ok(t, dt))
         if (x := v(SH.nodeKind)) is not None:
-            kinds = {SH.IRI: "I", SH.Literal: "L", SH.BlankNode: "B", SH.BlankNodeOrIRI: "BI",
-                     SH.BlankNodeOrLiteral: "BL", SH.IRIOrLiteral: "IL"}[x]
-            test("nodeKind", lambda graph, t, k=kinds:
-                 ("I" if t.startswith("<") else "B" if t.startswith("_:") else "L") in k)
+            test("nodeKind", NODE_KIND[x])
         for x in g.objects(node, SH["class"]):
             test("class", lambda graph, t, cls=nt(x): not t.startswith('"') and graph.is_instance(t, cls), False)
         if (x := v(SH["in"])) is not None:
