@@ -116,6 +116,23 @@ def test_generated_graphs_agree(triples):
     assert norm(ours(triples)) == norm(reference(triples))
 
 
+SUBCLASS_OF = "<http://www.w3.org/2000/01/rdf-schema#subClassOf>"
+LOCAL_CLASSES = [f"<{B}o>", f"<{B}p>"]
+subclassing = st.one_of(
+    st.tuples(st.sampled_from(LOCAL_CLASSES), st.just(SUBCLASS_OF), st.sampled_from(CLASSES + LOCAL_CLASSES)),
+    st.tuples(subjects, st.just("<http://www.w3.org/1999/02/22-rdf-syntax-ns#type>"), st.sampled_from(LOCAL_CLASSES)),
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(triple, min_size=1, max_size=20), st.lists(subclassing, max_size=4), st.sets(subjects))
+def test_subclasses_and_focus_filter_agree(triples, more, own):
+    """rdfs:subClassOf in the data (targets, sh:class); results for some focus nodes only, in the same order."""
+    triples = triples + more
+    assert norm(ours(triples)) == norm(reference(triples))
+    assert COMPILED.validate(triples, own) == [r for r in COMPILED.validate(triples) if r.focus in own]
+
+
 # -- SHACL Core constructs beyond our shapes ---------------------------------------------------
 EXTRA = """
 @prefix sh: <http://www.w3.org/ns/shacl#> . @prefix ex: <https://data.example.org/> .
