@@ -126,7 +126,7 @@ def nt(node: rdflib.term.Node) -> str:
     return node.n3()
 
 
-@lru_cache(maxsize=100_000)
+@lru_cache(maxsize=10_000)
 def to_rdflib(term: str) -> rdflib.term.Node:
     if term.startswith("<"):
         return URIRef(term[1:-1])
@@ -145,7 +145,7 @@ def datatype_ok(term: str, dt: str) -> bool:
     return _datatype_ok(term, dt)
 
 
-@lru_cache(maxsize=100_000)
+@lru_cache(maxsize=10_000)
 def _datatype_ok(term: str, iri: str) -> bool:
     v, dt = to_rdflib(term), URIRef(iri)
     if not isinstance(v, Literal):

@@ -47,6 +47,7 @@ CREATE INDEX IF NOT EXISTS links_target ON links (target);
 """
 
 Key = tuple[str, str]
+CACHED = 5000  # entries in a reader's caches; cleared when full, so memory stays bounded
 
 
 class Work:
@@ -131,6 +132,9 @@ class Reader:
         self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
                                   check_same_thread=False)
         self.db.execute("PRAGMA cache_size=-32768")
+        # decoded triples and owners of linked records (rights, people...): many records link to few
+        self._triples: dict[Key, list[Triple]] = {}
+        self._owners: dict[str, list[Key]] = {}
 
     def records(self, keys: list[Key]) -> list[tuple[str, str, Any, str, list[tuple[str, str]]]]:
         """(entity, id, data, source, parents) for ``keys``; the source of a conflicting id lists every copy."""
@@ -154,14 +158,25 @@ class Reader:
         return [tuple(x) for x in json.loads(t)], json.loads(s), i, sets, mapping, source
 
     def owners(self, iri: str) -> list[Key]:
-        return self.db.execute("SELECT entity, id FROM subject WHERE iri = ?", (iri,)).fetchall()
+        found = self._owners.get(iri)
+        if found is None:
+            if len(self._owners) > CACHED:
+                self._owners.clear()
+            found = self._owners[iri] = self.db.execute("SELECT entity, id FROM subject WHERE iri = ?", (iri,)).fetchall()
+        return found
 
     def held(self, entity: str, rid: str) -> bool:
         return bool(self.db.execute("SELECT held FROM result WHERE entity = ? AND id = ?", (entity, rid)).fetchone()[0])
 
     def triples_of(self, entity: str, rid: str) -> list[Triple]:
-        t = self.db.execute("SELECT triples FROM result WHERE entity = ? AND id = ?", (entity, rid)).fetchone()[0]
-        return [tuple(x) for x in json.loads(t)]
+        """A mapped record's triples (they do not change after pass 2, so they are cached)."""
+        found = self._triples.get((entity, rid))
+        if found is None:
+            if len(self._triples) > CACHED:
+                self._triples.clear()
+            t = self.db.execute("SELECT triples FROM result WHERE entity = ? AND id = ?", (entity, rid)).fetchone()[0]
+            found = self._triples[(entity, rid)] = [tuple(x) for x in json.loads(t)]
+        return found
 
 
 @lru_cache(maxsize=4)
