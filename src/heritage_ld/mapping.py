@@ -249,6 +249,7 @@ _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _SPEC_KEYS = {"field", "transform", "language", "datatype", "value", "uri", "link", "ref", "config", "when"}
 _LOCAL_NAME = re.compile(r"[A-Za-z_][\w.-]*")
 _INTEGER = re.compile(r"[+-]?\d+")
+_LITERAL_MEMO = 4096  # literal terms remembered per value spec with a fixed language (then afresh)
 
 
 @dataclass
@@ -454,9 +455,13 @@ class _Compiler:
             out = []
             for v in get(rec):
                 if isinstance(v, dict):  # an embedded record: link by its id
-                    v = next((i for i in (ctx.mappings.record_id(t, v) for t in targets) if i), None)
-                    if v is None:
-                        raise ValueIssue(path, _short(v), "embedded record has no id")
+                    rid = None
+                    for t in targets:
+                        if rid := ctx.mappings.record_id(t, v):
+                            break
+                    if not rid:
+                        raise ValueIssue(path, _short(None), "embedded record has no id")
+                    v = rid
                 s = v if v.__class__ is str else scalar(path, v)
                 if chain:
                     s = chain(s)[0]
@@ -526,11 +531,17 @@ class _Compiler:
         suffix = terms.literal("", lang if isinstance(lang, str) else None, datatype)[2:]
         where = path or "value"
 
+        # with a fixed language the term depends on the value alone: remember recent ones
+        memo: dict[str, str] | None = None if callable(lang) else {}
+
         def fn(rec: dict, ctx: Context) -> list[str]:
             out = []
             tag: Any = lang
-            for s in texts(rec) if texts else sources(rec, ctx):
-                dt = datatype
+            for v in texts(rec) if texts else sources(rec, ctx):
+                if memo is not None and (term := memo.get(v)) is not None:
+                    out.append(term)
+                    continue
+                s, dt = v, datatype
                 if chain:
                     s, typed = chain(s)
                     if auto and typed:
@@ -541,9 +552,14 @@ class _Compiler:
                 if callable(tag):
                     tag = tag(rec)  # once a record, where the first value needs it
                 if dt is not datatype or tag is not lang:
-                    out.append(terms.literal(s, tag, dt))
+                    term = terms.literal(s, tag, dt)
                 else:
-                    out.append(terms.quoted(s) + suffix)
+                    term = terms.quoted(s) + suffix
+                if memo is not None:
+                    if len(memo) >= _LITERAL_MEMO:
+                        memo.clear()
+                    memo[v] = term
+                out.append(term)
             return out
         return fn
 
@@ -840,7 +856,12 @@ class Mappings:
 
     def link_iri(self, targets: list[str], record_id: str, path: str, ctx: Context) -> str | None:
         known = ctx.known
-        found = targets if known is None else [t for t in targets if record_id in known.get(t, ())]
+        if known is None:
+            found = targets
+        elif len(targets) == 1:
+            found = targets if record_id in known.get(targets[0], ()) else []
+        else:
+            found = [t for t in targets if record_id in known.get(t, ())]
         if not found:
             ctx.link_issues.append(ValueIssue(path, record_id, f"links to {' or '.join(targets)} {record_id!r}, "
                                               "which is not among the records read: add it or fix the id"))

@@ -33,7 +33,7 @@ TESTS: dict[str, Callable[[str], bool]] = {}
 IRI_TRANSFORMS = {"iri", "rights"}  # results are IRIs: templates keep them as given
 
 
-MEMO_LIMIT = 4096  # results each memoised transform keeps (then it starts afresh)
+MEMO_LIMIT = 65536  # results each memoised transform keeps (then it starts afresh)
 
 
 class _Failed(NamedTuple):
