@@ -389,7 +389,13 @@ class _Compiler:
             if spec["test"] not in TESTS:
                 raise self.error(spec, "test", f"unknown test {spec['test']!r}; known: {', '.join(sorted(TESTS))}")
             fn = TESTS[spec["test"]]
-            return lambda r: any(fn(scalar(path, v)) for v in get(r))
+
+            def test(r: dict) -> bool:
+                for v in get(r):
+                    if fn(v if v.__class__ is str else scalar(path, v)):
+                        return True
+                return False
+            return test
         if "equals" in spec:
             allowed = spec["equals"] if isinstance(spec["equals"], list) else [spec["equals"]]
 
@@ -764,6 +770,7 @@ class Mappings:
                                        + ", ".join(sorted(self.entities)))
         self._primary = {e: m.blocks[0] for e, m in self.entities.items()}
         self._ids = {e: path_getter(m.id_path) for e, m in self.entities.items()}
+        self._id_steps = {e: m.id_path.replace("[]", "").split(".") for e, m in self.entities.items()}
         # per entity: (field path, getter, child entity, its id field, fields the child inherits)
         self._embedded = {e: [(path, path_getter(path), child, self.entities[child].id_path, inherit)
                               for path, child, inherit in m.embedded] for e, m in self.entities.items()}
@@ -837,11 +844,10 @@ class Mappings:
         iri = self._iris.get(key, "")
         if iri != "":
             return iri
-        m = self.entities[entity]
         ctx = Context(base, {}, record_id, None, self)
         fake: dict[str, Any] = {}
         cur = fake
-        steps = m.id_path.replace("[]", "").split(".")
+        steps = self._id_steps[entity]
         for s in steps[:-1]:
             cur = cur.setdefault(s, {})
         cur[steps[-1]] = record_id
