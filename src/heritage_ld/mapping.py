@@ -111,11 +111,13 @@ def load_yaml(path: Path) -> Any:
 
 # -- field paths ---------------------------------------------------------------------------
 
-def get_path(data: Any, path: str) -> list[Any]:
-    """All values at a dotted path; ``a[]`` walks into a list, a missing step yields nothing."""
+Getter = Callable[[Any], list[Any]]
+
+
+def _walk(data: Any, names: tuple[str, ...]) -> list[Any]:
+    """All values at the path steps ``names``; a list is walked into, a missing step yields nothing."""
     values = [data]
-    for step in path.split("."):
-        name = step[:-2] if step.endswith("[]") else step
+    for name in names:
         nxt: list[Any] = []
         for v in values:
             if isinstance(v, dict) and v.get(name) is not None:
@@ -125,6 +127,39 @@ def get_path(data: Any, path: str) -> list[Any]:
                 nxt.extend(i[name] for i in v if isinstance(i, dict) and i.get(name) is not None)
         values = nxt
     return [v for v in values if v is not None and v != ""]
+
+
+def path_getter(path: str) -> Getter:
+    """data -> all values at a dotted path such as ``author[].name`` (``[]`` marks a list, see ``_walk``).
+
+    The returned function takes a shortcut while the path meets only objects, the usual case."""
+    names = tuple(step.removesuffix("[]") for step in path.split("."))
+    if len(names) == 1:
+        name = names[0]
+
+        def get1(data: Any) -> list[Any]:
+            if not isinstance(data, dict):
+                return _walk(data, names)
+            v = data.get(name)
+            if v is None:
+                return []
+            if isinstance(v, list):
+                return [x for x in v if x is not None and x != ""]
+            return [] if v == "" else [v]
+        return get1
+
+    def get(data: Any) -> list[Any]:
+        v = data
+        for name in names:
+            if not isinstance(v, dict):
+                return _walk(data, names) if isinstance(v, list) else []
+            v = v.get(name)
+            if v is None:
+                return []
+        if isinstance(v, list):
+            return [x for x in v if x is not None and x != ""]
+        return [] if v == "" else [v]
+    return get
 
 
 def scalar(path: str, value: Any) -> str:
@@ -141,9 +176,12 @@ def _short(value: Any) -> str:
 
 
 _MARKUP = re.compile(r"<\s*/?\s*[A-Za-z][A-Za-z0-9:-]*(\s[^<>]*)?/?>|&[a-zA-Z]+;|&#\d+;")
+_SUSPECT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff<&]")  # what check_text could object to
 
 
 def check_text(path: str, value: str) -> str:
+    if not _SUSPECT.search(value):
+        return value
     if m := terms.XML_ILLEGAL.search(value):
         raise ValueIssue(path, _short(value), f"contains control character U+{ord(m.group()):04X}, "
                          "which XML cannot carry: remove it in the source")
@@ -153,11 +191,65 @@ def check_text(path: str, value: str) -> str:
     return value
 
 
+def _texts(path: str) -> Callable[[Any], list[str]]:
+    """data -> the values at ``path`` as text (``scalar``), all checked before any is used."""
+    get = path_getter(path)
+    name = None if "." in path else path.removesuffix("[]")
+
+    def texts(data: Any) -> list[str]:
+        if name is not None and data.__class__ is dict:  # shortcut: one non-empty text
+            v = data.get(name)
+            if v.__class__ is str and v:
+                return [v]
+        vals = get(data)
+        for v in vals:
+            if v.__class__ is not str:
+                return [scalar(path, v) for v in vals]
+        return vals
+    return texts
+
+
+Chain = Callable[[str], tuple[str, str | None]]
+
+
+def _chain(fns: list[Callable], path: str | None) -> Chain | None:
+    """str -> (result, datatype of the last Typed result or None) through the transforms ``fns``."""
+    if not fns:
+        return None
+
+    def run(s: str) -> tuple[str, str | None]:
+        dt = None
+        for fn in fns:
+            try:
+                r = fn(s)
+            except TransformError as e:
+                raise ValueIssue(path, _short(s), str(e)) from None
+            if isinstance(r, Typed):
+                s, dt = r.lex, r.datatype
+            else:
+                s = r
+        return s, dt
+    return run
+
+
+def _freeze(node: Any) -> Any:
+    """A hashable key equal for equal value specs (types kept: 1, 1.0 and true differ)."""
+    if isinstance(node, dict):
+        return tuple((k, _freeze(v)) for k, v in node.items())
+    if isinstance(node, list):
+        return ("[]",) + tuple(_freeze(v) for v in node)
+    return type(node).__name__, node
+
+
 # -- the compiler ----------------------------------------------------------------------------
 
 Values = Callable[[dict, "Context"], list[str]]
+Template = Callable[[dict, "Context"], list[str]]
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _SPEC_KEYS = {"field", "transform", "language", "datatype", "value", "uri", "link", "ref", "config", "when"}
+_LOCAL_NAME = re.compile(r"[A-Za-z_][\w.-]*")
+_INTEGER = re.compile(r"[+-]?\d+")
+_LITERAL_MEMO = 4096  # literal terms remembered per value spec with a fixed language (then afresh)
 
 
 @dataclass
@@ -200,7 +292,7 @@ class _Compiler:
         if prefix not in self.prefixes:
             raise self.error(node, key, f"unknown prefix {prefix!r} in {value!r}; known: "
                              + ", ".join(sorted(self.prefixes)) + " (mapping/prefixes.yaml)")
-        if not re.fullmatch(r"[A-Za-z_][\w.-]*", local):
+        if not _LOCAL_NAME.fullmatch(local):
             raise self.error(node, key, f"{value!r}: {local!r} is not a valid local name")
         return self.prefixes[prefix] + local
 
@@ -222,60 +314,69 @@ class _Compiler:
         return out
 
     # -- templates -----------------------------------------------------------------------
-    def template(self, text: Any, node: Any, key: str) -> Callable[[dict, Context], list[str]]:
-        """``{base}article/{id}``, ``{url|iri}``, ``{sameAs[]|iri}``, ``{config.x}`` -> IRI strings."""
+    def template(self, text: Any, node: Any, key: str) -> Template:
+        """``{base}article/{id}``, ``{url|iri}``, ``{sameAs[]|iri}``, ``{config.x}`` -> IRI strings.
+
+        Every combination of the placeholders' values, in order; a template of constants and
+        context placeholders only (base, id, config) always gives one IRI."""
         if not isinstance(text, str):
             raise self.error(node, key, f"template must be text, got {text!r}")
         if _PLACEHOLDER.sub("", text).count("{") or _PLACEHOLDER.sub("", text).count("}"):
             raise self.error(node, key, f"malformed template {text!r}: unbalanced braces")
-        parts: list[Callable[[dict, Context], list[str]]] = []
+        parts: list[str | Callable[[Context], str] | Template] = []
+        fields: list[Template] = []
         pos = 0
         lists = 0
         for m in _PLACEHOLDER.finditer(text):
-            const = text[pos:m.start()]
-            parts.append(lambda r, c, const=const: [const])
-            parts.append(self.placeholder(m.group(1), text, node, key))
+            parts.append(text[pos:m.start()])
+            parts.append(self.placeholder(m.group(1), text, node, key, fields))
             lists += "[]" in m.group(1)
             pos = m.end()
-        tail = text[pos:]
-        parts.append(lambda r, c: [tail])
+        parts.append(text[pos:])
         if lists > 1:
             raise self.error(node, key, f"template {text!r} uses more than one list field")
+        parts = [p for p in parts if p != ""]
+        if not fields:  # one IRI: constants (which hold no braces) and context placeholders
+            fmt = "".join(p if p.__class__ is str else "{}" for p in parts)
+            fns = [p for p in parts if p.__class__ is not str]
+            return lambda rec, ctx: [fmt.format(*[f(ctx) for f in fns])]
+        if parts == fields:
+            return fields[0]
 
         def run(rec: dict, ctx: Context) -> list[str]:
-            pieces = [p(rec, ctx) for p in parts]
+            pieces = [[p] if p.__class__ is str else p(rec, ctx) if p in fields else [p(ctx)] for p in parts]
             return ["".join(combo) for combo in itertools.product(*pieces)]
         return run
 
-    def placeholder(self, expr: str, text: str, node: Any, key: str) -> Callable[[dict, Context], list[str]]:
+    def placeholder(self, expr: str, text: str, node: Any, key: str,
+                    fields: list[Template]) -> Callable[[Context], str] | Template:
+        """ctx -> str for base, id and config.x; (record, ctx) -> strings for a field, added to ``fields``."""
         name, *tnames = [s.strip() for s in expr.split("|")]
         if not name:
             raise self.error(node, key, f"malformed template {text!r}: empty placeholder")
         if name == "base":
-            return lambda r, c: [c.base]
+            return lambda c: c.base
         if name == "id":
-            return lambda r, c: [segment(c.record_id)]
+            return lambda c: segment(c.record_id)
         if name.startswith("config."):
             ck = name[7:]
             if ck not in self.config_keys:
                 raise self.error(node, key, f"unknown configuration key {ck!r} in {text!r}")
-            return lambda r, c: [c.config[ck]]
+            return lambda c: c.config[ck]
         path = self.check_field(name, node, key)
-        fns = self.check_transforms(tnames, node, key) if tnames else []
+        get = path_getter(path)
+        chain = _chain(self.check_transforms(tnames, node, key) if tnames else [], path)
         raw = bool(tnames) and tnames[-1] in IRI_TRANSFORMS
 
         def values(rec: dict, ctx: Context) -> list[str]:
             out = []
-            for v in get_path(rec, path):
-                s = scalar(path, v)
-                for fn in fns:
-                    try:
-                        r = fn(s)
-                    except TransformError as e:
-                        raise ValueIssue(path, _short(s), str(e)) from None
-                    s = r.lex if isinstance(r, Typed) else r
+            for v in get(rec):
+                s = v if v.__class__ is str else scalar(path, v)
+                if chain:
+                    s = chain(s)[0]
                 out.append(s if raw else segment(s))
             return out
+        fields.append(values)
         return values
 
     # -- conditions ------------------------------------------------------------------------
@@ -283,14 +384,25 @@ class _Compiler:
         spec = self.expect_dict(spec, "when", node, key)
         self.check_keys(spec, {"field", "test", "equals"}, "when")
         path = self.check_field(spec.get("field"), spec, "field")
+        get = path_getter(path)
         if "test" in spec:
             if spec["test"] not in TESTS:
                 raise self.error(spec, "test", f"unknown test {spec['test']!r}; known: {', '.join(sorted(TESTS))}")
             fn = TESTS[spec["test"]]
-            return lambda r: any(fn(scalar(path, v)) for v in get_path(r, path))
+
+            def test(r: dict) -> bool:
+                for v in get(r):
+                    if fn(v if v.__class__ is str else scalar(path, v)):
+                        return True
+                return False
+            return test
         if "equals" in spec:
             allowed = spec["equals"] if isinstance(spec["equals"], list) else [spec["equals"]]
-            return lambda r: (get_path(r, path)[:1] or [None])[0] in allowed
+
+            def equals(r: dict) -> bool:
+                vals = get(r)
+                return (vals[0] if vals else None) in allowed
+            return equals
         raise self.error(spec, "field", "when needs 'test' or 'equals'")
 
     # -- value specs -----------------------------------------------------------------------
@@ -341,95 +453,126 @@ class _Compiler:
                 raise self.error(spec, "link", f"{t!r} is not an entity name")
             self.link_targets.append((t, spec.key_lines.get("link", spec.line)))
         path = self.check_field(spec.get("field"), spec, "field")
-        fns = self.check_transforms(spec["transform"], spec, "transform") if "transform" in spec else []
+        get = path_getter(path)
+        chain = _chain(self.check_transforms(spec["transform"], spec, "transform") if "transform" in spec else [],
+                       path)
 
         def fn(rec: dict, ctx: Context) -> list[str]:
             out = []
-            for v in get_path(rec, path):
+            for v in get(rec):
                 if isinstance(v, dict):  # an embedded record: link by its id
-                    ids = [ctx.mappings.record_id(t, v) for t in targets]
-                    v = next((i for i in ids if i), None)
-                    if v is None:
-                        raise ValueIssue(path, _short(v), "embedded record has no id")
-                s = scalar(path, v)
-                for f in fns:
-                    try:
-                        res = f(s)
-                    except TransformError as e:
-                        raise ValueIssue(path, _short(s), str(e)) from None
-                    s = res.lex if isinstance(res, Typed) else res
-                out.append(ctx.mappings.link_iri(targets, s, path, ctx))
-            return [o for o in out if o]
+                    rid = None
+                    for t in targets:
+                        if rid := ctx.mappings.record_id(t, v):
+                            break
+                    if not rid:
+                        raise ValueIssue(path, _short(None), "embedded record has no id")
+                    v = rid
+                s = v if v.__class__ is str else scalar(path, v)
+                if chain:
+                    s = chain(s)[0]
+                if iri := ctx.mappings.link_iri(targets, s, path, ctx):
+                    out.append(iri)
+            return out
         return fn
 
-    def literal(self, spec: _YDict) -> Values:
-        lang_spec, dt_spec = spec.get("language"), spec.get("datatype")
-        if lang_spec is not None and dt_spec is not None:
-            raise self.error(spec, "datatype", "a literal has a language or a datatype, not both")
-        lang: Callable[[dict], str | None] = lambda r: None
-        if isinstance(lang_spec, str):
-            tag = lang_spec
+    def language(self, spec: _YDict) -> Callable[[dict], str | None] | str | None:
+        """The language of a literal spec: a fixed tag, None, or record -> tag (or the default)."""
+        lang_spec = spec.get("language")
+        if lang_spec is None or isinstance(lang_spec, str):
             try:
-                terms.literal("", tag)
+                terms.literal("", lang_spec)
             except ValueError:
-                raise self.error(spec, "language", f"{tag!r} is not a language tag") from None
-            lang = lambda r: tag
-        elif lang_spec is not None:
-            ls = self.expect_dict(lang_spec, "language", spec, "language")
-            self.check_keys(ls, {"field", "default"}, "language")
-            lpath = self.check_field(ls.get("field"), ls, "field")
-            default = ls.get("default")
-            lang_fn = TRANSFORMS["language"]
+                raise self.error(spec, "language", f"{lang_spec!r} is not a language tag") from None
+            return lang_spec
+        ls = self.expect_dict(lang_spec, "language", spec, "language")
+        self.check_keys(ls, {"field", "default"}, "language")
+        lpath = self.check_field(ls.get("field"), ls, "field")
+        get = path_getter(lpath)
+        default = ls.get("default")
+        lang_fn = TRANSFORMS["language"]
 
-            def lang(r: dict) -> str | None:
-                vals = get_path(r, lpath)
-                if not vals:
-                    return default
-                try:
-                    return lang_fn(scalar(lpath, vals[0]))
-                except TransformError as e:
-                    raise ValueIssue(lpath, _short(vals[0]), str(e)) from None
+        def lang(r: dict) -> str | None:
+            vals = get(r)
+            if not vals:
+                return default
+            try:
+                return lang_fn(scalar(lpath, vals[0]))
+            except TransformError as e:
+                raise ValueIssue(lpath, _short(vals[0]), str(e)) from None
+        return lang
+
+    def literal(self, spec: _YDict) -> Values:
+        if spec.get("language") is not None and spec.get("datatype") is not None:
+            raise self.error(spec, "datatype", "a literal has a language or a datatype, not both")
+        lang = self.language(spec)
+        dt_spec = spec.get("datatype")
         datatype: str | None = None
         if dt_spec not in (None, "auto"):
             datatype = self.curie(dt_spec, spec, "datatype")
         auto = dt_spec == "auto"
         integer = datatype is not None and datatype.endswith(("#integer", "#long", "#int", "#nonNegativeInteger"))
 
+        sources: Callable[[dict, Context], list[str]] | None = None   # None: texts(record)
+        texts = None
         if "value" in spec:
             v = spec["value"]
             if not isinstance(v, (str, int, float)):
                 raise self.error(spec, "value", f"a constant must be text or a number, got {v!r}")
-            sources: Callable[[dict, Context], list[tuple[str | None, str]]] = lambda r, c: [(None, scalar("value", v))]
+            const = [scalar("value", v)]
+            sources = lambda r, c: const
+            path = None
         elif "config" in spec:
             ck = spec["config"]
             if ck not in self.config_keys:
                 raise self.error(spec, "config", f"unknown configuration key {ck!r}; known: {', '.join(sorted(self.config_keys))}")
-            sources = lambda r, c: [(None, c.config[ck])]
+            sources = lambda r, c: [c.config[ck]]
+            path = None
         else:
             path = self.check_field(spec["field"], spec, "field")
-            sources = lambda r, c: [(path, scalar(path, v)) for v in get_path(r, path)]
-        fns = self.check_transforms(spec["transform"], spec, "transform") if "transform" in spec else []
+            texts = _texts(path)
+        chain = _chain(self.check_transforms(spec["transform"], spec, "transform") if "transform" in spec else [],
+                       path)
+        # what follows the quoted text when the language is fixed: @lang, ^^<datatype> or nothing
+        suffix = terms.literal("", lang if isinstance(lang, str) else None, datatype)[2:]
+        where = path or "value"
+
+        # with a fixed language the term depends on the value alone: remember recent ones
+        memo: dict[str, str] | None = None if callable(lang) else {}
 
         def fn(rec: dict, ctx: Context) -> list[str]:
             out = []
-            for path, s in sources(rec, ctx):
-                dt = datatype
-                for f in fns:
-                    try:
-                        res = f(s)
-                    except TransformError as e:
-                        raise ValueIssue(path, _short(s), str(e)) from None
-                    s, dt = (res.lex, res.datatype if auto else dt) if isinstance(res, Typed) else (res, dt)
-                check_text(path or "value", s)
-                if integer and not re.fullmatch(r"[+-]?\d+", s.strip()):
+            tag: Any = lang
+            for v in texts(rec) if texts else sources(rec, ctx):
+                if memo is not None and (term := memo.get(v)) is not None:
+                    out.append(term)
+                    continue
+                s, dt = v, datatype
+                if chain:
+                    s, typed = chain(s)
+                    if auto and typed:
+                        dt = typed
+                check_text(where, s)
+                if integer and not _INTEGER.fullmatch(s.strip()):
                     raise ValueIssue(path, _short(s), f"{s!r} is not a whole number")
-                out.append(terms.literal(s, lang(rec), dt))
+                if callable(tag):
+                    tag = tag(rec)  # once a record, where the first value needs it
+                if dt is not datatype or tag is not lang:
+                    term = terms.literal(s, tag, dt)
+                else:
+                    term = terms.quoted(s) + suffix
+                if memo is not None:
+                    if len(memo) >= _LITERAL_MEMO:
+                        memo.clear()
+                    memo[v] = term
+                out.append(term)
             return out
         return fn
 
     # -- classes and subject blocks ---------------------------------------------------------
-    def classes(self, spec: Any, node: Any) -> list[Callable[[dict], list[str]]]:
-        """One function per class entry, so a bad class value drops only that class."""
+    def classes(self, spec: Any, node: Any) -> tuple[list[str], list[Callable[[dict], list[str]]]]:
+        """Fixed class terms, and one function per class entry taken from the record, so a bad
+        class value drops only that class."""
         items = spec if isinstance(spec, list) else [spec]
         fixed: list[str] = []
         dynamic: list[Callable[[dict], list[str]]] = []
@@ -440,12 +583,13 @@ class _Compiler:
             item = self.expect_dict(item, "a class", node, "class")
             self.check_keys(item, {"field", "namespace", "allowed", "default", "map"}, "class")
             path = self.check_field(item.get("field"), item, "field")
+            get = path_getter(path)
             if "map" in item:
                 table = {k: f"<{self.curie(v, item['map'], k)}>" for k, v in self.expect_dict(item["map"], "map", item, "map").items()}
 
-                def dyn(r: dict, path=path, table=table) -> list[str]:
+                def dyn(r: dict, path=path, get=get, table=table) -> list[str]:
                     out = []
-                    for v in get_path(r, path):
+                    for v in get(r):
                         s = scalar(path, v)
                         if s not in table:
                             raise ValueIssue(path, s, f"{s!r} is not one of {', '.join(table)}")
@@ -464,16 +608,16 @@ class _Compiler:
                 for a in allowed + ([default] if default else []):
                     self.curie(f"{ns}:{a}", item, "allowed")
 
-                def dyn(r: dict, path=path, ns=self.prefixes[ns], allowed=allowed, default=default) -> list[str]:
-                    vals = [scalar(path, v) for v in get_path(r, path)] or ([default] if default else [])
+                def dyn(r: dict, path=path, get=get, ns=self.prefixes[ns], allowed=allowed, default=default) -> list[str]:
+                    vals = [scalar(path, v) for v in get(r)] or ([default] if default else [])
                     for s in vals:
                         if allowed and s not in allowed:
                             raise ValueIssue(path, s, f"type {s!r} is not one of {', '.join(allowed)}")
-                        if not re.fullmatch(r"[A-Za-z_][\w.-]*", s):
+                        if not _LOCAL_NAME.fullmatch(s):
                             raise ValueIssue(path, _short(s), f"type {s!r} is not a class name")
                     return [f"<{ns}{s}>" for s in vals]
             dynamic.append(dyn)
-        return [lambda r: fixed] + dynamic
+        return fixed, dynamic
 
 
 @dataclass
@@ -482,15 +626,28 @@ class _Property:
     field: str | None        # source field named in reports
     values: Values
     iri: bool                # produces IRIs (uri, link, ref) rather than literals
+    slot: int = 0            # properties with equal value specs share a slot: computed once a record
 
 
 @dataclass
 class _Block:
     name: str
-    uri: Callable[[dict, Context], list[str]]
-    classes: list[Callable[[dict], list[str]]]
+    uri: Template
+    classes: list[str]                           # fixed class terms
+    class_fns: list[Callable[[dict], list[str]]]  # class terms from the record
     properties: list[_Property]
     when: Callable[[dict], bool] | None
+    groups: list[tuple[int, Values, tuple[str, ...]]] = field(init=False)   # (slot, values, predicates)
+
+    def __post_init__(self) -> None:
+        by_slot: dict[int, tuple[Values, list[str]]] = {}
+        for p in self.properties:
+            by_slot.setdefault(p.slot, (p.values, []))[1].append(p.predicate)
+        self.groups = [(slot, values, tuple(preds)) for slot, (values, preds) in by_slot.items()]
+
+
+_MAPPING_CONSTRAINT = "https://w3id.org/heritage-ld#MappingConstraint"
+_RDF_TYPE_IRI = RDF_TYPE[1:-1]
 
 
 @dataclass
@@ -505,6 +662,7 @@ class EntityMapping:
     predicates: set[str]
     digest: str = ""
     links: list[tuple[str, int]] = field(default_factory=list)   # link targets (entity, line)
+    slots: int = 0                                                # distinct value specs (see _Property.slot)
 
     def object_kinds(self) -> dict[str, set[bool]]:
         """predicate IRI -> {True if some value is an IRI, False if some value is a literal}."""
@@ -514,18 +672,19 @@ class EntityMapping:
                 kinds.setdefault(p.predicate[1:-1], set()).add(p.iri)
         return kinds
 
+    def _issue(self, record: Record, e: ValueIssue, focus: str | None = None,
+               predicate: str | None = None) -> Issue:
+        return Issue(self.entity, record.id, record.source, e.field, e.value, e.message,
+                     focus=focus, predicate=predicate, component=_MAPPING_CONSTRAINT)
+
     def map(self, record: Record, ctx: Context) -> Mapped:
         """Map one record. A bad value drops that value and becomes an Issue; never the whole record."""
         triples: list[Triple] = []
+        add = triples.append
         issues: list[Issue] = []
         rec = record.data
-
-        def issue(e: ValueIssue, focus: str | None = None, predicate: str | None = None) -> None:
-            issues.append(Issue(self.entity, record.id, record.source, e.field, e.value, e.message,
-                                focus=focus, predicate=predicate,
-                                component="https://w3id.org/heritage-ld#MappingConstraint"))
-
-        ctx.subjects = {}
+        subjects: dict[str, str] = {}
+        ctx.subjects, ctx.link_issues = subjects, []
         active = []
         for block in self.blocks:
             try:
@@ -533,35 +692,52 @@ class EntityMapping:
                     continue
                 uris = block.uri(rec, ctx)
             except ValueIssue as e:
-                issue(e)
+                issues.append(self._issue(record, e))
                 continue
-            uris = [u for u in uris if terms.is_iri(u)]
-            if uris:
-                ctx.subjects[block.name] = uris[0]
-                active.append((block, uris[0]))
+            for u in uris:
+                if terms.is_iri(u):
+                    subjects[block.name] = u
+                    active.append((block, u))
+                    break
+        # per slot (properties with equal value specs): objects, computed when first needed; problems
+        done: list[list[str] | None] = [None] * self.slots
+        failed: dict[int, tuple[ValueIssue, ...]] = {}
         for block, subject in active:
             s = f"<{subject}>"
-            for classes in block.classes:
+            for c in block.classes:
+                add((s, RDF_TYPE, c))
+            for classes in block.class_fns:
                 try:
-                    triples.extend((s, RDF_TYPE, c) for c in classes(rec))
+                    for c in classes(rec):
+                        add((s, RDF_TYPE, c))
                 except ValueIssue as e:
-                    issue(e, subject, RDF_TYPE[1:-1])
-            for prop in block.properties:
-                ctx.link_issues = []
-                try:
-                    for o in prop.values(rec, ctx):
-                        triples.append((s, prop.predicate, o))
-                except ValueIssue as e:
-                    issue(e, subject, prop.predicate[1:-1])
-                for e in ctx.link_issues:
-                    issue(e, subject, prop.predicate[1:-1])
-        return Mapped(record, sorted(set(triples)), issues, dict(ctx.subjects))
+                    issues.append(self._issue(record, e, subject, _RDF_TYPE_IRI))
+            for slot, values, predicates in block.groups:
+                objects = done[slot]
+                if objects is None:
+                    try:
+                        objects = values(rec, ctx)
+                    except ValueIssue as e:
+                        objects, failed[slot] = [], (e,)
+                    if ctx.link_issues:
+                        failed[slot] = failed.get(slot, ()) + tuple(ctx.link_issues)
+                        ctx.link_issues = []
+                    done[slot] = objects
+                for o in objects:
+                    for p in predicates:
+                        add((s, p, o))
+            if failed:  # issues in property order
+                for prop in block.properties:
+                    for e in failed.get(prop.slot, ()):
+                        issues.append(self._issue(record, e, subject, prop.predicate[1:-1]))
+        return Mapped(record, sorted(set(triples)), issues, subjects)
 
 
 class Mappings:
     """All mapping files of a project, compiled."""
 
     TOP_KEYS = {"entity", "id", "fields", "embedded", "subjects"}
+    MEMO_LIMIT = 65536  # main-subject IRIs remembered per Mappings (then the memo starts afresh)
 
     def __init__(self, folder: Path, config_keys: Iterable[str]):
         import hashlib
@@ -593,6 +769,12 @@ class Mappings:
                     raise MappingError(m.path, line, "link", f"unknown entity {ent!r}; mapped entities: "
                                        + ", ".join(sorted(self.entities)))
         self._primary = {e: m.blocks[0] for e, m in self.entities.items()}
+        self._ids = {e: path_getter(m.id_path) for e, m in self.entities.items()}
+        self._id_steps = {e: m.id_path.replace("[]", "").split(".") for e, m in self.entities.items()}
+        # per entity: (field path, getter, child entity, its id field, fields the child inherits)
+        self._embedded = {e: [(path, path_getter(path), child, self.entities[child].id_path, inherit)
+                              for path, child, inherit in m.embedded] for e, m in self.entities.items()}
+        self._iris: dict[tuple[str, str, str], str | None] = {}
 
     def _compile(self, path: Path, config_keys: set[str]) -> EntityMapping:
         doc = load_yaml(path)
@@ -623,6 +805,7 @@ class Mappings:
         names = set(subjects)
         blocks = []
         by_pred: dict[str, str] = {}
+        slots: dict[Any, tuple[int, Values]] = {}   # equal value specs share one slot and function
         for name, bspec in subjects.items():
             bspec = c.expect_dict(bspec, f"subject {name}", subjects, name)
             c.check_keys(bspec, {"uri", "class", "properties", "when"}, f"subject {name}")
@@ -633,50 +816,63 @@ class Mappings:
                 pred = c.curie(pkey, bspec["properties"], pkey)
                 for spec in pspec if isinstance(pspec, list) else [pspec]:
                     fn = c.values(spec, bspec["properties"], pkey, names)
+                    slot, fn = slots.setdefault(_freeze({"field": spec} if isinstance(spec, str) else spec),
+                                                (len(slots), fn))
                     fld = spec if isinstance(spec, str) else (spec.get("field") if isinstance(spec, dict) else None)
                     if not fld and isinstance(spec, dict) and "uri" in spec:
                         fld = ",".join(m.group(1).split("|")[0] for m in _PLACEHOLDER.finditer(spec["uri"])
                                        if m.group(1).split("|")[0] not in ("base", "id")) or None
                     by_pred.setdefault(pred, fld)
                     is_iri = isinstance(spec, dict) and bool({"uri", "link", "ref"} & set(spec))
-                    props.append(_Property(f"<{pred}>", fld, fn, is_iri))
-            blocks.append(_Block(name, c.template(bspec["uri"], bspec, "uri"),
-                                 c.classes(bspec.get("class") or [], bspec),
+                    props.append(_Property(f"<{pred}>", fld, fn, is_iri, slot))
+            fixed, dynamic = c.classes(bspec.get("class") or [], bspec)
+            blocks.append(_Block(name, c.template(bspec["uri"], bspec, "uri"), fixed, dynamic,
                                  props, c.when(bspec["when"], bspec, "when") if "when" in bspec else None))
         return EntityMapping(entity, path, id_path, embedded, blocks, by_pred, set(by_pred) | {RDF_TYPE[1:-1]},
-                             links=c.link_targets)
+                             links=c.link_targets, slots=len(slots))
 
     # -- ids and links ---------------------------------------------------------------------
     def record_id(self, entity: str, data: dict) -> str | None:
-        vals = get_path(data, self.entities[entity].id_path)
-        return str(vals[0]).strip() if vals and isinstance(vals[0], (str, int)) and str(vals[0]).strip() else None
+        vals = self._ids[entity](data)
+        if vals and isinstance(vals[0], (str, int)):
+            return str(vals[0]).strip() or None
+        return None
 
     def iri_for(self, entity: str, record_id: str, base: str) -> str | None:
         """The IRI of a record's main subject (first subject block) from its id alone."""
-        m = self.entities[entity]
+        key = (entity, record_id, base)
+        iri = self._iris.get(key, "")
+        if iri != "":
+            return iri
         ctx = Context(base, {}, record_id, None, self)
         fake: dict[str, Any] = {}
         cur = fake
-        steps = m.id_path.replace("[]", "").split(".")
+        steps = self._id_steps[entity]
         for s in steps[:-1]:
             cur = cur.setdefault(s, {})
         cur[steps[-1]] = record_id
         try:
             uris = self._primary[entity].uri(fake, ctx)
         except ValueIssue:
-            return None
-        return uris[0] if uris else None
+            uris = []
+        if len(self._iris) >= self.MEMO_LIMIT:
+            self._iris.clear()
+        iri = self._iris[key] = uris[0] if uris else None
+        return iri
 
     def link_iri(self, targets: list[str], record_id: str, path: str, ctx: Context) -> str | None:
-        for t in targets:
-            if t not in self.entities:
-                raise ValueIssue(path, record_id, f"unknown entity {t!r} in link")
-        found = [t for t in targets if ctx.known is None or record_id in ctx.known.get(t, ())]
+        known = ctx.known
+        if known is None:
+            found = targets
+        elif len(targets) == 1:
+            found = targets if record_id in known.get(targets[0], ()) else []
+        else:
+            found = [t for t in targets if record_id in known.get(t, ())]
         if not found:
             ctx.link_issues.append(ValueIssue(path, record_id, f"links to {' or '.join(targets)} {record_id!r}, "
                                               "which is not among the records read: add it or fix the id"))
             return None
-        if len(found) > 1 and ctx.known is not None:
+        if len(found) > 1 and known is not None:
             ctx.link_issues.append(ValueIssue(path, record_id, f"id {record_id!r} is ambiguous: it exists as "
                                               f"{' and '.join(found)}"))
             return None
@@ -692,17 +888,15 @@ class Mappings:
         link to it by id. The embedded record learns its parent in ``_embeddedIn.<entity>[]`` and
         takes the ``inherit`` fields it lacks from the parent (an image the article's language).
         """
-        m = self.entities[entity]
         rid = self.record_id(entity, data)
         if parent:
             data = {**data, "_embeddedIn": {parent[0]: [parent[1]]}}
         yield entity, rid, data, source
         if rid is None:
             return
-        for path, child_entity, inherit in m.embedded:
-            id_field = self.entities[child_entity].id_path
-            for i, child in enumerate(get_path(data, path)):
-                if isinstance(child, dict) and set(child) - {id_field}:
+        for path, get, child_entity, id_field, inherit in self._embedded[entity]:
+            for i, child in enumerate(get(data)):
+                if isinstance(child, dict) and len(child) > (id_field in child):  # more than its id
                     child = {**{f: data[f] for f in inherit if f in data}, **child}
                     yield from self.extract(child_entity, child, f"{source} > {path.replace('[]', f'[{i}]')}",
                                             (entity, rid))

@@ -18,12 +18,19 @@ XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 # RFC 3987 IRI: scheme, then no characters N-Triples forbids inside <...>.
 _IRI = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:[^\x00-\x20<>\"{}|^`\\]*")
 _LANG = re.compile(r"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*")
-_ESC = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r"})
+MEMO_LIMIT = 16384  # IRIs and language tags remembered as checked (then the memo starts afresh)
+_IRI_MEMO: dict[str, bool] = {}
 
 
 def is_iri(value: str) -> bool:
     """True if ``value`` is an absolute IRI that N-Triples, Turtle and RDF/XML can all carry."""
-    return bool(_IRI.fullmatch(value))
+    ok = _IRI_MEMO.get(value)
+    if ok is None:
+        ok = bool(_IRI.fullmatch(value))
+        if len(_IRI_MEMO) >= MEMO_LIMIT:
+            _IRI_MEMO.clear()
+        _IRI_MEMO[value] = ok
+    return ok
 
 
 def iri(value: str) -> str:
@@ -33,16 +40,35 @@ def iri(value: str) -> str:
     return f"<{value}>"
 
 
-def literal(lex: str, lang: str | None = None, datatype: str | None = None) -> str:
-    """N-Triples form of a literal, escaped exactly as N-Triples requires."""
-    body = '"' + lex.translate(_ESC) + '"'
-    if lang:
+def quoted(lex: str) -> str:
+    """``"lex"``, escaped exactly as N-Triples requires."""
+    if '"' in lex or "\\" in lex or "\n" in lex or "\r" in lex:
+        lex = lex.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    return f'"{lex}"'
+
+
+_LANG_SUFFIX: dict[str, str] = {}
+
+
+def lang_suffix(lang: str) -> str:
+    """``@lang`` (lower case) for a language tag; ValueError if it is not one."""
+    suffix = _LANG_SUFFIX.get(lang)
+    if suffix is None:
         if not _LANG.fullmatch(lang):
             raise ValueError(f"not a language tag: {lang!r}")
-        return f"{body}@{lang.lower()}"
+        if len(_LANG_SUFFIX) >= MEMO_LIMIT:
+            _LANG_SUFFIX.clear()
+        suffix = _LANG_SUFFIX[lang] = "@" + lang.lower()
+    return suffix
+
+
+def literal(lex: str, lang: str | None = None, datatype: str | None = None) -> str:
+    """N-Triples form of a literal, escaped exactly as N-Triples requires."""
+    if lang:
+        return quoted(lex) + lang_suffix(lang)
     if datatype and datatype != XSD + "string":
-        return f"{body}^^<{datatype}>"
-    return body
+        return f"{quoted(lex)}^^<{datatype}>"
+    return quoted(lex)
 
 
 def is_iri_term(term: str) -> bool:

@@ -11,9 +11,9 @@ import json
 import re
 import unicodedata
 from datetime import date
-from functools import cache
+from functools import cache, wraps
 from importlib import resources
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 from urllib.parse import quote
 
 from .terms import XSD, is_iri
@@ -33,17 +33,46 @@ TESTS: dict[str, Callable[[str], bool]] = {}
 IRI_TRANSFORMS = {"iri", "rights"}  # results are IRIs: templates keep them as given
 
 
-def transform(name: str):
+MEMO_LIMIT = 65536  # results each memoised transform keeps (then it starts afresh)
+
+
+class _Failed(NamedTuple):
+    message: str
+
+
+def memoised(fn: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``fn`` remembering its result, or its TransformError, for up to MEMO_LIMIT recent values."""
+    memo: dict[str, Any] = {}
+
+    @wraps(fn)
+    def run(value: str) -> Any:
+        hit = memo.get(value)
+        if hit is None:
+            try:
+                hit = fn(value)
+            except TransformError as e:
+                hit = _Failed(str(e))
+            if len(memo) >= MEMO_LIMIT:
+                memo.clear()
+            memo[value] = hit
+        if hit.__class__ is _Failed:
+            raise TransformError(hit.message)
+        return hit
+    return run
+
+
+def transform(name: str, memo: bool = False):
+    """Register a transform; ``memo`` for those worth memoising (values repeat, parsing costs)."""
     def register(fn):
-        TRANSFORMS[name] = fn
-        return fn
+        TRANSFORMS[name] = memoised(fn) if memo else fn
+        return TRANSFORMS[name]
     return register
 
 
-def test(name: str):
+def test(name: str, memo: bool = False):
     def register(fn):
-        TESTS[name] = fn
-        return fn
+        TESTS[name] = memoised(fn) if memo else fn
+        return TESTS[name]
     return register
 
 
@@ -61,7 +90,7 @@ def normalise_text(value: str) -> str:
     return " ".join(value.split())
 
 
-@transform("slug")
+@transform("slug", memo=True)
 def slug(value: str) -> str:
     """URI-safe id: lower case ASCII letters, digits and hyphens ("Dr Cynthia Liem" -> "dr-cynthia-liem")."""
     ascii_ = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode()
@@ -80,9 +109,13 @@ def as_iri(value: str) -> str:
     return value
 
 
+_SEGMENT_SAFE = "-._~!$&'()*+,;=:@"
+_ALL_SAFE = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@]*")
+
+
 def segment(value: str) -> str:
     """Percent-encode what cannot stand in one IRI path segment (used for template values)."""
-    return quote(value, safe="-._~!$&'()*+,;=:@")
+    return value if _ALL_SAFE.fullmatch(value) else quote(value, safe=_SEGMENT_SAFE)
 
 
 # -- languages ---------------------------------------------------------------------------
@@ -90,7 +123,7 @@ def segment(value: str) -> str:
 _LANG_TAG = re.compile(r"([A-Za-z]{2,3})([-_][A-Za-z0-9]{2,8})*")
 
 
-@transform("language")
+@transform("language", memo=True)
 def language(value: str) -> str:
     """BCP 47 tag from a tag or an English language name: "English" -> "en", "nl-NL" -> "nl-NL"."""
     v = value.strip()
@@ -181,7 +214,7 @@ def _split_range(value: str) -> tuple[Typed, Typed] | None:
     return begin, end
 
 
-@transform("date")
+@transform("date", memo=True)
 def date_value(value: str) -> Typed:
     """One date, normalised to xsd:date, xsd:gYearMonth, xsd:gYear or xsd:dateTime."""
     if _split_range(value):
@@ -189,7 +222,7 @@ def date_value(value: str) -> Typed:
     return parse_date(value)
 
 
-@transform("date_range")
+@transform("date_range", memo=True)
 def date_range(value: str) -> str:
     """An ISO 8601 interval "1914/1918" from "1914-1918", "1914 – 1918", "1914/1918"."""
     parts = _split_range(value)
@@ -198,17 +231,17 @@ def date_range(value: str) -> str:
     return f"{parts[0].lex}/{parts[1].lex}"
 
 
-@transform("range_begin")
+@transform("range_begin", memo=True)
 def range_begin(value: str) -> str:
     return date_range(value).split("/")[0]
 
 
-@transform("range_end")
+@transform("range_end", memo=True)
 def range_end(value: str) -> str:
     return date_range(value).split("/")[1]
 
 
-@test("date_range")
+@test("date_range", memo=True)
 def is_date_range(value: str) -> bool:
     try:
         return _split_range(value) is not None
@@ -216,7 +249,7 @@ def is_date_range(value: str) -> bool:
         return True  # let date_range report it
 
 
-@test("single_date")
+@test("single_date", memo=True)
 def is_single_date(value: str) -> bool:
     return not is_date_range(value)
 
@@ -229,7 +262,7 @@ _DUR_PART = re.compile(r"(\d+)\s*([a-z]+)")
 _ISO_DUR = re.compile(r"P(?!$)(\d+Y)?(\d+M)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?")
 
 
-@transform("duration")
+@transform("duration", memo=True)
 def duration(value: str) -> Typed:
     """xsd:duration from "2 minutes to read", "1 hour 5 min" or an ISO 8601 duration ("PT2M")."""
     v = value.strip()
@@ -268,7 +301,7 @@ def _rights_index() -> dict[str, str]:
     return index
 
 
-@transform("rights")
+@transform("rights", memo=True)
 def rights(value: str) -> str:
     """Canonical rights URI (http, /vocab/, trailing slash) from a label, code or URL variant."""
     uri = _rights_index().get(_rights_key(value))
