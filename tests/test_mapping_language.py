@@ -673,3 +673,15 @@ def test_real_project_mappings_load():
     m = Mappings(root / "mapping", ["base_uri", "data_provider", "provider", "publisher", "metadata_license",
                                     "name", "description", "output"])
     assert set(m.entities) == {"article", "image", "person", "organisation", "rights"}
+
+
+@pytest.mark.parametrize("data", [
+    {"a": {"b": "x"}}, {"a": {"b": ["x", None, "", 0]}}, {"a": [{"b": "x"}, {"b": ["y", "z"]}, "s", None]},
+    {"a": [[{"b": 1}], {"b": [[2]]}]}, {"a": "s"}, {"a": None}, {"a": {"b": None}}, {"a": {"b": ""}},
+    {"a": {"b": False}}, {"a": {"b": {"c": 1}}}, [{"a": {"b": 1}}], "s", {},
+])
+def test_path_getter_agrees_with_the_general_walk(data):
+    from heritage_ld.mapping import _walk, path_getter
+    for path in ("a", "a[]", "a.b", "a[].b[]", "a.b.c"):
+        names = tuple(step.removesuffix("[]") for step in path.split("."))
+        assert path_getter(path)(data) == _walk(data, names)

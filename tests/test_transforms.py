@@ -259,3 +259,17 @@ def test_segment_percent_encodes_one_path_segment():
 def test_errors_are_value_errors():
     # callers catching ValueError (e.g. CLI) also see transform errors
     assert issubclass(TransformError, ValueError)
+
+
+def test_segment_shortcut_agrees_with_quote():
+    from urllib.parse import quote
+    for value in ["", "a-b_c.d~e", "x:y@z!$&'()*+,;=", "a b", "é", "a/b", "100%", "日本", "a\x00b"]:
+        assert segment(value) == quote(value, safe="-._~!$&'()*+,;=:@")
+
+
+def test_memoised_transforms_repeat_results_and_errors():
+    for _ in range(2):
+        assert date("14 April 2021") == Typed("2021-04-14", XSD + "date")
+        with pytest.raises(TransformError, match="is not a calendar date"):
+            date("2021-02-30")
+        assert language("Dutch") == "nl"
