@@ -18,7 +18,7 @@ from .sources import InputError
 from .validate import ShapesError
 from .work import Reader, Work, path_for
 from .writers import formats
-from .writers.report import status as record_status, text_report
+from .writers.report import report_lines, status as record_status
 
 USER_ERRORS = (ConfigError, MappingError, InputError, ShapesError, DeletionGuard)
 reference_option = click.option(
@@ -188,10 +188,16 @@ def validate(project: Path, reference: bool, workers: int, executor_name: str, s
       heritage-ld validate --project .
     """
     pub = _run("validating", pipeline.build, project, reference=reference,
-               run=_executor(workers, executor_name, scheduler))
-    click.echo(text_report(pub))
+               run=_executor(workers, executor_name, scheduler),
+               on_report=_print_report)
     _summary(pub, None)
     sys.exit(1 if pub.held_back or pub.edm_held_back else 0)
+
+
+def _print_report(pub: pipeline.Publication) -> None:
+    for line in report_lines(pub):  # streamed: a report can be larger than memory
+        click.echo(line, nl=False)
+    click.echo()
 
 
 @main.command(name="map")

@@ -172,22 +172,36 @@ def _chunks(items: Iterable, size: int) -> Iterator[list]:
 
 
 def build(root: Path, progress: Callable[[int], None] | None = None, *, reference: bool = False,
-          run: Executor | None = None, work: Work | None = None) -> Publication:
+          run: Executor | None = None, on_report: Callable[[Publication], object] | None = None) -> Publication:
     """Read, map and validate the project's sources; nothing is published.
 
-    With ``work`` given (``publish``), its results stay there for the catalog; otherwise a work
-    database is made for the run and removed."""
-    own = work is None
+    The returned report lists every issue; with ``on_report``, that function gets the
+    publication while its issues are still read lazily from the run's work database (a report
+    larger than memory), and the returned one has none."""
     cfg = config_mod.load(root)
     remove_stale(cfg.catalog.parent)
-    work = work or Work(path_for(cfg.catalog))
+    work = Work(path_for(cfg.catalog))
     try:
         pub = _build(root, work, progress, reference, run or Serial())
-        pub.issues = list(report(work))
+        if on_report is None:
+            pub.issues = list(report(work))
+        else:
+            pub.issues = _Replay(work)
+            on_report(pub)
+            pub.issues = []
         return pub
     finally:
-        if own:
-            work.close()
+        work.close()
+
+
+class _Replay:
+    """The run's report, read again from the work database on each iteration."""
+
+    def __init__(self, work: Work) -> None:
+        self.work = work
+
+    def __iter__(self) -> Iterator[Issue]:
+        return report(self.work)
 
 
 def _build(root: Path, work: Work, progress: Callable[[int], None] | None, reference: bool, run: Executor,

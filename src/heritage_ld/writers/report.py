@@ -68,10 +68,6 @@ def report_lines(pub) -> Iterator[str]:
         yield "No problems found.\n"
 
 
-def text_report(pub) -> str:
-    return "".join(report_lines(pub))
-
-
 class Report:
     """Written at the end, streaming: the report can hold more issues than fit in memory."""
 
