@@ -22,6 +22,7 @@ from typing import Callable
 
 from heritage_ld import config as config_mod
 from heritage_ld import pipeline
+from heritage_ld import executor
 from heritage_ld.executor import Serial
 from heritage_ld.mapping import Mapped, Mappings, Record
 from heritage_ld.validate import Shapes, validate
@@ -215,10 +216,10 @@ def traced_stages(work: Path, name: str) -> None:
     threading.Thread(target=sample, daemon=True).start()
 
 
-def _publish(root: Path, work: Path, t: Timer, now: int, name: str = "publish") -> dict:
+def _publish(root: Path, work: Path, t: Timer, now: int, name: str = "publish", workers: int = 1) -> dict:
     traced_stages(work, name)
     with t:
-        pub, changes = pipeline.publish(root, now=now)
+        pub, changes = pipeline.publish(root, now=now, run=executor.make(workers=workers))
     return {"records": pub.published, "triples": pub.triple_count, "held_back": len(pub.held_back),
             "edm_held_back": len(pub.edm_held_back), "edm_records": pub.edm_count, "added": changes.added,
             "changed": changes.changed, "deleted": len(changes.deleted), "unchanged": changes.unchanged,
@@ -238,6 +239,12 @@ def m_publish_noop(root: Path, work: Path, t: Timer, args) -> dict:
 @measure("publish_1pct")
 def m_publish_1pct(root: Path, work: Path, t: Timer, args) -> dict:
     return _publish(root, work, t, NOW + 7200, name="publish_1pct")
+
+
+@measure("publish_workers2")
+def m_publish_workers2(root: Path, work: Path, t: Timer, args) -> dict:
+    """``publish --workers 2`` on a fresh copy: mapping, validation and EDM in two processes."""
+    return _publish(root, work, t, NOW, name="publish_workers2", workers=2)
 
 
 def writer(fmt: str):

@@ -28,9 +28,10 @@ from generate import SOURCES, generate  # noqa: E402
 
 MORPH_PYTHON = ROOT / ".venv" / "morph-kgc" / "bin" / "python"
 WRITERS = ["write_ntriples", "write_nquads", "write_turtle", "write_jsonld", "write_edm", "write_void", "write_report"]
-# (name, runs on: "project" = the generated sources, "run" = the copy the publish runs change)
+# (name, runs on: "project" = the generated sources, "run" = the copy the publish runs change, "fresh" = a new copy)
 ORDER = [("raw_limit", "project"), ("map", "project"), ("validate", "project"), ("validate_pyshacl", "project"),
          ("publish", "run"), ("publish_noop", "run"), ("publish_1pct", "run"), *[(w, "run") for w in WRITERS],
+         ("publish_workers2", "fresh"),
          ("pyshacl_graph", "project"), ("pyshacl_record", "project"),
          ("rdflib_parse", "run"), ("rdflib_ntriples", "run"), ("rdflib_turtle", "run"), ("morph_kgc", "project")]
 NEEDS_PUBLISH = {"publish_noop", "publish_1pct", *WRITERS, "rdflib_parse", "rdflib_ntriples", "rdflib_turtle"}
@@ -38,6 +39,7 @@ LABELS = {
     "map": "ours: map only (read+extract+compile+map)", "validate": "ours: validate (compiled shapes, default)",
     "validate_pyshacl": "ours: validate (pyshacl per 500-record chunk)", "publish": "ours: publish end-to-end (first run)",
     "publish_noop": "ours: publish again, no change", "publish_1pct": "ours: publish again, 1% of articles changed",
+    "publish_workers2": "ours: publish end-to-end, --workers 2 (coordinator RSS)",
     **{w: f"ours: writer {w[6:]}" for w in WRITERS},
     "raw_limit": "raw limit: json.loads + f-string N-Triples", "morph_kgc": "Morph-KGC: YARRRML -> N-Triples",
     "pyshacl_graph": "pyshacl: whole graph, one call", "pyshacl_record": "pyshacl: one record a call (extrapolated)",
@@ -47,6 +49,7 @@ LABELS = {
 # (what, ours, baseline): speed = baseline seconds / our seconds on the same records (>1: ours is faster)
 RATIOS = [("map only vs Morph-KGC", "map", "morph_kgc"),
           ("end-to-end publish vs Morph-KGC", "publish", "morph_kgc"),
+          ("end-to-end publish, --workers 2, vs Morph-KGC", "publish_workers2", "morph_kgc"),
           ("map only vs raw f-string limit", "map", "raw_limit"),
           ("end-to-end publish vs raw f-string limit", "publish", "raw_limit"),
           ("validate (default) vs pyshacl whole graph", "validate", "pyshacl_graph"),
@@ -134,7 +137,10 @@ def measure_all(n: int, work: Path, args) -> dict:
     for name, where in ORDER:
         if args.only and name not in args.only:
             continue
-        root = project if where == "project" else run
+        root = {"project": project, "run": run, "fresh": tmp / "fresh"}[where]
+        if where == "fresh":
+            shutil.rmtree(root, ignore_errors=True)
+            shutil.copytree(project, root)
         if args.skip and name in args.skip:
             results[name] = {"skipped": "--skip"}
             print(f"[bench] {name:17} skipped (--skip)", file=sys.stderr)
@@ -160,6 +166,8 @@ def measure_all(n: int, work: Path, args) -> dict:
             r["records_per_s"] = round(records / r["seconds"], 1) if r["seconds"] else None
             if r.get("triples"):
                 r["triples_per_s"] = round(r["triples"] / r["seconds"]) if r["seconds"] else None
+        if where == "fresh":
+            shutil.rmtree(root, ignore_errors=True)
         trace = tmp / f"trace-{name}.txt"
         if "error" in r and trace.is_file():  # how far a stopped publish got
             r["progress"] = trace.read_text().splitlines()[-6:]
