@@ -92,7 +92,9 @@ def _unescape(match: re.Match[str]) -> str:
 def split_literal(term: str) -> tuple[str, str | None, str | None]:
     """(lexical form, language, datatype IRI) of an N-Triples literal term."""
     end = term.rindex('"')
-    lex = _UNESC.sub(_unescape, term[1:end])
+    lex = term[1:end]
+    if "\\" in lex:
+        lex = _UNESC.sub(_unescape, lex)
     rest = term[end + 1:]
     if rest.startswith("@"):
         return lex, rest[1:], None

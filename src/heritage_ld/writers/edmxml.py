@@ -5,7 +5,8 @@ The document is a projection of the record's triples onto the EDM classes and pr
 properties come out in the order the sorter would give them, so Metis validates exactly what
 was written. Values are sorted, every class element has ``rdf:about``, every property is an
 empty element with ``rdf:resource`` or a literal (``rdf:datatype`` only where the XSD demands
-one). Anything that would make the document invalid or lose data raises ValueError.
+one). Anything that would make the document invalid or lose data raises ValueError. The XML is
+written as text, byte for byte what lxml's ``tostring(pretty_print=True)`` gives for the same tree.
 
 Selection, starting from the CHO: every ``ore:Aggregation`` whose ``edm:aggregatedCHO`` is the
 CHO; the web resources those aggregations point to (``edm:isShownBy``, ``edm:object``,
@@ -20,129 +21,150 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import resources
-
-from lxml import etree
 
 from heritage_ld.terms import RDF_TYPE, XML_ILLEGAL, Triple, split_literal
 
-RDF_NS = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
-XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
-_RDF_TYPE = RDF_TYPE[1:-1]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: one per class and property
 class Prop:
     """One property element a class allows (see data/edm-classes.json)."""
 
     qname: str
-    tag: str  # Clark notation {ns}local
     value: str  # resource | literal | resource_or_literal | plain | typed
     min: int
     max: int | None
     datatype: str  # "" unless value == "typed"
+    order: int  # position in the class's XSD sequence
 
 
 @dataclass(frozen=True)
 class EdmClass:
     qname: str
-    tag: str
     iri: str
     role: str  # cho | web_resource | contextual | aggregation
-    props: dict[str, Prop]  # predicate IRI -> Prop, in XSD order
+    props: dict[str, Prop]  # predicate as an N-Triples term <iri> -> Prop, in XSD order
+    limited: tuple[Prop, ...]  # the props with a min or max, in XSD order
 
 
 def _load() -> tuple[dict[str, str], list[EdmClass]]:
     data = json.loads(resources.files("heritage_ld").joinpath("data/edm-classes.json").read_text("utf-8"))
     prefixes: dict[str, str] = data["prefixes"]
 
-    def expand(qname: str) -> tuple[str, str]:
+    def expand(qname: str) -> str:
         prefix, local = qname.split(":", 1)
-        return prefixes[prefix] + local, f"{{{prefixes[prefix]}}}{local}"
+        return prefixes[prefix] + local
 
     classes = []
     for c in data["classes"]:
         props = {}
-        for p in c["properties"]:
-            iri, tag = expand(p["name"])
+        for i, p in enumerate(c["properties"]):
             if (p["value"] == "typed") != ("datatype" in p):
                 raise ValueError(f"edm-classes.json: {p['name']}: a datatype goes with value 'typed' only")
-            props[iri] = Prop(p["name"], tag, p["value"], p["min"], p["max"], p.get("datatype", ""))
-        classes.append(EdmClass(c["element"], expand(c["element"])[1], c["iri"], c["role"], props))
+            props[f"<{expand(p['name'])}>"] = Prop(p["name"], p["value"], p["min"], p["max"], p.get("datatype", ""), i)
+        limited = tuple(p for p in props.values() if p.min or p.max is not None)
+        classes.append(EdmClass(c["element"], c["iri"], c["role"], props, limited))
     return prefixes, classes
 
 
 PREFIXES, CLASSES = _load()
-_BY_IRI = {c.iri: c for c in CLASSES}
 _ROLE = {c.role: c for c in CLASSES if c.role != "contextual"}
-_CONTEXTUAL = {c.iri for c in CLASSES if c.role == "contextual"}
-_CHO, _AGG, _WR = _ROLE["cho"].iri, _ROLE["aggregation"].iri, _ROLE["web_resource"].iri
+_CONTEXTUAL = {f"<{c.iri}>" for c in CLASSES if c.role == "contextual"}
+_CHO, _WR = f"<{_ROLE['cho'].iri}>", f"<{_ROLE['web_resource'].iri}>"
 _EDM = PREFIXES["edm"]
-_AGGREGATED_CHO = _EDM + "aggregatedCHO"
-_WR_LINKS = (_EDM + "isShownBy", _EDM + "object", _EDM + "hasView")
+_AGGREGATED_CHO = f"<{_EDM}aggregatedCHO>"
+_WR_LINKS = tuple(f"<{_EDM}{p}>" for p in ("isShownBy", "object", "hasView"))
+_PREDICATES = {RDF_TYPE}.union(*(c.props for c in CLASSES))  # all the selection and description look at
 
 # (kind, text, lang): kind 0 = rdf:resource, 1 = literal
 Value = tuple[int, str, str | None]
-Index = dict[str, dict[str, set[str]]]
+Index = dict[str, dict[str, set[str]]]  # subject term -> predicate term -> object terms
 
 
 def _index(triples: Iterable[Triple]) -> Index:
     graph: Index = defaultdict(lambda: defaultdict(set))
     for s, p, o in triples:
-        graph[s][p[1:-1]].add(o)
+        po = graph[s]  # every subject is in the graph, with the predicates EDM uses
+        if p in _PREDICATES:
+            po[p].add(o)
     return graph
 
 
 def _types(graph: Index, term: str) -> set[str]:
-    return {o[1:-1] for o in graph.get(term, {}).get(_RDF_TYPE, ()) if o.startswith("<")}
+    """The rdf:type objects of ``term`` (its classes, as terms, and any literal)."""
+    return graph[term].get(RDF_TYPE, set()) if term in graph else set()
 
 
 def is_provided_cho(triples: Iterable[Triple], subject: str) -> bool:
     """True if ``subject`` (an IRI without <>) is typed edm:ProvidedCHO in ``triples``."""
-    return (f"<{subject}>", RDF_TYPE, f"<{_CHO}>") in set(triples)
+    return (f"<{subject}>", RDF_TYPE, _CHO) in triples
 
 
-def _values(subject: str, prop: Prop, objects: set[str]) -> list[Value]:
-    """The element values for one property, checked against what the XSD lets it carry."""
-    out: set[Value] = set()
-    where = f"{subject} {prop.qname}"
+def _xml_legal(text: str) -> bool:
+    """True if XML can carry every character of ``text`` (printable ASCII, the usual case, checked first)."""
+    return (text.isascii() and text.isprintable()) or not XML_ILLEGAL.search(text)
+
+
+@lru_cache(maxsize=1 << 14)
+def _element(prop: Prop, o: str) -> tuple[Value, str] | str:
+    """The value of one object of ``prop`` and its element line; or, as a str, why it can't be one."""
+    if o.startswith("<"):
+        if prop.value not in ("resource", "resource_or_literal"):
+            return f"takes a literal, got the IRI {o}"
+        text, lang, kind = o[1:-1], None, 0
+    elif o.startswith("_:"):
+        return f"blank node {o} (EDM needs an IRI for every resource)"
+    else:
+        if prop.value == "resource":
+            return f"takes an IRI (rdf:resource), got the literal {o}"
+        text, lang, _datatype = split_literal(o)
+        if lang and prop.value in ("plain", "typed"):
+            return f"the XSD allows no xml:lang here, got {o}"
+        kind = 1
+    if not _xml_legal(text):
+        return f"value contains a character XML cannot carry: {o!r}"
+    if kind == 0:
+        return (kind, text, lang), f'    <{prop.qname} rdf:resource="{_attr(text)}"/>\n'
+    lang_attr = f' xml:lang="{_attr(lang)}"' if lang else ""
+    datatype = f' rdf:datatype="{_attr(prop.datatype)}"' if prop.value == "typed" else ""
+    return (kind, text, lang), f"    <{prop.qname}{lang_attr}{datatype}>{_text(text)}</{prop.qname}>\n"
+
+
+def _elements(subject: str, prop: Prop, objects: set[str]) -> list[str]:
+    """The element lines for one property, in value order, checked against what the XSD lets it carry."""
+    out: dict[Value, str] = {}
     for o in objects:
-        if o.startswith("_:"):
-            raise ValueError(f"{where}: blank node {o} (EDM needs an IRI for every resource)")
-        if o.startswith("<"):
-            if prop.value not in ("resource", "resource_or_literal"):
-                raise ValueError(f"{where}: takes a literal, got the IRI {o}")
-            text, lang, kind = o[1:-1], None, 0
-        else:
-            if prop.value == "resource":
-                raise ValueError(f"{where}: takes an IRI (rdf:resource), got the literal {o}")
-            text, lang, _datatype = split_literal(o)
-            if lang and prop.value in ("plain", "typed"):
-                raise ValueError(f"{where}: the XSD allows no xml:lang here, got {o}")
-            kind = 1
-        if XML_ILLEGAL.search(text):
-            raise ValueError(f"{where}: value contains a character XML cannot carry: {o!r}")
-        out.add((kind, text, lang))
-    return sorted(out, key=lambda v: (v[0], v[1], v[2] or ""))
+        found = _element(prop, o)
+        if isinstance(found, str):
+            raise ValueError(f"{subject} {prop.qname}: {found}")
+        out[found[0]] = found[1]
+    if len(out) == 1:
+        return list(out.values())
+    return [out[v] for v in sorted(out, key=lambda v: (v[0], v[1], v[2] or ""))]
 
 
-def _describe(graph: Index, term: str, cls: EdmClass) -> list[tuple[Prop, list[Value]]] | None:
-    """The class's properties present on ``term``, in XSD order, with min/max checked.
+def _describe(graph: Index, term: str, cls: EdmClass) -> list[tuple[Prop, list[str]]] | None:
+    """The class's properties present on ``term`` with their element lines, in XSD order, min/max checked.
 
     None for an entity (not the CHO or an aggregation) with no property of its class: it stays
     a plain reference, e.g. a licence typed cc:License that has labels but no odrl:inheritFrom.
     """
     subject = term[1:-1]
     po = graph.get(term, {})
-    found = [(prop, _values(subject, prop, po.get(iri, set()))) for iri, prop in cls.props.items()]
-    if cls.role not in ("cho", "aggregation") and not any(values for _, values in found):
+    present = sorted((prop.order, prop, objects) for p, objects in po.items() if (prop := cls.props.get(p)))
+    found = [(prop, _elements(subject, prop, objects)) for _, prop, objects in present]
+    if cls.role not in ("cho", "aggregation") and not found:
         return None
-    for prop, values in found:
-        if len(values) < prop.min:
+    counts = {prop: len(lines) for prop, lines in found}
+    for prop in cls.limited:
+        n = counts.get(prop, 0)
+        if n < prop.min:
             raise ValueError(f"{subject}: {cls.qname} requires {prop.qname} (EDM XSD minOccurs={prop.min})")
-        if prop.max is not None and len(values) > prop.max:
-            raise ValueError(f"{subject}: {cls.qname} allows at most {prop.max} {prop.qname}, got {len(values)}")
-    return [(prop, values) for prop, values in found if values]
+        if prop.max is not None and n > prop.max:
+            raise ValueError(f"{subject}: {cls.qname} allows at most {prop.max} {prop.qname}, got {n}")
+    return found
 
 
 def _select(graph: Index, cho: str) -> list[tuple[EdmClass, str]]:
@@ -156,8 +178,8 @@ def _select(graph: Index, cho: str) -> list[tuple[EdmClass, str]]:
             raise ValueError(f"{s}: blank node aggregation of {cho} (EDM needs rdf:about)")
 
     def refs(term: str, cls: EdmClass) -> set[str]:
-        po = graph.get(term, {})
-        return {o for p in cls.props if p != _AGGREGATED_CHO for o in po.get(p, ()) if o.startswith("<")}
+        return {o for p, objects in graph.get(term, {}).items() if p in cls.props and p != _AGGREGATED_CHO
+                for o in objects if o.startswith("<")}
 
     def is_cho(term: str) -> bool:
         return _CHO in _types(graph, term)
@@ -174,15 +196,26 @@ def _select(graph: Index, cho: str) -> list[tuple[EdmClass, str]]:
     for term in linked:
         kinds = _types(graph, term) & _CONTEXTUAL
         if len(kinds) > 1:
-            raise ValueError(f"{term[1:-1]}: typed as more than one EDM class: {sorted(kinds)}")
+            raise ValueError(f"{term[1:-1]}: typed as more than one EDM class: {sorted(k[1:-1] for k in kinds)}")
         if kinds and not is_cho(term):
-            contextual[kinds.pop()].append(term)
+            contextual[kinds.pop()[1:-1]].append(term)
     for cls in CLASSES:  # document order: sorter order
         if cls.role == "contextual":
             chosen += [(cls, t) for t in sorted(contextual[cls.iri])]
         elif cls.role == "aggregation":
             chosen += [(cls, a) for a in aggs]
     return chosen
+
+
+def _text(value: str) -> str:
+    """Element content escaped as libxml2 writes it."""
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
+
+
+def _attr(value: str) -> str:
+    """An attribute value escaped as libxml2 writes it."""
+    return (value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+            .replace("\t", "&#9;").replace("\n", "&#10;").replace("\r", "&#13;"))
 
 
 def edm_record(triples: Iterable[Triple], cho: str) -> bytes:
@@ -194,20 +227,17 @@ def edm_record(triples: Iterable[Triple], cho: str) -> bytes:
         if props is not None:
             blocks.append((cls, term[1:-1], props))
 
-    used = {"rdf"} | {q.split(":")[0] for c, _, ps in blocks for q in [c.qname, *(p.qname for p, _ in ps)]}
-    nsmap = {k: v for k, v in PREFIXES.items() if k in used}
-    root = etree.Element(f"{{{RDF_NS}}}RDF", nsmap=nsmap)
+    qnames = {"rdf:RDF"}
+    body = []
     for cls, about, props in blocks:
-        el = etree.SubElement(root, cls.tag, {f"{{{RDF_NS}}}about": about})
-        for prop, values in props:
-            for kind, text, lang in values:
-                child = etree.SubElement(el, prop.tag)
-                if kind == 0:
-                    child.set(f"{{{RDF_NS}}}resource", text)
-                    continue
-                child.text = text
-                if lang:
-                    child.set(XML_LANG, lang)
-                if prop.value == "typed":
-                    child.set(f"{{{RDF_NS}}}datatype", prop.datatype)
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+        if not _xml_legal(about):  # what lxml said
+            raise ValueError("All strings must be XML compatible: Unicode or ASCII, no NULL bytes or control characters")
+        qnames.add(cls.qname)
+        body.append(f'  <{cls.qname} rdf:about="{_attr(about)}">\n')  # _describe never gives an empty one
+        for prop, lines in props:
+            qnames.add(prop.qname)
+            body += lines
+        body.append(f"  </{cls.qname}>\n")
+    used = {q.split(":", 1)[0] for q in qnames}
+    namespaces = "".join(f' xmlns:{k}="{v}"' for k, v in PREFIXES.items() if k in used)
+    return f"<?xml version='1.0' encoding='UTF-8'?>\n<rdf:RDF{namespaces}>\n{''.join(body)}</rdf:RDF>\n".encode()
