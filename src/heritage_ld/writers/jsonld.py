@@ -16,6 +16,7 @@ from . import Files, Format, register
 from .rdf import record_file
 
 SCHEMA = "http://schema.org/"
+_XSD_STRING = XSD + "string"
 
 
 class Compactor:
@@ -23,6 +24,7 @@ class Compactor:
         self.prefixes = dict(pub.mappings.prefixes)
         self._by_length = sorted(self.prefixes.items(), key=lambda kv: -len(kv[1]))
         self._terms: dict[str, str] = {}
+        self._predicates: dict[str, str] = {}  # N-Triples <iri> -> term
         kinds: dict[str, set[bool]] = {}
         for m in pub.mappings.entities.values():
             for p, k in m.object_kinds().items():
@@ -57,23 +59,39 @@ class Compactor:
         lex, lang, dt = split_literal(obj)
         if lang:
             return {"@value": lex, "@language": lang}
-        if dt and dt != XSD + "string":
+        if dt and dt != _XSD_STRING:
             return {"@value": lex, "@type": self.term(dt)}
         return {"@value": lex} if term in self.iri_terms else lex
 
     def nodes(self, triples) -> list[dict]:
-        by_subject: dict[str, dict] = {}
-        for s, p, o in sorted(set(triples)):
-            node = by_subject.setdefault(s, {"@id": s[1:-1]})
-            if p == RDF_TYPE:
-                node.setdefault("@type", []).append(self.term(o[1:-1]))
+        """One node per subject, in subject order: @id, @type, then the properties by term."""
+        out: list[dict] = []
+        value_of = self.value
+        subject, props = None, {}
+        last = None
+        for triple in sorted(triples):  # cheap for a record's triples, already sorted
+            if triple == last:
                 continue
-            term = self.term(p[1:-1])
-            node.setdefault(term, []).append(self.value(term, o))
-        out = []
-        for node in by_subject.values():
-            out.append({k: (v[0] if isinstance(v, list) and len(v) == 1 else v) for k, v in
-                        sorted(node.items(), key=lambda kv: (kv[0] not in ("@id", "@type"), kv[0]))})
+            last = triple
+            s, p, o = triple
+            if s != subject:
+                if subject is not None:
+                    out.append(_node(subject, props))
+                subject, props = s, {}
+            if p == RDF_TYPE:
+                term, value = "@type", self.term(o[1:-1])
+            else:
+                term = self._predicates.get(p)
+                if term is None:
+                    term = self._predicates[p] = self.term(p[1:-1])
+                value = value_of(term, o)
+            values = props.get(term)
+            if values is None:
+                props[term] = [value]
+            else:
+                values.append(value)
+        if subject is not None:
+            out.append(_node(subject, props))
         return out
 
     def document(self, triples, context_ref: str) -> dict:
@@ -86,8 +104,58 @@ class Compactor:
         return {"@context": context_ref, "@graph": nodes}
 
 
+def _node(subject: str, props: dict[str, list]) -> dict:
+    """The node for ``subject`` from its values by term: @id and @type first, one value unwrapped."""
+    node: dict = {"@id": subject[1:-1]}
+    types = props.pop("@type", None)
+    if types is not None:
+        node["@type"] = types[0] if len(types) == 1 else types
+    for k in sorted(props):
+        v = props[k]
+        node[k] = v[0] if len(v) == 1 else v
+    return node
+
+
 def dumps(doc: dict) -> bytes:
-    return (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    """``json.dumps(doc, ensure_ascii=False, indent=2)`` plus a newline, as UTF-8, for a document with
+    string keys; faster: strings are escaped by json's C encoder, other scalars left to json.dumps."""
+    out: list[str] = []
+    _encode(doc, out, "\n")
+    out.append("\n")
+    return "".join(out).encode("utf-8")
+
+
+_escape = json.encoder.encode_basestring  # what json.dumps uses with ensure_ascii=False
+
+
+def _encode(value, out: list[str], newline: str) -> None:
+    """Append ``value`` as indented JSON; ``newline`` is the line break and indent it starts at."""
+    if isinstance(value, str):
+        out.append(_escape(value))
+    elif isinstance(value, dict) and value:
+        inner = newline + "  "
+        sep = "{" + inner
+        for k, v in value.items():
+            if isinstance(v, str):  # most values: no call
+                out.append(f"{sep}{_escape(k)}: {_escape(v)}")
+            else:
+                out.append(f"{sep}{_escape(k)}: ")
+                _encode(v, out, inner)
+            sep = "," + inner
+        out.append(newline + "}")
+    elif isinstance(value, (list, tuple)) and value:
+        inner = newline + "  "
+        sep = "[" + inner
+        for v in value:
+            if isinstance(v, str):
+                out.append(sep + _escape(v))
+            else:
+                out.append(sep)
+                _encode(v, out, inner)
+            sep = "," + inner
+        out.append(newline + "]")
+    else:
+        out.append(json.dumps(value))
 
 
 class JsonLd:

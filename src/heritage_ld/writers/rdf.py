@@ -37,14 +37,15 @@ def _order(t: Triple) -> tuple:
 
 
 def nt_lines(triples) -> str:
-    return "".join(f"{s} {p} {o} .\n" for s, p, o in triples)
+    text = " .\n".join(map(" ".join, triples))
+    return text + " .\n" if text else ""
 
 
 def turtle(triples: list[Triple], prefixes: dict[str, str]) -> bytes:
     """Turtle with the prefixes the triples actually use."""
-    text = nt_lines(sorted(triples, key=_order))
-    used = {p: ns for p, ns in prefixes.items() if f"<{ns}" in text or f"^^<{ns}" in text}
-    quads = ox.parse(text.encode("utf-8"), format=ox.RdfFormat.N_TRIPLES)
+    data = nt_lines(sorted(triples, key=_order)).encode("utf-8")
+    used = {p: ns for p, ns in prefixes.items() if f"<{ns}".encode("utf-8") in data}  # also finds ^^<datatype>
+    quads = ox.parse(data, format=ox.RdfFormat.N_TRIPLES)
     return ox.serialize(quads, format=ox.RdfFormat.TURTLE, prefixes=used) or b""
 
 
