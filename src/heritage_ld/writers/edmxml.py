@@ -134,15 +134,14 @@ def _element(prop: Prop, o: str) -> tuple[Value, str] | str:
 
 def _elements(subject: str, prop: Prop, objects: set[str]) -> list[str]:
     """The element lines for one property, in value order, checked against what the XSD lets it carry."""
-    out: dict[Value, str] = {}
-    for o in objects:
-        found = _element(prop, o)
-        if isinstance(found, str):
-            raise ValueError(f"{subject} {prop.qname}: {found}")
-        out[found[0]] = found[1]
-    if len(out) == 1:
-        return list(out.values())
-    return [out[v] for v in sorted(out, key=lambda v: (v[0], v[1], v[2] or ""))]
+    found = [_element(prop, o) for o in objects]
+    for f in found:
+        if isinstance(f, str):
+            raise ValueError(f"{subject} {prop.qname}: {f}")
+    if len(found) == 1:  # the usual case
+        return [found[0][1]]
+    lines = dict(found)  # one line per distinct value
+    return [lines[v] for v in sorted(lines, key=lambda v: (v[0], v[1], v[2] or ""))]
 
 
 def _describe(graph: Index, term: str, cls: EdmClass) -> list[tuple[Prop, list[str]]] | None:
