@@ -188,8 +188,8 @@ def ratios(run: dict) -> dict:
     for what, ours, base in RATIOS:
         a, b = m.get(ours, {}), m.get(base, {})
         if "seconds" in a and "seconds" in b and a["seconds"] and b["seconds"]:
-            out[what] = {"ours": ours, "baseline": base, "speed": round(b["seconds"] / a["seconds"], 2),
-                         "rss": round(a["peak_rss_mb"] / b["peak_rss_mb"], 2)}
+            out[what] = {"ours": ours, "baseline": base, "speed": float(f"{b['seconds'] / a['seconds']:.3g}"),
+                         "rss": float(f"{a['peak_rss_mb'] / b['peak_rss_mb']:.3g}")}  # 3 significant digits
         else:
             out[what] = {"ours": ours, "baseline": base, "speed": None, "rss": None,
                          "why": a.get("error") or a.get("skipped") or b.get("error") or b.get("skipped") or "not run"}
