@@ -243,15 +243,16 @@ def m_publish_1pct(root: Path, work: Path, t: Timer, args) -> dict:
 
 @measure("publish_workers2")
 def m_publish_workers2(root: Path, work: Path, t: Timer, args) -> dict:
-    """``publish --workers 2`` on a fresh copy: mapping, validation and EDM in two processes."""
+    """``publish --workers 2`` on a fresh copy: mapping, validation, EDM and the writers in two processes."""
     return _publish(root, work, t, NOW, name="publish_workers2", workers=2)
 
 
 def writer(fmt: str):
     def run(root: Path, work: Path, t: Timer, args) -> dict:
-        """One format's sink fed every live catalog row (rows decoded and de-duplicated as write_all does)."""
+        """One format's sink fed every live catalog row (rows decoded, and de-duplicated for the formats that
+        use that, as write_all does)."""
         from heritage_ld.catalog import Catalog
-        from heritage_ld.writers import Files, Seen, formats
+        from heritage_ld.writers import Files, _Group, formats
         cfg, mappings, shapes = pipeline.load_project(root)
         pub = pipeline.Publication(cfg, mappings, {}, {}, [], 0)
         cat = Catalog(cfg.catalog)
@@ -263,13 +264,12 @@ def writer(fmt: str):
         out.mkdir(parents=True)
         records = triples = 0
         with t:
-            sink = formats()[fmt].sink(pub, out, Files(out, None, 0))
-            seen = Seen(cfg.base_uri)
+            group = _Group(pub, out, Files(out, None, 0), [formats()[fmt]])
             for row in cat.rows():
-                sink.add(row, seen.fresh(row.triples))
+                group.add(row)
                 records += 1
                 triples += len(row.triples)
-            sink.close()
+            group.close()
         cat.close()
         size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
         files = sum(1 for f in out.rglob("*") if f.is_file())

@@ -56,3 +56,34 @@ def test_dask_cluster_gives_identical_output(tmp_path, reference):
 def test_dask_needs_a_scheduler():
     with pytest.raises(ValueError, match="--scheduler"):
         executor.make(executor="dask")
+
+
+def test_writers_are_shared_among_processes_by_cost():
+    from heritage_ld.writers import formats, share
+    fmts = list(formats().values())
+    groups = share(fmts, 2)
+    assert len(groups) == 2 and sorted(f.name for g in groups for f in g) == sorted(f.name for f in fmts)
+    assert all(f.local for f in fmts if f.local) and all(f in groups[0] for f in fmts if f.local)
+    costs = [sum(f.cost for f in g) for g in groups]
+    assert max(costs) - min(costs) <= max(f.cost for f in fmts)   # greedy: within one format of even
+    assert share(fmts, 1) == [sorted(fmts, key=lambda f: (not f.local, -f.cost, f.name))]
+    assert len(share(fmts, 50)) == len(fmts)
+
+
+def test_a_writer_failing_in_a_helper_process_stops_the_run_and_keeps_the_output(tmp_path, monkeypatch):
+    from heritage_ld.writers import jsonld
+    project = copy_project(tmp_path)
+    pipeline.publish(project, now=NOW)
+    before = files(project / "output")
+    posts = project / "sample" / "posts.json"
+    posts.write_text(posts.read_text().replace("Senior Editorial Officer", "Editor", 1))   # a change, so the output is rewritten
+
+    def boom(self, row, fresh):
+        raise ValueError("disk on fire")
+    monkeypatch.setattr(jsonld.JsonLd, "add", boom)
+    with pytest.raises(RuntimeError, match=r"(?s)writer process for .*jsonld.*failed.*disk on fire"):
+        pipeline.publish(project, now=NOW + 60, run=executor.make(workers=2))
+    assert files(project / "output") == before
+    assert not list(project.glob(".output.staging-*"))
+    import multiprocessing
+    assert not multiprocessing.active_children()

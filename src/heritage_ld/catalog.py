@@ -97,6 +97,11 @@ def content_hash(triples: list[Triple], edm_xml: bytes | None, sets: list[str] =
     return h.hexdigest()
 
 
+def decode_row(r: tuple) -> Row:
+    return Row(r[0], r[1], json.loads(r[2]), r[3], r[4], r[5], r[6], bool(r[7]),
+               [tuple(t) for t in json.loads(r[8])], r[9], r[10], r[11])
+
+
 class Catalog:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -114,11 +119,13 @@ class Catalog:
 
     # -- reading ---------------------------------------------------------------------------
     def rows(self, include_deleted: bool = False) -> Iterator[Row]:
-        sql = ("SELECT entity, id, sets, source, hash, first_published, last_changed, deleted, triples, edm_xml, "
-               "mapping, run FROM records" + ("" if include_deleted else " WHERE deleted = 0") + " ORDER BY entity, id")
-        for r in self.db.execute(sql):
-            yield Row(r[0], r[1], json.loads(r[2]), r[3], r[4], r[5], r[6], bool(r[7]),
-                      [tuple(t) for t in json.loads(r[8])], r[9], r[10], r[11])
+        return map(decode_row, self.raw_rows(include_deleted))
+
+    def raw_rows(self, include_deleted: bool = False) -> Iterator[tuple]:
+        """Rows as stored, in (entity, id) order (``decode_row`` makes a ``Row`` of one)."""
+        return self.db.execute(
+            "SELECT entity, id, sets, source, hash, first_published, last_changed, deleted, triples, edm_xml, "
+            "mapping, run FROM records" + ("" if include_deleted else " WHERE deleted = 0") + " ORDER BY entity, id")
 
     def digest(self) -> str:
         """Changes whenever anything published changes (used to skip rewriting identical output)."""

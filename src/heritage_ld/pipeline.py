@@ -454,7 +454,8 @@ def publish(root: Path, progress: Callable[[int], None] | None = None, *, now: i
             if read_state(cfg.output).get("state") == state:
                 catalog.commit()
             else:
-                write_all(pub, catalog, cfg.output, state,
+                # local worker processes share the writing too; a Dask run writes here, in one process
+                write_all(pub, catalog, cfg.output, state, processes=getattr(run, "workers", 1),
                           before_swap=lambda: (checkpoint("staged"), catalog.commit(), checkpoint("committed")))
         finally:
             catalog.rollback()

@@ -6,6 +6,9 @@ then fed the catalog's live records one by one, in (entity, id) order, and close
 reads the catalog once for all formats into a staging folder and swaps it with ``output/`` in one
 atomic step, so readers see the old output or the new one, never half. Per-record files of
 records unchanged since the output being replaced are hard-linked from it, not written again.
+With ``processes`` > 1 the formats are shared out (by their measured ``cost``) among forked
+helper processes, which this process feeds the catalog rows it reads; each format writes the same
+bytes wherever it runs.
 """
 from __future__ import annotations
 
@@ -13,10 +16,12 @@ import ctypes
 import hashlib
 import importlib
 import json
+import multiprocessing
 import os
 import shutil
 import sqlite3
 import tempfile
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Protocol
@@ -65,6 +70,9 @@ class Format:
     description: str
     sink: Callable[["Publication", Path, "Files"], Sink]
     record: Callable[["Publication", list[tuple[str, str, str]], str], bytes] | None = None
+    cost: float = 1.0      # relative writing time (benchmarks/results.json), to share formats among processes
+    fresh: bool = False    # the sink uses ``fresh`` (de-duplicated triples); else it is given []
+    local: bool = False    # must run in the process that holds the catalog connection
 
 
 FORMATS: dict[str, Format] = {}
@@ -89,7 +97,6 @@ class Files:
     def __init__(self, staging: Path, previous: Path | None, upto: int) -> None:
         self.staging, self.previous, self.upto = staging, previous, upto
         self._dirs: set[Path] = set()
-        self.written = self.linked = 0
 
     def reusable(self, row: "Row") -> bool:
         return self.previous is not None and row.run <= self.upto
@@ -102,12 +109,10 @@ class Files:
         if self.reusable(row):
             try:
                 os.link(self.previous / rel, dest)  # type: ignore[operator]
-                self.linked += 1
                 return
             except FileNotFoundError:
                 pass
         dest.write_bytes(make())
-        self.written += 1
 
 
 def read_state(out: Path) -> dict:
@@ -133,11 +138,13 @@ def writers_digest(pub: "Publication") -> str:
 
 
 def write_all(pub: "Publication", catalog: "Catalog", out: Path, state: str = "",
-              before_swap: Callable[[], object] | None = None) -> None:
+              before_swap: Callable[[], object] | None = None, processes: int = 1) -> None:
     """Write every format from the catalog's live records into a staging folder, then swap it in for ``out``.
 
     ``state`` is stored in ``.state`` (what the output was made from); ``before_swap`` runs once
-    the staging folder is complete (the catalog commits there)."""
+    the staging folder is complete (the catalog commits there); ``processes`` > 1 shares the
+    formats among that many processes (this one and forked helpers)."""
+    from ..catalog import decode_row
     out = out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     _recover(out)
@@ -145,29 +152,130 @@ def write_all(pub: "Publication", catalog: "Catalog", out: Path, state: str = ""
     umask = os.umask(0o022)
     os.umask(umask)
     os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes it 0700; the published folder must be readable
+    helpers: list[_Helper] = []
     try:
         old = read_state(out)
         digest = writers_digest(pub)
         reuse = out.is_dir() and old.get("writers") == digest and isinstance(old.get("run"), int)
         files = Files(staging, out if reuse else None, old.get("run", 0) if reuse else 0)
-        sinks = [fmt.sink(pub, staging, files) for fmt in formats().values()]
-        run = 0
-        seen = Seen(pub.config.base_uri)
-        for row in catalog.rows():
+        mine, *others = share(list(formats().values()), processes)
+        helpers = [_Helper(pub, staging, files, group) for group in others]
+        feed = _Group(pub, staging, files, mine)
+        run, batch = 0, []
+        for raw in catalog.raw_rows():
+            row = decode_row(raw)
             run = max(run, row.run)
-            fresh = seen.fresh(row.triples)
-            for sink in sinks:
-                sink.add(row, fresh)
-        seen.close()
-        for sink in sinks:
-            sink.close()
+            feed.add(row)
+            if helpers:
+                batch.append(raw)
+                if len(batch) == _BATCH:
+                    for h in helpers:
+                        h.send(batch)
+                    batch = []
+        feed.close()
+        for h in helpers:
+            h.send(batch)
+            h.finish()
         (staging / ".state").write_text(json.dumps({"state": state, "run": run, "writers": digest}))
         _sync(staging)
         if before_swap:
             before_swap()
         swap(staging, out)
     finally:
+        for h in helpers:
+            h.stop()
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def share(fmts: list[Format], processes: int) -> list[list[Format]]:
+    """Formats in ``processes`` groups of about equal cost, heaviest first into the lightest group;
+    group 0 (this process, which also reads the catalog) takes the ``local`` ones."""
+    groups: list[list[Format]] = [[] for _ in range(max(1, min(processes, len(fmts))))]
+    load = [0.0] * len(groups)
+    for f in sorted(fmts, key=lambda f: (not f.local, -f.cost, f.name)):
+        g = 0 if f.local else min(range(len(groups)), key=lambda i: (load[i], i))
+        groups[g].append(f)
+        load[g] += f.cost
+    return [g for g in groups if g] or [[]]
+
+
+_BATCH = 256  # catalog rows a message to a helper process
+
+
+class _Group:
+    """Some formats' sinks, fed rows in catalog order."""
+
+    def __init__(self, pub: "Publication", staging: Path, files: Files, fmts: list[Format]) -> None:
+        self.sinks = [f.sink(pub, staging, files) for f in fmts]
+        self.seen = Seen(pub.config.base_uri) if any(f.fresh for f in fmts) else None
+
+    def add(self, row: "Row") -> None:
+        fresh = self.seen.fresh(row.triples) if self.seen else []
+        for sink in self.sinks:
+            sink.add(row, fresh)
+
+    def close(self) -> None:
+        if self.seen:
+            self.seen.close()
+        for sink in self.sinks:
+            sink.close()
+
+
+class _Helper:
+    """A forked process writing some formats from the raw catalog rows it is sent (None: the end).
+    It answers None when done, or the traceback of what went wrong."""
+
+    def __init__(self, pub: "Publication", staging: Path, files: Files, fmts: list[Format]) -> None:
+        ctx = multiprocessing.get_context("fork")
+        self.names = ", ".join(f.name for f in fmts)
+        rows_in, self.rows = ctx.Pipe(duplex=False)
+        self.answer, answer_out = ctx.Pipe(duplex=False)
+        self.proc = ctx.Process(target=_helper_main, args=(pub, staging, files, fmts, rows_in, self.rows, answer_out),
+                                name=f"heritage-ld writer ({self.names})", daemon=True)
+        self.proc.start()
+        rows_in.close()
+        answer_out.close()
+
+    def send(self, batch: list) -> None:
+        try:
+            self.rows.send(batch)
+        except (BrokenPipeError, ConnectionResetError):
+            self.finish()  # the helper stopped early: raise what it says
+
+    def finish(self) -> None:
+        try:
+            self.rows.send(None)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        try:
+            error = self.answer.recv()
+        except EOFError:
+            self.proc.join()
+            raise RuntimeError(f"the writer process for {self.names} died (exit code {self.proc.exitcode})") from None
+        self.proc.join()
+        if error:
+            raise RuntimeError(f"the writer process for {self.names} failed:\n{error}")
+
+    def stop(self) -> None:
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join()
+        self.rows.close()
+        self.answer.close()
+
+
+def _helper_main(pub, staging, files, fmts, rows_in, rows_out, answer) -> None:
+    from ..catalog import decode_row
+    rows_out.close()  # this end is the parent's: with it closed here, a dead parent means EOF
+    try:
+        group = _Group(pub, staging, files, fmts)
+        while (batch := rows_in.recv()) is not None:
+            for raw in batch:
+                group.add(decode_row(raw))
+        group.close()
+        answer.send(None)
+    except BaseException:
+        answer.send(traceback.format_exc())
 
 
 def _sync(root: Path) -> None:

@@ -153,8 +153,8 @@ class Turtle:
 
 
 register(Format("ntriples", "application/n-triples", "nt", "whole dataset as N-Triples (dataset.nt, dataset.nt.gz)",
-                NTriples, lambda pub, triples, _subject: nt_lines(sorted(triples)).encode()))
+                NTriples, lambda pub, triples, _subject: nt_lines(sorted(triples)).encode(), cost=3.8, fresh=True))
 register(Format("nquads", "application/n-quads", "nq",
-                "whole dataset as N-Quads, one named graph per record (dataset.nq, dataset.nq.gz)", NQuads))
+                "whole dataset as N-Quads, one named graph per record (dataset.nq, dataset.nq.gz)", NQuads, cost=4.5))
 register(Format("turtle", "text/turtle", "ttl", "Turtle per record (records/) and whole dataset (dataset.ttl)",
-                Turtle, lambda pub, triples, _subject: turtle(triples, pub.mappings.prefixes)))
+                Turtle, lambda pub, triples, _subject: turtle(triples, pub.mappings.prefixes), cost=7.4))

@@ -93,4 +93,5 @@ class Report:
             txt.writelines(report_lines(self.pub))
 
 
-register(Format("report", "text/turtle", "ttl", "validation report (validation-report.ttl and .txt)", Report))
+register(Format("report", "text/turtle", "ttl", "validation report (validation-report.ttl and .txt)", Report,
+                cost=2.8, local=True))
