@@ -65,9 +65,12 @@ def test_writers_are_shared_among_processes_by_cost():
     assert len(groups) == 2 and sorted(f.name for g in groups for f in g) == sorted(f.name for f in fmts)
     assert all(f.local for f in fmts if f.local) and all(f in groups[0] for f in fmts if f.local)
     costs = [sum(f.cost for f in g) for g in groups]
-    assert max(costs) - min(costs) <= max(f.cost for f in fmts)   # greedy: within one format of even
-    assert share(fmts, 1) == [sorted(fmts, key=lambda f: (not f.local, -f.cost, f.name))]
-    assert len(share(fmts, 50)) == len(fmts)
+    assert max(costs) - min(costs) <= sum(f.cost for f in fmts if f.folder == "records")  # within one unit
+    folders = {f.folder for f in fmts if f.folder}
+    for folder in folders:   # one process creates the files of a folder
+        assert sum(any(f.folder == folder for f in g) for g in groups) == 1
+    assert len(share(fmts, 1)) == 1 and set(share(fmts, 1)[0]) == set(fmts)
+    assert len(share(fmts, 50)) == len(fmts) - sum(len([f for f in fmts if f.folder == d]) - 1 for d in folders)
 
 
 def test_a_writer_failing_in_a_helper_process_stops_the_run_and_keeps_the_output(tmp_path, monkeypatch):

@@ -70,9 +70,11 @@ class Format:
     description: str
     sink: Callable[["Publication", Path, "Files"], Sink]
     record: Callable[["Publication", list[tuple[str, str, str]], str], bytes] | None = None
-    cost: float = 1.0      # relative writing time (benchmarks/results.json), to share formats among processes
+    cost: float = 1.0      # seconds to write 10k articles (benchmarks: write_<name>), to share formats among processes
     fresh: bool = False    # the sink uses ``fresh`` (de-duplicated triples); else it is given []
     local: bool = False    # must run in the process that holds the catalog connection
+    folder: str | None = None  # where its per-record files go; formats sharing one run in one process
+                               # (two processes creating files in one directory contend for its lock)
 
 
 FORMATS: dict[str, Format] = {}
@@ -189,17 +191,23 @@ def write_all(pub: "Publication", catalog: "Catalog", out: Path, state: str = ""
 
 def share(fmts: list[Format], processes: int) -> list[list[Format]]:
     """Formats in ``processes`` groups of about equal cost, heaviest first into the lightest group;
-    group 0 (this process, which also reads the catalog) takes the ``local`` ones."""
-    groups: list[list[Format]] = [[] for _ in range(max(1, min(processes, len(fmts))))]
-    load = [0.0] * len(groups)
-    for f in sorted(fmts, key=lambda f: (not f.local, -f.cost, f.name)):
-        g = 0 if f.local else min(range(len(groups)), key=lambda i: (load[i], i))
-        groups[g].append(f)
-        load[g] += f.cost
+    group 0 (this process, which also reads the catalog) takes the ``local`` ones, and formats
+    with the same per-record ``folder`` stay together."""
+    units: dict[str, list[Format]] = {}
+    for f in sorted(fmts, key=lambda f: f.name):
+        units.setdefault(f.folder or f"\0{f.name}", []).append(f)
+    groups: list[list[Format]] = [[] for _ in range(max(1, min(processes, len(units))))]
+    load = [_READ_COST] + [0.0] * (len(groups) - 1)
+    for unit in sorted(units.values(), key=lambda u: (not any(f.local for f in u), -sum(f.cost for f in u),
+                                                     u[0].name)):
+        g = 0 if any(f.local for f in unit) else min(range(len(groups)), key=lambda i: (load[i], i))
+        groups[g] += unit
+        load[g] += sum(f.cost for f in unit)
     return [g for g in groups if g] or [[]]
 
 
-_BATCH = 256  # catalog rows a message to a helper process
+_BATCH = 256        # catalog rows a message to a helper process
+_READ_COST = 2.5    # seconds group 0 spends reading the catalog and feeding helpers, per 10k articles
 
 
 class _Group:

@@ -26,4 +26,4 @@ class Edm:
 
 register(Format("edm", "application/rdf+xml", "xml",
                 "EDM RDF/XML for Europeana, one file per ProvidedCHO (edm/<entity>/<id>.xml)",
-                Edm, lambda pub, triples, subject: edm_record(triples, subject), cost=1.75))
+                Edm, lambda pub, triples, subject: edm_record(triples, subject), cost=3.5, folder="edm"))

@@ -153,8 +153,9 @@ class Turtle:
 
 
 register(Format("ntriples", "application/n-triples", "nt", "whole dataset as N-Triples (dataset.nt, dataset.nt.gz)",
-                NTriples, lambda pub, triples, _subject: nt_lines(sorted(triples)).encode(), cost=3.8, fresh=True))
+                NTriples, lambda pub, triples, _subject: nt_lines(sorted(triples)).encode(), cost=1.7, fresh=True))
 register(Format("nquads", "application/n-quads", "nq",
-                "whole dataset as N-Quads, one named graph per record (dataset.nq, dataset.nq.gz)", NQuads, cost=4.5))
+                "whole dataset as N-Quads, one named graph per record (dataset.nq, dataset.nq.gz)", NQuads, cost=1.9))
 register(Format("turtle", "text/turtle", "ttl", "Turtle per record (records/) and whole dataset (dataset.ttl)",
-                Turtle, lambda pub, triples, _subject: turtle(triples, pub.mappings.prefixes), cost=7.4))
+                Turtle, lambda pub, triples, _subject: turtle(triples, pub.mappings.prefixes), cost=3.5,
+                folder="records"))

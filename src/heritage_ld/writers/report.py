@@ -94,4 +94,4 @@ class Report:
 
 
 register(Format("report", "text/turtle", "ttl", "validation report (validation-report.ttl and .txt)", Report,
-                cost=2.8, local=True))
+                cost=1.2, local=True))

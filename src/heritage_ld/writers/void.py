@@ -100,4 +100,4 @@ class Void:
 
 
 register(Format("void", "text/turtle", "ttl", "VoID/DCAT dataset description with counts and dumps (void.ttl)",
-                Void, cost=1.9, fresh=True))
+                Void, cost=0.3, fresh=True))
