@@ -21,10 +21,11 @@ import run as bench  # noqa: E402
 FIGURES = ("seconds", "records_per_s", "peak_rss_mb")
 
 
-def run_harness(tmp: Path, n: int, sample: int) -> tuple[dict, str]:
+def run_harness(tmp: Path, n: int, sample: int, skip: tuple[str, ...] = ()) -> tuple[dict, str]:
     results = tmp / "results.json"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "-n", str(n), "--work", str(tmp / "work"),
-                           "--results", str(results), "--sample", str(sample), "--timeout", "600"],
+                           "--results", str(results), "--sample", str(sample), "--timeout", "600",
+                           *(["--skip", *skip] if skip else [])],
                           capture_output=True, text=True, timeout=1200 if n <= 1000 else 7200)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert results.with_suffix(".md").is_file()
@@ -40,7 +41,7 @@ def check_run(run: dict) -> None:
     m = run["measurements"]
     for name, _where in bench.ORDER:
         r = m[name]
-        if name == "morph_kgc" and "skipped" in r:
+        if (name == "morph_kgc" or r.get("skipped") == "--skip") and "skipped" in r:
             continue
         assert "error" not in r, f"{name}: {r['error']}"
         for figure in FIGURES:
@@ -52,7 +53,7 @@ def check_run(run: dict) -> None:
     assert m["publish_1pct"]["changed"] >= 1 and m["publish_1pct"]["added"] == 0
     assert m["pyshacl_record"]["extrapolated"] and m["pyshacl_record"]["sample"] > 0
     for what, r in run["ratios"].items():
-        if r["baseline"] == "morph_kgc" and "skipped" in m["morph_kgc"]:
+        if any("skipped" in m[r[k]] for k in ("ours", "baseline")):
             assert r["speed"] is None
         else:
             assert r["speed"] > 0 and r["rss"] > 0, what
@@ -81,7 +82,9 @@ def test_generator_is_deterministic(tmp_path):
     assert a["counts"]["articles"] == 60 and a["counts"]["records"] > 120
 
 
-@pytest.mark.slow
 def test_harness_at_10k(tmp_path):
-    run, _ = run_harness(tmp_path, 10000, sample=200)
+    """The smoke test at 10k articles (26,200 records; about 10 minutes here). rdflib's Turtle serialiser
+    (superlinear, ~15 minutes at this size) and pyshacl-per-chunk validation are left to the tiny run."""
+    run, _ = run_harness(tmp_path, 10000, sample=200, skip=("rdflib_turtle", "validate_pyshacl"))
     check_run(run)
+    assert run["manifest"]["counts"]["records"] == 26200
