@@ -90,3 +90,21 @@ def test_a_writer_failing_in_a_helper_process_stops_the_run_and_keeps_the_output
     assert not list(project.glob(".output.staging-*"))
     import multiprocessing
     assert not multiprocessing.active_children()
+
+
+def test_record_files_can_be_turned_off_and_the_dumps_stay_the_same(tmp_path, reference):
+    """``record_files = false`` (large collections served by ``heritage-ld serve``): no records/ or edm/."""
+    from heritage_ld.config import ConfigError, load
+    (tmp_path / "p").mkdir()
+    project = small_chunks(copy_project(tmp_path / "p"))
+    toml = project / "heritage-ld.toml"
+    toml.write_text(toml.read_text().replace("[project]\n", "[project]\nrecord_files = false\n", 1))
+    pipeline.publish(project, now=NOW, run=executor.make(workers=2))
+    got = files(project / "output")
+    assert not [f for f in got if f.startswith(("records/", "edm/"))]
+    assert {f: b for f, b in got.items() if f != ".state"} == \
+        {f: b for f, b in reference[0].items() if not f.startswith(("records/", "edm/", ".state"))}
+    assert rows(project) == reference[1]
+    toml.write_text(toml.read_text().replace("record_files = false", 'record_files = "no"'))
+    with pytest.raises(ConfigError, match=r"heritage-ld.toml: \[project\] record_files must be true or false"):
+        load(project)

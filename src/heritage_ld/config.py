@@ -35,6 +35,7 @@ class Config:
     catalog: Path
     max_delete_share: float = 0.10
     chunk_size: int = 500
+    record_files: bool = True      # per-record files in output/ (records/, edm/); the server needs none
 
     def sets(self, entity: str) -> list[str]:
         """OAI-PMH set specs of a record: its entity type, and the dataset hierarchy if configured."""
@@ -92,5 +93,8 @@ def load(root: Path) -> Config:
     share = doc.get("publish", {}).get("max_delete_share", 0.10)
     if not isinstance(share, (int, float)) or not 0 <= share <= 1:
         raise ConfigError(f"{path}: [publish] max_delete_share must be a number between 0 and 1")
+    record_files = project.get("record_files", True)
+    if not isinstance(record_files, bool):
+        raise ConfigError(f"{path}: [project] record_files must be true or false")
     return Config(root, base, values, sources, dict(shapes), output, catalog, float(share),
-                  int(validation.get("chunk_size", 500)))
+                  int(validation.get("chunk_size", 500)), record_files)

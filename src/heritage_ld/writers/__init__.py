@@ -94,16 +94,19 @@ def formats() -> dict[str, Format]:
 
 class Files:
     """Per-record files in the staging folder. A record whose catalog row has not changed since the
-    output being replaced was written (its ``run`` is not newer) gets a hard link to the old file."""
+    output being replaced was written (its ``run`` is not newer) gets a hard link to the old file.
+    With ``enabled`` false (``record_files = false``) none are written."""
 
-    def __init__(self, staging: Path, previous: Path | None, upto: int) -> None:
-        self.staging, self.previous, self.upto = staging, previous, upto
+    def __init__(self, staging: Path, previous: Path | None, upto: int, enabled: bool = True) -> None:
+        self.staging, self.previous, self.upto, self.enabled = staging, previous, upto, enabled
         self._dirs: set[Path] = set()
 
     def reusable(self, row: "Row") -> bool:
         return self.previous is not None and row.run <= self.upto
 
     def write(self, rel: str, row: "Row", make: Callable[[], bytes]) -> None:
+        if not self.enabled:
+            return
         dest = self.staging / rel
         if dest.parent not in self._dirs:
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -159,7 +162,7 @@ def write_all(pub: "Publication", catalog: "Catalog", out: Path, state: str = ""
         old = read_state(out)
         digest = writers_digest(pub)
         reuse = out.is_dir() and old.get("writers") == digest and isinstance(old.get("run"), int)
-        files = Files(staging, out if reuse else None, old.get("run", 0) if reuse else 0)
+        files = Files(staging, out if reuse else None, old.get("run", 0) if reuse else 0, pub.config.record_files)
         mine, *others = share(list(formats().values()), processes)
         helpers = [_Helper(pub, staging, files, group) for group in others]
         feed = _Group(pub, staging, files, mine)
