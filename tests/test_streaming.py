@@ -101,12 +101,15 @@ def test_work_database_is_removed_and_stale_ones_cleared(tmp_path):
     project = copy_project(tmp_path)
     folder = load(project).catalog.parent
     folder.mkdir(parents=True)
-    stale = folder / "work-999999999-abc.sqlite"   # a run that died (no such pid)
-    stale.write_bytes(b"x")
+    from heritage_ld.work import _host
+    for name in (f"work-{_host()}-999999999-abc", "work-999999999-def"):   # runs of this host that died
+        (folder / f"{name}.sqlite").write_bytes(b"x")
+    other = folder / "work-another-host.example-999999999-abc.sqlite"     # on a shared volume: not ours to judge
+    other.write_bytes(b"x")
     pipeline.publish(project, now=T1)
-    assert not list(folder.glob("work-*"))
+    assert list(folder.glob("work-*")) == [other]
     pipeline.build(project)
-    assert not list(folder.glob("work-*"))
+    assert list(folder.glob("work-*")) == [other]
 
 
 def test_state_file_names_what_the_output_was_made_from(tmp_path):

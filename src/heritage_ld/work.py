@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import socket
 import sqlite3
 import uuid
 from functools import lru_cache
@@ -208,18 +209,23 @@ class _Ids:
 
 
 def remove_stale(folder: Path) -> None:
-    """Work databases of runs that died (their pid is gone) are removed."""
+    """Work databases of runs of this host that died (their pid is gone) are removed; those of other
+    hosts sharing the folder are theirs to clear."""
     from .catalog import pid_alive
+    here = _host()
     for f in folder.glob("work-*.sqlite"):
-        try:
-            pid = int(f.stem.split("-")[1])
-        except ValueError:
+        head, pid, _run = f.stem.rsplit("-", 2) if f.stem.count("-") >= 2 else (f.stem, "", "")
+        host = head[len("work-"):] if head.startswith("work-") else ""   # "": a name from before 0.3
+        if not pid.isdigit() or host not in ("", here) or pid_alive(int(pid)):
             continue
-        if not pid_alive(pid):
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{f}{suffix}").unlink(missing_ok=True)
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{f}{suffix}").unlink(missing_ok=True)
+
+
+def _host() -> str:
+    return "".join(c if c.isalnum() or c in ".-" else "_" for c in socket.gethostname())
 
 
 def path_for(catalog: Path) -> Path:
     """A new work database for a run of this process (a new name each run: workers cache readers by path)."""
-    return catalog.parent / f"work-{os.getpid()}-{uuid.uuid4().hex[:12]}.sqlite"
+    return catalog.parent / f"work-{_host()}-{os.getpid()}-{uuid.uuid4().hex[:12]}.sqlite"
