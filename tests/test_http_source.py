@@ -143,6 +143,20 @@ def test_private_addresses_are_refused_unless_allowed(httpserver):
             HttpSource(HttpOptions(url=url)).check_address(url)
 
 
+def test_the_address_a_connection_reaches_is_checked_too(httpserver, monkeypatch):
+    """DNS rebinding: a name that resolved to a public address for the check, then to a private one for the
+    connection. The check before the request is made to pass; the connection to 127.0.0.1 is still refused,
+    at once (no retries), before any request is sent."""
+    from heritage_ld import httpsource
+    httpserver.expect_request("/items").respond_with_json(items(0, 1))
+    monkeypatch.setattr(httpsource, "check_public_address", lambda url, allow, hint="": None)
+    source = HttpSource(opts(httpserver, allow_addresses=[]))
+    with pytest.raises(InputError, match=r"/items: refusing to connect to 127\.0\.0\.1 .*allow_addresses"):
+        ids(source)
+    assert source.requests_made == 1 and not httpserver.log
+    assert ids(HttpSource(opts(httpserver))) == ["id-0"]   # allowed: the same connection goes through
+
+
 def test_token_is_sent_and_never_shown(httpserver, monkeypatch):
     monkeypatch.setenv("CMS_TOKEN", "s3cret-token")
     httpserver.expect_request("/items", headers={"Authorization": "Bearer s3cret-token"}).respond_with_json(items(0, 1))

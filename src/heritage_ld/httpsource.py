@@ -22,6 +22,9 @@ from typing import Any, Iterator
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from .sources import InputError
 
@@ -78,11 +81,58 @@ def check_public_address(url: str, allow: list[str],
         raise InputError(f"{url}: cannot resolve host {host!r}: {e.strerror}") from None
     allowed = [ipaddress.ip_network(a, strict=False) for a in allow]
     for info in infos:
-        ip = ipaddress.ip_address(info[4][0])
-        if (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast
-                or ip.is_unspecified) and not any(ip in net for net in allowed):
-            raise InputError(f"{url}: refusing to connect to {ip} (a loopback, private or link-local "
-                             f"address); {hint}")
+        if refused := _refused(info[4][0], allowed):
+            raise InputError(f"{url}: {refused}; {hint}")
+
+
+def _refused(address: str, allowed: list) -> str | None:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast
+            or ip.is_unspecified) and not any(ip in net for net in allowed):
+        return f"refusing to connect to {ip} (a loopback, private or link-local address)"
+    return None
+
+
+class AddressRefused(OSError):
+    """A connection reached an address ``check_public_address`` would refuse."""
+
+
+class PublicOnly(HTTPAdapter):
+    """Checks the address each new connection actually reached, not only what a lookup said before it
+    (a host name may resolve to a public address for the check and a private one for the connection:
+    DNS rebinding). Through a configured proxy, the proxy is what is reached."""
+
+    def __init__(self, allow: list[str]) -> None:
+        self.allowed = [ipaddress.ip_network(a, strict=False) for a in allow]
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": type("CheckedPool", (HTTPConnectionPool,), {"ConnectionCls": self._checked(HTTPConnection)}),
+            "https": type("CheckedTLSPool", (HTTPSConnectionPool,), {"ConnectionCls": self._checked(HTTPSConnection)})}
+
+    def _checked(self, base: type) -> type:
+        allowed = self.allowed
+
+        class Checked(base):  # type: ignore[valid-type, misc]
+            def _new_conn(self):
+                sock = super()._new_conn()
+                if refused := _refused(sock.getpeername()[0], allowed):
+                    sock.close()
+                    raise AddressRefused(refused)
+                return sock
+        return Checked
+
+
+def refusal(exc: BaseException) -> str | None:
+    """The message of an ``AddressRefused`` behind a requests error, if that is what it was."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, AddressRefused):
+            return str(seen)
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def retry_delay(attempt: int, retry_after: str | None, backoff: float, max_backoff: float) -> float:
@@ -116,6 +166,8 @@ class HttpSource:
     def __init__(self, options: HttpOptions, session: requests.Session | None = None) -> None:
         self.o = options
         self.session = session or requests.Session()
+        for scheme in ("http://", "https://"):
+            self.session.mount(scheme, PublicOnly(options.allow_addresses))
         self.session.headers["User-Agent"] = "heritage-ld (linked-data publisher)"
         self.session.headers["Accept"] = "application/json"
         if options.token_env:
@@ -165,6 +217,9 @@ class HttpSource:
             try:
                 resp = self.session.get(current, headers=headers, timeout=self.o.timeout, allow_redirects=False)
             except (requests.Timeout, requests.ConnectionError) as e:
+                if refused := refusal(e):
+                    raise InputError(f"{current}: {refused}; list it in allow_addresses if this source is "
+                                     "meant to be there") from None
                 kind = "timed out" if isinstance(e, requests.Timeout) else "connection failed"
                 if attempt >= self.o.retries:
                     raise InputError(f"{current}: {kind} after {attempt + 1} attempts "
