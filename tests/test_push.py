@@ -404,6 +404,17 @@ def test_refuses_private_addresses_without_allow(project):
     assert p.returncode == 2 and "not an IP address" in p.stderr
 
 
+def test_the_address_a_connection_reaches_is_checked_too(project, httpserver, monkeypatch):
+    """DNS rebinding: the check of the endpoint's name is made to pass; the connection to 127.0.0.1 is refused."""
+    from heritage_ld import push as push_mod
+    pipeline.publish(project, now=T1)
+    httpserver.expect_request("/store").respond_with_data("", status=204)
+    monkeypatch.setattr(push_mod, "check_public_address", lambda url, allow, hint="": None)
+    r = push(project, httpserver.url_for("/store"), PushOptions(**{**FAST, "allow_addresses": []}))
+    assert not r.ok and r.put == 0 and not httpserver.log
+    assert "refusing to connect to 127.0.0.1" in r.failures[0] and "--allow-address" in r.failures[0]
+
+
 def test_readme_queries_run_on_a_pushed_store(project, oxigraph):
     pipeline.publish(project, now=T1)
     change_and_delete(project)

@@ -28,7 +28,7 @@ import requests
 
 from .catalog import Catalog, Row
 from .config import Config, load as load_config
-from .httpsource import check_public_address, retry_delay
+from .httpsource import PublicOnly, check_public_address, refusal, retry_delay
 from .writers.rdf import graph_iri, nt_lines, provenance
 
 ENV_USER, ENV_PASSWORD, ENV_TOKEN = "HERITAGE_LD_PUSH_USER", "HERITAGE_LD_PUSH_PASSWORD", "HERITAGE_LD_PUSH_TOKEN"
@@ -180,6 +180,8 @@ class _Pusher:
     def session(self) -> requests.Session:
         if not hasattr(self.local, "session"):
             self.local.session = requests.Session()
+            for scheme in ("http://", "https://"):
+                self.local.session.mount(scheme, PublicOnly(self.o.allow_addresses))
             self.local.session.headers.update(self.headers)
         return self.local.session
 
@@ -195,6 +197,9 @@ class _Pusher:
                 resp = self.session().request(method, self.endpoint, params={"graph": graph}, data=body,
                                               headers=headers, timeout=self.o.timeout, allow_redirects=False)
             except (requests.Timeout, requests.ConnectionError) as e:
+                if refused := refusal(e):
+                    raise _Abort(f"{self.endpoint}: {refused}; pass --allow-address if the store is meant to be "
+                                 "there") from None
                 kind = "timed out" if isinstance(e, requests.Timeout) else "connection failed"
                 if last:
                     raise _Abort(f"{where}: {method} {kind} after {attempt + 1} attempts") from None
