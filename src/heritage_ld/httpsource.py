@@ -100,7 +100,8 @@ class AddressRefused(OSError):
 class PublicOnly(HTTPAdapter):
     """Checks the address each new connection actually reached, not only what a lookup said before it
     (a host name may resolve to a public address for the check and a private one for the connection:
-    DNS rebinding). Through a configured proxy, the proxy is what is reached."""
+    DNS rebinding). Connections through a configured proxy go through requests' proxy manager, unchecked
+    here: only the lookup check applies to them."""
 
     def __init__(self, allow: list[str]) -> None:
         self.allowed = [ipaddress.ip_network(a, strict=False) for a in allow]
