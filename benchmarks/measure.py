@@ -252,7 +252,7 @@ def writer(fmt: str):
         """One format's sink fed every live catalog row (rows decoded, and de-duplicated for the formats that
         use that, as write_all does)."""
         from heritage_ld.catalog import Catalog
-        from heritage_ld.writers import Files, _Group, formats
+        from heritage_ld.writers import Files, Group, formats
         cfg, mappings, shapes = pipeline.load_project(root)
         pub = pipeline.Publication(cfg, mappings, {}, {}, [], 0)
         cat = Catalog(cfg.catalog)
@@ -264,7 +264,7 @@ def writer(fmt: str):
         out.mkdir(parents=True)
         records = triples = 0
         with t:
-            group = _Group(pub, out, Files(out, None, 0), [formats()[fmt]])
+            group = Group(pub, out, Files(out, None, 0), [formats()[fmt]])
             for row in cat.rows():
                 group.add(row)
                 records += 1

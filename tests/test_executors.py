@@ -92,6 +92,26 @@ def test_a_writer_failing_in_a_helper_process_stops_the_run_and_keeps_the_output
     assert not multiprocessing.active_children()
 
 
+def test_a_full_disk_in_a_helper_process_reads_as_in_one_process(tmp_path, monkeypatch):
+    """An OSError in a writer process is raised as that OSError (the command line prints it without a
+    traceback and says nothing was changed), and the output stays as it was."""
+    import errno
+    from heritage_ld.writers import jsonld
+    project = copy_project(tmp_path)
+    pipeline.publish(project, now=NOW)
+    before = files(project / "output")
+    posts = project / "sample" / "posts.json"
+    posts.write_text(posts.read_text().replace("Senior Editorial Officer", "Editor", 1))
+
+    def full(self, row, fresh):
+        raise OSError(errno.ENOSPC, "No space left on device", "dataset.jsonld")
+    monkeypatch.setattr(jsonld.JsonLd, "add", full)
+    with pytest.raises(OSError, match="No space left on device") as info:
+        pipeline.publish(project, now=NOW + 60, run=executor.make(workers=2))
+    assert info.value.errno == errno.ENOSPC and info.value.filename == "dataset.jsonld"
+    assert files(project / "output") == before
+
+
 def test_record_files_can_be_turned_off_and_the_dumps_stay_the_same(tmp_path, reference):
     """``record_files = false`` (large collections served by ``heritage-ld serve``): no records/ or edm/."""
     from heritage_ld.config import ConfigError, load

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Protocol
 
 from .. import __version__
+from ..catalog import decode_row
 
 if TYPE_CHECKING:
     from ..catalog import Catalog, Row
@@ -149,7 +150,6 @@ def write_all(pub: "Publication", catalog: "Catalog", out: Path, state: str = ""
     ``state`` is stored in ``.state`` (what the output was made from); ``before_swap`` runs once
     the staging folder is complete (the catalog commits there); ``processes`` > 1 shares the
     formats among that many processes (this one and forked helpers)."""
-    from ..catalog import decode_row
     out = out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     _recover(out)
@@ -165,7 +165,7 @@ def write_all(pub: "Publication", catalog: "Catalog", out: Path, state: str = ""
         files = Files(staging, out if reuse else None, old.get("run", 0) if reuse else 0, pub.config.record_files)
         mine, *others = share(list(formats().values()), processes)
         helpers = [_Helper(pub, staging, files, group) for group in others]
-        feed = _Group(pub, staging, files, mine)
+        feed = Group(pub, staging, files, mine)
         run, batch = 0, []
         for raw in catalog.raw_rows():
             row = decode_row(raw)
@@ -213,8 +213,8 @@ _BATCH = 256        # catalog rows a message to a helper process
 _READ_COST = 2.5    # seconds group 0 spends reading the catalog and feeding helpers, per 10k articles
 
 
-class _Group:
-    """Some formats' sinks, fed rows in catalog order."""
+class Group:
+    """Some formats' sinks, fed rows in catalog order (``fresh`` computed once, if one of them uses it)."""
 
     def __init__(self, pub: "Publication", staging: Path, files: Files, fmts: list[Format]) -> None:
         self.sinks = [f.sink(pub, staging, files) for f in fmts]
@@ -234,7 +234,8 @@ class _Group:
 
 class _Helper:
     """A forked process writing some formats from the raw catalog rows it is sent (None: the end).
-    It answers None when done, or the traceback of what went wrong."""
+    It answers None when done; else the OSError that stopped it (raised here as it is, so a full disk
+    reads the same as in one process) or the traceback of anything else."""
 
     def __init__(self, pub: "Publication", staging: Path, files: Files, fmts: list[Format]) -> None:
         ctx = multiprocessing.get_context("fork")
@@ -264,6 +265,8 @@ class _Helper:
             self.proc.join()
             raise RuntimeError(f"the writer process for {self.names} died (exit code {self.proc.exitcode})") from None
         self.proc.join()
+        if isinstance(error, OSError):
+            raise error
         if error:
             raise RuntimeError(f"the writer process for {self.names} failed:\n{error}")
 
@@ -276,15 +279,16 @@ class _Helper:
 
 
 def _helper_main(pub, staging, files, fmts, rows_in, rows_out, answer) -> None:
-    from ..catalog import decode_row
     rows_out.close()  # this end is the parent's: with it closed here, a dead parent means EOF
     try:
-        group = _Group(pub, staging, files, fmts)
+        group = Group(pub, staging, files, fmts)
         while (batch := rows_in.recv()) is not None:
             for raw in batch:
                 group.add(decode_row(raw))
         group.close()
         answer.send(None)
+    except OSError as e:
+        answer.send(OSError(e.errno, e.strerror or str(e), e.filename))
     except BaseException:
         answer.send(traceback.format_exc())
 
