@@ -25,13 +25,15 @@ reference_option = click.option(
     "--reference-validation", "reference", is_flag=True,
     help="Validate with pyshacl itself instead of the compiled checks (same results, slower).")
 def executor_options(fn):
-    """--workers / --executor / --scheduler: where mapping, validation and EDM run."""
+    """--workers / --executor / --scheduler: where mapping, validation and EDM run (and, with --workers,
+    the writers of publish)."""
     fn = click.option("--scheduler", metavar="ADDRESS",
                       help="Dask scheduler address for --executor dask, e.g. tcp://10.0.0.5:8786.")(fn)
     fn = click.option("--executor", "executor_name", type=click.Choice(["local", "dask"]), default="local",
                       show_default=True, help="Run the per-record work here or on a Dask cluster.")(fn)
     return click.option("--workers", type=click.IntRange(1), default=1, show_default=True,
-                        help="Local worker processes (output is identical to one worker).")(fn)
+                        help="Local worker processes, for the per-record work and the writers "
+                             "(output is identical to one worker).")(fn)
 
 
 def _executor(workers: int, executor_name: str, scheduler: str | None):

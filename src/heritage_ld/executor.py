@@ -19,10 +19,14 @@ Task = Callable[[str, Any, list], list]
 
 
 class Executor(Protocol):
+    workers: int   # processes on this machine, which also share the writing (a Dask run writes in one)
+
     def run(self, task: Task, root: Path, shared: Any, chunks: Iterable[list]) -> Iterator[list]: ...
 
 
 class Serial:
+    workers = 1
+
     def run(self, task: Task, root: Path, shared: Any, chunks: Iterable[list]) -> Iterator[list]:
         return (task(str(root), shared, c) for c in chunks)
 
@@ -56,6 +60,7 @@ class Dask:
 
     The project folder (with its ``.heritage-ld`` work database) must be readable at the same
     path on every worker (a shared volume)."""
+    workers = 1  # on this machine: the coordinator writes the output in one process
 
     def __init__(self, scheduler: str) -> None:
         from distributed import Client

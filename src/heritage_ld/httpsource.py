@@ -70,8 +70,10 @@ class HttpOptions:
         return opts
 
 
-def check_public_address(url: str, allow: list[str],
-                         hint: str = "list it in allow_addresses if this source is meant to be there") -> None:
+SOURCE_HINT = "list it in allow_addresses if this source is meant to be there"
+
+
+def check_public_address(url: str, allow: list[str], hint: str = SOURCE_HINT) -> None:
     """Refuse a URL whose host resolves to a loopback, private, link-local or reserved address
     unless that address is in ``allow`` (addresses or networks); raises InputError."""
     host = urlsplit(url).hostname or ""
@@ -126,6 +128,13 @@ class PublicOnly(HTTPAdapter):
         return Checked
 
 
+def guarded(session: requests.Session, allow: list[str]) -> requests.Session:
+    """``session`` with every new connection checked by ``PublicOnly``."""
+    for scheme in ("http://", "https://"):
+        session.mount(scheme, PublicOnly(allow))
+    return session
+
+
 def refusal(exc: BaseException) -> str | None:
     """The message of an ``AddressRefused`` behind a requests error, if that is what it was."""
     seen: BaseException | None = exc
@@ -166,9 +175,7 @@ class HttpSource:
 
     def __init__(self, options: HttpOptions, session: requests.Session | None = None) -> None:
         self.o = options
-        self.session = session or requests.Session()
-        for scheme in ("http://", "https://"):
-            self.session.mount(scheme, PublicOnly(options.allow_addresses))
+        self.session = guarded(session or requests.Session(), options.allow_addresses)
         self.session.headers["User-Agent"] = "heritage-ld (linked-data publisher)"
         self.session.headers["Accept"] = "application/json"
         if options.token_env:
@@ -219,8 +226,7 @@ class HttpSource:
                 resp = self.session.get(current, headers=headers, timeout=self.o.timeout, allow_redirects=False)
             except (requests.Timeout, requests.ConnectionError) as e:
                 if refused := refusal(e):
-                    raise InputError(f"{current}: {refused}; list it in allow_addresses if this source is "
-                                     "meant to be there") from None
+                    raise InputError(f"{current}: {refused}; {SOURCE_HINT}") from None
                 kind = "timed out" if isinstance(e, requests.Timeout) else "connection failed"
                 if attempt >= self.o.retries:
                     raise InputError(f"{current}: {kind} after {attempt + 1} attempts "

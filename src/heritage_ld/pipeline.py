@@ -417,13 +417,14 @@ def publish(root: Path, progress: Callable[[int], None] | None = None, *, now: i
     cfg = config_mod.load(root)
     if now is None and os.environ.get("SOURCE_DATE_EPOCH"):  # reproducible-builds convention: a fixed clock
         now = int(os.environ["SOURCE_DATE_EPOCH"])
+    run = run or Serial()
     remove_stale(cfg.catalog.parent)
     catalog = Catalog(cfg.catalog)
     work = Work(path_for(cfg.catalog))
     log = IssueLog(catalog.path, catalog.db)
     try:
         previous = catalog.get_meta("inputs")
-        pub = _build(root, work, progress, reference, run or Serial(),
+        pub = _build(root, work, progress, reference, run,
                      stop_if=lambda inputs: inputs == previous and catalog.get_meta("report") is not None)
         if pub.unchanged:
             _last_report(catalog, pub)
@@ -454,8 +455,7 @@ def publish(root: Path, progress: Callable[[int], None] | None = None, *, now: i
             if read_state(cfg.output).get("state") == state:
                 catalog.commit()
             else:
-                # local worker processes share the writing too; a Dask run writes here, in one process
-                write_all(pub, catalog, cfg.output, state, processes=getattr(run, "workers", 1),
+                write_all(pub, catalog, cfg.output, state, processes=run.workers,
                           before_swap=lambda: (checkpoint("staged"), catalog.commit(), checkpoint("committed")))
         finally:
             catalog.rollback()

@@ -28,9 +28,10 @@ import requests
 
 from .catalog import Catalog, Row
 from .config import Config, load as load_config
-from .httpsource import PublicOnly, check_public_address, refusal, retry_delay
+from .httpsource import check_public_address, guarded, refusal, retry_delay
 from .writers.rdf import graph_iri, nt_lines, provenance
 
+STORE_HINT = "pass --allow-address if the store is meant to be there"
 ENV_USER, ENV_PASSWORD, ENV_TOKEN = "HERITAGE_LD_PUSH_USER", "HERITAGE_LD_PUSH_PASSWORD", "HERITAGE_LD_PUSH_TOKEN"
 DELETED = "deleted"
 
@@ -106,7 +107,7 @@ def check_endpoint(endpoint: str, allow: list[str]) -> None:
             ipaddress.ip_network(a, strict=False)
         except ValueError:
             raise PushError(f"--allow-address {a!r}: not an IP address or network") from None
-    check_public_address(endpoint, allow, hint="pass --allow-address if the store is meant to be there")
+    check_public_address(endpoint, allow, hint=STORE_HINT)
 
 
 def record_version(row: Row) -> str:
@@ -179,9 +180,7 @@ class _Pusher:
     # -- sending ---------------------------------------------------------------------------
     def session(self) -> requests.Session:
         if not hasattr(self.local, "session"):
-            self.local.session = requests.Session()
-            for scheme in ("http://", "https://"):
-                self.local.session.mount(scheme, PublicOnly(self.o.allow_addresses))
+            self.local.session = guarded(requests.Session(), self.o.allow_addresses)
             self.local.session.headers.update(self.headers)
         return self.local.session
 
@@ -198,8 +197,7 @@ class _Pusher:
                                               headers=headers, timeout=self.o.timeout, allow_redirects=False)
             except (requests.Timeout, requests.ConnectionError) as e:
                 if refused := refusal(e):
-                    raise _Abort(f"{self.endpoint}: {refused}; pass --allow-address if the store is meant to be "
-                                 "there") from None
+                    raise _Abort(f"{self.endpoint}: {refused}; {STORE_HINT}") from None
                 kind = "timed out" if isinstance(e, requests.Timeout) else "connection failed"
                 if last:
                     raise _Abort(f"{where}: {method} {kind} after {attempt + 1} attempts") from None

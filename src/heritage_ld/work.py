@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import socket
 import sqlite3
 import uuid
@@ -214,12 +215,13 @@ def remove_stale(folder: Path) -> None:
     from .catalog import pid_alive
     here = _host()
     for f in folder.glob("work-*.sqlite"):
-        head, pid, _run = f.stem.rsplit("-", 2) if f.stem.count("-") >= 2 else (f.stem, "", "")
-        host = head[len("work-"):] if head.startswith("work-") else ""   # "": a name from before 0.3
-        if not pid.isdigit() or host not in ("", here) or pid_alive(int(pid)):
-            continue
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{f}{suffix}").unlink(missing_ok=True)
+        m = _WORK_NAME.fullmatch(f.stem)   # names from before 0.3 have no host: this host's
+        if m and m["host"] in (None, here) and not pid_alive(int(m["pid"])):
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{f}{suffix}").unlink(missing_ok=True)
+
+
+_WORK_NAME = re.compile(r"work-(?:(?P<host>.+)-)?(?P<pid>\d+)-[^-]+")
 
 
 def _host() -> str:
