@@ -32,8 +32,8 @@ def executor_options(fn):
     fn = click.option("--executor", "executor_name", type=click.Choice(["local", "dask"]), default="local",
                       show_default=True, help="Run the per-record work here or on a Dask cluster.")(fn)
     return click.option("--workers", type=click.IntRange(1), default=1, show_default=True,
-                        help="Local worker processes, for the per-record work and the writers "
-                             "(output is identical to one worker).")(fn)
+                        help="Local worker processes for the per-record work (and publish's writers); "
+                             "output is identical to one worker.")(fn)
 
 
 def _executor(workers: int, executor_name: str, scheduler: str | None):
