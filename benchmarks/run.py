@@ -145,8 +145,9 @@ def measure_all(n: int, work: Path, args) -> dict:
             results[name] = {"skipped": "--skip"}
             print(f"[bench] {name:17} skipped (--skip)", file=sys.stderr)
             continue
-        if name in NEEDS_PUBLISH and "seconds" not in results.get("publish", {"seconds": 0}):
-            results[name] = {"skipped": "needs the publish run, which did not complete"}
+        if name in NEEDS_PUBLISH and "seconds" not in results.get("publish", {}):
+            results[name] = {"skipped": "needs the publish run of the same invocation (not selected, or it did not "
+                                        "complete)"}
             continue
         if name == "publish_1pct":
             results[name + "_edited"] = {"articles_changed": change_one_percent(run)}
@@ -171,6 +172,7 @@ def measure_all(n: int, work: Path, args) -> dict:
         trace = tmp / f"trace-{name}.txt"
         if "error" in r and trace.is_file():  # how far a stopped publish got
             r["progress"] = trace.read_text().splitlines()[-6:]
+        r["measured"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         results[name] = r
         shown = r.get("error") or r.get("skipped") or f"{r['seconds']:.2f} s, {r['records_per_s']:,.0f} records/s, " \
                                                        f"peak {r['peak_rss_mb']:,.0f} MB"
@@ -196,6 +198,16 @@ def ratios(run: dict) -> dict:
     return out
 
 
+def _merged(run: dict) -> list[str]:
+    """A line saying so where a partial run (--only) merged its figures into an earlier run's."""
+    if not run.get("merged"):
+        return []
+    days = sorted({r["measured"][:10] for r in run["measurements"].values() if "measured" in r})
+    when = f" (measured {days[0]} to {days[-1]})" if len(days) > 1 else ""
+    return [f"Figures of several runs{when}: `--only` runs updated some of them; `measured` in results.json says "
+            "when each was taken.", ""]
+
+
 def table(run: dict) -> str:
     m, c = run["measurements"], run["manifest"]["counts"]
     lines = [f"### N = {run['n']:,} articles ({run['records']:,} records, "
@@ -203,6 +215,7 @@ def table(run: dict) -> str:
              f"{run['started']}; {run['machine']['cpus']} cores; load average {run['machine']['load_before']} before, "
              f"{run['machine']['load_after']} after; records: {c['articles']:,} articles, {c['images']:,} images, "
              f"{c['people'] + c['authors'] + c['photographers']:,} people, {c['organisations']:,} organisations.", "",
+             *_merged(run),
              "| measurement | seconds | records/s | triples/s | peak RSS MB |", "|---|---:|---:|---:|---:|"]
     for name, r in m.items():
         label = LABELS.get(name, name)
@@ -241,8 +254,8 @@ def main() -> None:
     runs = previous.get("runs", {})
     if args.only and str(args.n) in runs:  # a partial run updates the figures it measured
         old = runs[str(args.n)]
-        old["measurements"].update(run["measurements"])
-        run["measurements"] = old["measurements"]
+        old["measurements"].update({k: v for k, v in run["measurements"].items() if "skipped" not in v})
+        run["measurements"], run["merged"] = old["measurements"], True
     run["ratios"] = ratios(run)
     runs[str(args.n)] = run
     doc = {"about": "benchmarks/README.md explains every figure. seconds: the timed part of each measurement; "
