@@ -155,6 +155,19 @@ class Catalog:
                 out["set"][s] = out["set"].get(s, 0) + 1
         return out
 
+    def summary(self) -> tuple[tuple[int, int, int], str]:
+        """(``totals()``, ``digest()``), kept in the meta table until ``apply`` changes the records."""
+        stored = self.get_meta("summary")
+        if stored:
+            *totals, digest = json.loads(stored)
+            return (totals[0], totals[1], totals[2]), digest
+        found = self.totals(), self.digest()
+        self.set_meta("summary", json.dumps([*found[0], found[1]]))
+        return found
+
+    def live(self) -> int:
+        return self.db.execute("SELECT count(*) FROM records WHERE deleted = 0").fetchone()[0]
+
     def totals(self) -> tuple[int, int, int]:
         """(live records, their triples, their EDM documents)."""
         return self.db.execute("SELECT count(*), coalesce(sum(json_array_length(triples)), 0), count(edm_xml) "
@@ -218,6 +231,7 @@ class Catalog:
 
     def apply(self, changes: Changes, now: int, run: int) -> None:
         """Write the planned changes (inside ``begin``/``commit``, after ``plan`` attached the work database)."""
+        self.db.execute("DELETE FROM meta WHERE key = 'summary'")
         self.db.execute(
             "INSERT INTO records (entity, id, sets, source, hash, first_published, last_changed, deleted, triples, "
             "edm_xml, mapping, run) SELECT r.entity, r.id, r.sets, r.source, r.hash, ?, ?, 0, r.triples, r.edm, "

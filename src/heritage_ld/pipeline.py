@@ -10,8 +10,8 @@ so memory stays flat in the number of records:
 
 ``build(project)`` runs these and returns the report (``Publication``); ``publish(project)`` then
 applies the results to the catalog and writes ``output/`` from it, atomically. A run whose inputs
-(records, mappings, shapes, configuration) are those of the last published run stops after
-pass 1: nothing else can have changed.
+(records, mappings, shapes, configuration, code) are those of the last published run stops
+early: before pass 1 where the source files are byte for byte those last read, else after it.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from . import __version__
+from . import code_digest
 from . import config as config_mod
 from . import sources
 from .catalog import Catalog, Changes, DeletionGuard, content_hash
@@ -56,6 +56,7 @@ class Publication:
     edm_count: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
     inputs: str = ""                            # digest of everything the run read (inputs_digest)
+    sources: str | None = None                  # the same with the source files' bytes (None: HTTP sources)
     unchanged: bool = False                     # the inputs were those of the last published run: not rebuilt
     warnings: int = 0
     report_digest: str = ""
@@ -84,13 +85,14 @@ class Publication:
 class IssueLog:
     """The last run's report as the catalog holds it, read lazily: it can be larger than memory."""
 
-    def __init__(self, path: Path, db: sqlite3.Connection | None = None) -> None:
+    def __init__(self, path: Path, db: sqlite3.Connection | None = None, violations_only: bool = False) -> None:
         self.path, self.db = path, db   # ``db``: read through the publishing transaction
+        self.where = "WHERE severity = 'Violation'" if violations_only else ""
 
     def __iter__(self) -> Iterator[Issue]:
         db = self.db or sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
         try:
-            for (text,) in db.execute("SELECT issue FROM report ORDER BY seq"):
+            for (text,) in db.execute(f"SELECT issue FROM report {self.where} ORDER BY seq"):
                 yield Issue(*json.loads(text))
         finally:
             if db is not self.db:
@@ -151,7 +153,7 @@ def read_records(cfg: config_mod.Config, mappings: Mappings, work: Work) -> tupl
 
 def inputs_digest(root: Path, cfg: config_mod.Config, mappings: Mappings, records_digest: str) -> str:
     """Everything a run's results depend on: the records read, mappings, shapes, configuration, code."""
-    h = hashlib.sha256(f"{__version__}\n{records_digest}\n".encode())
+    h = hashlib.sha256(f"{code_digest()}\n{records_digest}\n".encode())
     h.update((root / "heritage-ld.toml").read_bytes())
     for m in sorted(mappings.entities.values(), key=lambda m: m.entity):
         h.update(f"{m.entity}:{m.digest}\n".encode())
@@ -205,13 +207,22 @@ class _Replay:
 
 
 def _build(root: Path, work: Work, progress: Callable[[int], None] | None, reference: bool, run: Executor,
-           stop_if: Callable[[str], bool] = lambda _digest: False) -> Publication:
+           stop_if: Callable[[str, str], int | None] = lambda _key, _digest: None) -> Publication:
+    """Passes 1-4 into ``work``. ``stop_if(key, digest)`` -> the records read by the last run if its
+    ``key`` digest ("sources": the source files' bytes, then "inputs": the records read) was this one:
+    nothing can have changed and the run stops there (``unchanged``)."""
     t0 = time.perf_counter()
     cfg, mappings, _shapes = load_project(root)
+    fingerprint = sources.fingerprint(cfg)
+    quick = fingerprint and inputs_digest(root, cfg, mappings, f"sources {fingerprint}")
+    read = stop_if("sources", quick) if quick else None
+    if read is not None:
+        return Publication(cfg, mappings, {}, {}, [], read, seconds={"read": time.perf_counter() - t0},
+                           sources=quick, unchanged=True)
     read, read_issues, records_digest = read_records(cfg, mappings, work)
-    pub = Publication(cfg, mappings, {}, {}, [], read, seconds={"read": time.perf_counter() - t0})
+    pub = Publication(cfg, mappings, {}, {}, [], read, seconds={"read": time.perf_counter() - t0}, sources=quick)
     pub.inputs = inputs_digest(root, cfg, mappings, records_digest)
-    if stop_if(pub.inputs):
+    if stop_if("inputs", pub.inputs) is not None:
         pub.unchanged = True
         return pub
     work.commit()
@@ -400,9 +411,12 @@ def checkpoint(name: str) -> None:
 
 
 def _last_report(catalog: Catalog, pub: Publication) -> None:
-    """Take the report of the last run (its inputs were this run's)."""
-    for _ in pub.take_report(IssueLog(catalog.path, catalog.db)):
+    """Take the last run's report (its inputs were this run's): its violations, the number of its
+    warnings and its digest."""
+    for _ in pub.take_report(IssueLog(catalog.path, catalog.db, violations_only=True)):
         pass
+    pub.warnings = catalog.db.execute("SELECT count(*) FROM report WHERE severity != 'Violation'").fetchone()[0]
+    pub.report_digest = catalog.get_meta("report")
 
 
 def publish(root: Path, progress: Callable[[int], None] | None = None, *, now: int | None = None,
@@ -423,15 +437,18 @@ def publish(root: Path, progress: Callable[[int], None] | None = None, *, now: i
     work = Work(path_for(cfg.catalog))
     log = IssueLog(catalog.path, catalog.db)
     try:
-        previous = catalog.get_meta("inputs")
-        pub = _build(root, work, progress, reference, run,
-                     stop_if=lambda inputs: inputs == previous and catalog.get_meta("report") is not None)
+        def last_read(key: str, digest: str) -> int | None:
+            last = catalog.last_run()
+            if last and digest == catalog.get_meta(key) and catalog.get_meta("report") is not None:
+                return last["read"]
+            return None
+
+        pub = _build(root, work, progress, reference, run, stop_if=last_read)
         if pub.unchanged:
             _last_report(catalog, pub)
         checkpoint("mapped")
         t = time.perf_counter()
-        counts = catalog.counts()["entity"]
-        live = sum(counts.values())
+        live = catalog.live()
         changes = Changes(unchanged=live) if pub.unchanged else catalog.plan(work.path)
         if changes.deleted and not allow_deletions and len(changes.deleted) > cfg.max_delete_share * live:
             raise DeletionGuard(
@@ -448,10 +465,11 @@ def publish(root: Path, progress: Callable[[int], None] | None = None, *, now: i
                 catalog.replace_report(pub.take_report(report(work)))
                 catalog.set_meta("inputs", pub.inputs)
                 catalog.set_meta("report", pub.report_digest)
+            catalog.set_meta("sources", pub.sources or "")  # the next run stops early if the files are these
             checkpoint("catalog-written")
-            pub.published, pub.triple_count, pub.edm_count = catalog.totals()
+            (pub.published, pub.triple_count, pub.edm_count), catalog_digest = catalog.summary()
             pub.issues = log
-            state = pub.state_digest(catalog.digest())
+            state = pub.state_digest(catalog_digest)
             if read_state(cfg.output).get("state") == state:
                 catalog.commit()
             else:

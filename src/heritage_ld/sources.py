@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -182,19 +183,47 @@ def read(config: Config, source: Source) -> Iterator[tuple[Any, str]]:
                 raise InputError(f"{origin}: a record must be an object, got {type(data).__name__}")
             yield data, origin
         return
-    path = config.root / source.path
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file() and _reader(p))
-    elif path.is_file():
-        if not _reader(path):
-            raise InputError(f"{source.path}: unsupported file type (supported: "
-                             f"{', '.join(READERS)}, each optionally .gz)")
-        files = [path]
-    else:
-        raise InputError(f"{source.path}: file not found")
-    for f in files:
-        shown = str(f.relative_to(config.root)) if f.is_relative_to(config.root) else str(f)
-        for data, origin in _reader(f)(f, shown, source.options):
+    for f in _files(config, source):
+        for data, origin in _reader(f)(f, _shown(config, f), source.options):
             if not isinstance(data, dict):
                 raise InputError(f"{origin}: a record must be an object (key: value), got {type(data).__name__}")
             yield data, origin
+
+
+def _files(config: Config, source: Source) -> list[Path]:
+    """The files of a file or folder source, in reading order."""
+    path = config.root / source.path
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.is_file() and _reader(p))
+    if path.is_file():
+        if not _reader(path):
+            raise InputError(f"{source.path}: unsupported file type (supported: "
+                             f"{', '.join(READERS)}, each optionally .gz)")
+        return [path]
+    raise InputError(f"{source.path}: file not found")
+
+
+def _shown(config: Config, f: Path) -> str:
+    return str(f.relative_to(config.root)) if f.is_relative_to(config.root) else str(f)
+
+
+def fingerprint(config: Config) -> str | None:
+    """A digest of the configured sources and the bytes of their files: equal fingerprints read
+    equal records, so a run can tell "nothing changed" without parsing. None where a source is
+    read over HTTP (only reading it tells) or a file cannot be read (reading it reports why)."""
+    h = hashlib.sha256()
+    try:
+        for source in config.sources:
+            if source.is_http:
+                return None
+            h.update(repr((source.entity, source.path, source.linked_only, sorted(source.options.items()))).encode())
+            if source.path.startswith("builtin:"):
+                continue  # bundled data: in the code digest
+            for f in _files(config, source):
+                h.update(f"\x1e{_shown(config, f)}\x1f".encode())
+                with f.open("rb") as fh:
+                    while block := fh.read(1 << 20):
+                        h.update(block)
+    except (InputError, OSError):
+        return None
+    return h.hexdigest()

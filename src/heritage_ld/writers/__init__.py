@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Protocol
 
-from .. import __version__
+from .. import code_digest
 from ..catalog import decode_row
 
 if TYPE_CHECKING:
@@ -136,7 +136,7 @@ def read_state(out: Path) -> dict:
 
 def writers_digest(pub: "Publication") -> str:
     """Everything besides a record's row that its files depend on: code, configuration, mappings."""
-    h = hashlib.sha256(__version__.encode())
+    h = hashlib.sha256(code_digest().encode())
     h.update((pub.config.root / "heritage-ld.toml").read_bytes())
     for m in sorted(pub.mappings.entities.values(), key=lambda m: m.entity):
         h.update(f"{m.entity}:{m.digest}\n".encode())
