@@ -145,7 +145,8 @@ def _validate(root: Path, t: Timer, reference: bool) -> dict:
     issues = []
     try:
         cfg, mappings = read_into(root, w)
-        for part in Serial().run(pipeline._map_chunk, root, str(w.path), pipeline._chunks(w.keys(), cfg.chunk_size)):
+        shared = pipeline.Shared(str(w.path), "measure", None, False, "", "")  # no memo: everything is mapped
+        for part in Serial().run(pipeline._map_chunk, root, shared, pipeline._chunks(w.keys(), cfg.chunk_size)):
             w.add_mapped(part)
         w.index()
         w.commit()

@@ -12,6 +12,7 @@ import pyoxigraph as ox
 
 import heritage_ld
 from heritage_ld import pipeline
+from heritage_ld import work as work_mod
 from heritage_ld.config import load
 
 from test_catalog import files
@@ -145,3 +146,75 @@ def test_state_file_names_what_the_output_was_made_from(tmp_path):
     state = json.loads((project / "output/.state").read_text())
     assert set(state) == {"state", "run", "writers"} and state["run"] == 1
     assert os.stat(project / "output" / EMMY).st_nlink == 1
+
+
+# -- results taken from the last run (the memo) ------------------------------------------------
+
+def _jsonl_edit(path: Path, edit) -> None:
+    """Rewrite a JSON Lines file with ``edit(records)`` applied to its records."""
+    records = [json.loads(line) for line in path.read_text("utf-8").splitlines()]
+    edit(records)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), "utf-8")
+
+
+def _published(project: Path) -> dict:
+    """Everything a run published: catalog records, report, output files."""
+    import sqlite3
+    db = sqlite3.connect(load(project).catalog)
+    rows = db.execute("SELECT * FROM records ORDER BY entity, id").fetchall()
+    report = db.execute("SELECT severity, issue FROM report ORDER BY seq").fetchall()
+    db.close()
+    out = project / "output"
+    return {"rows": rows, "report": report, **{f.relative_to(out).as_posix(): f.read_bytes()
+                                               for f in sorted(out.rglob("*")) if f.is_file()}}
+
+
+def test_results_taken_from_the_last_run_are_those_it_would_compute(tmp_path):
+    """A re-run takes each record's mapping and validation from the last published run (its work
+    database, kept as the memo) where all they read recurs: record, parents, linked records'
+    triples, the ids read, mappings, shapes, code. After edits of every kind, what it publishes is
+    byte for byte what the same runs publish without a memo."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import generate
+    with_memo, without = tmp_path / "memo", tmp_path / "none"
+    generate.generate(with_memo, 80, seed=3)
+    shutil.copytree(with_memo, without)
+    memo = work_mod.memo_path(load(without).catalog)
+
+    def publish_both(now: int) -> tuple[pipeline.Publication, object]:
+        memo.unlink(missing_ok=True)
+        plain, _ = pipeline.publish(without, now=now)
+        pub, changes = pipeline.publish(with_memo, now=now)
+        assert plain.reused == 0 and _published(with_memo) == _published(without)
+        return pub, changes
+
+    def edit(name: str, change) -> None:
+        for project in (with_memo, without):
+            _jsonl_edit(project / f"data/{name}.jsonl", change)
+
+    first, _ = publish_both(T1)
+    assert first.reused == 0 and first.held_back and work_mod.memo_path(load(with_memo).catalog).is_file()
+    total = first.published + len(first.held_back)
+
+    def edit_some(articles):
+        articles[3]["description"] += " Updated."
+        articles[7]["description"] = "<p>markup</p>"          # now held back
+        articles[11]["author"][0]["name"] += " Jr."            # one copy of an embedded person: a conflict
+    edit("articles", edit_some)
+    edit("people", lambda people: people[0].update(name="Renamed Person"))  # its linkers' EDM changes
+    second, changes = publish_both(T2)
+    assert changes.changed and total * 0.8 < second.reused < total
+
+    # ids gone and new (every record is mapped again: its links may resolve otherwise), one fixed
+    gone = json.loads((with_memo / "data/articles.jsonl").read_text("utf-8").splitlines()[0])["about"][0]
+
+    def edit_more(articles):
+        articles[7]["description"] = "Fixed."
+        new = {k: v for k, v in articles[2].items() if k not in ("about", "mentions")}
+        articles.append({**new, "identifier": "a-new-article", "name": "A new article"})  # its image: 2 parents
+    edit("articles", edit_more)
+    for name in ("people", "organisations"):
+        edit(name, lambda records: [records.remove(r) for r in [r for r in records if r["identifier"] == gone]])
+    third, changes = publish_both(T3)
+    assert changes.added and changes.changed and third.reused > 0

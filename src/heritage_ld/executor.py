@@ -2,7 +2,7 @@
 
 The pipeline hands an executor a task (a top-level function), the project folder, one shared
 value (e.g. the path of the run's work database) and an iterable of chunks. Each worker loads
-and compiles the project once (``project()``) and runs the task on whole chunks. Results come
+and compiles the project once a version (``project()``) and runs the task on whole chunks. Results come
 back lazily and in chunk order, with a bounded number of chunks in flight, so memory does not
 grow with the number of records and the output is the same whatever runs it.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import multiprocessing
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
-from functools import cache
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
@@ -83,8 +83,9 @@ def make(workers: int = 1, executor: str = "local", scheduler: str | None = None
     return Processes(workers) if workers > 1 else Serial()
 
 
-@cache
-def project(root: str):
-    """(config, mappings, shapes) of a project, loaded once per process."""
+@lru_cache(maxsize=2)
+def project(root: str, key: str):
+    """(config, mappings, shapes) of a project, loaded once per process and ``key`` (the digest of
+    its configuration, mappings, shapes and code: a long-lived Dask worker sees edits)."""
     from .pipeline import load_project
     return load_project(Path(root))

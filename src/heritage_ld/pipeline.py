@@ -34,7 +34,7 @@ from .executor import Executor, Serial, project
 from .mapping import Context, Issue, Mapped, Mappings, Record
 from .terms import Triple
 from .validate import Shapes, validate
-from .work import KnownIds, Reader, Work, path_for, reader, remove_stale
+from .work import KnownIds, Reader, Work, memo, memo_id, memo_path, path_for, reader, remove_stale
 from .writers.edmxml import edm_record, is_provided_cho
 
 Key = tuple[str, str]  # (entity, id)
@@ -57,6 +57,7 @@ class Publication:
     seconds: dict[str, float] = field(default_factory=dict)
     inputs: str = ""                            # digest of everything the run read (inputs_digest)
     sources: str | None = None                  # the same with the source files' bytes (None: HTTP sources)
+    reused: int = 0                             # records whose validation and EDM were those of the last run
     unchanged: bool = False                     # the inputs were those of the last published run: not rebuilt
     warnings: int = 0
     report_digest: str = ""
@@ -228,8 +229,13 @@ def _build(root: Path, work: Work, progress: Callable[[int], None] | None, refer
     work.commit()
 
     t1 = time.perf_counter()
-    path = str(work.path)
-    for part in run.run(_map_chunk, root, path, _chunks(work.keys(), cfg.chunk_size)):
+    project_key = inputs_digest(root, cfg, mappings, "")
+    ids = hashlib.sha256()
+    for entity, rid in work.keys():
+        ids.update(f"{entity}\x1f{rid}\x1e".encode())
+    shared = Shared(str(work.path), project_key, memo_id(cfg.catalog), reference,
+                    _digest(project_key, "ids", ids.hexdigest()), _digest(project_key, "check", str(reference)))
+    for part in run.run(_map_chunk, root, shared, _chunks(work.keys(), cfg.chunk_size)):
         work.add_mapped(part)
         if progress:
             progress(len(part))
@@ -240,9 +246,10 @@ def _build(root: Path, work: Work, progress: Callable[[int], None] | None, refer
     work.index()
     t2 = time.perf_counter()
 
-    for part in run.run(_check_chunk, root, (path, reference), _chunks(work.keys(table="result"), cfg.chunk_size)):
+    for part in run.run(_check_chunk, root, shared, _chunks(work.keys(table="result"), cfg.chunk_size)):
         for row in part:
-            work.set_checked(*row)
+            pub.reused += row[-1]
+            work.set_checked(*row[:-1])
     _unreferenced_vocabulary(work)
     _links_to_held(work, cfg, mappings)
     work.commit()
@@ -278,27 +285,54 @@ def _report_order(issues: list[Issue]) -> list[Issue]:
 def map_records(cfg: config_mod.Config, mappings: Mappings, db: Reader, keys: list[Key]) -> list[Mapped]:
     """Map the records ``keys`` of a work database; links are checked against the records it holds."""
     ctx = Context(cfg.base_uri, cfg.values, "", KnownIds(db), mappings)
-    out = []
-    for entity, rid, data, source, parents in db.records(keys):
-        if parents:
-            embedded_in: dict[str, list[str]] = {}
-            for pe, pid in parents:
-                embedded_in.setdefault(pe, []).append(pid)
-            data = {**data, "_embeddedIn": embedded_in}
-        ctx.record_id = rid
-        out.append(mappings.entities[entity].map(Record(entity, rid, data, source), ctx))
-    return out
+    return [_map_one(mappings, ctx, *row) for row in db.records(keys)]
 
 
-def _map_chunk(root: str, path: str, keys: list[Key]) -> list[tuple]:
-    """Pass 2 on a worker: map records, as rows for ``Work.add_mapped``."""
-    cfg, mappings, _shapes = project(root)
+def _map_one(mappings: Mappings, ctx: Context, entity: str, rid: str, data: dict, source: str,
+             parents: list[tuple[str, str]]) -> Mapped:
+    if parents:
+        embedded_in: dict[str, list[str]] = {}
+        for pe, pid in parents:
+            embedded_in.setdefault(pe, []).append(pid)
+        data = {**data, "_embeddedIn": embedded_in}
+    ctx.record_id = rid
+    return mappings.entities[entity].map(Record(entity, rid, data, source), ctx)
+
+
+@dataclass(frozen=True)
+class Shared:
+    """What every chunk task of a run gets besides its keys."""
+    work: str                                # the work database
+    project: str                             # digest of configuration, mappings, shapes, code (``project``)
+    memo: tuple[str, int, int] | None        # the last published run's work database (``work.memo_id``)
+    reference: bool                          # pyshacl itself validates (nothing of pass 3 is taken again)
+    map_key: bytes                           # in every record's map key: project and the ids read
+    check_key: bytes                         # in every record's check key: project (and reference)
+
+
+def _digest(*parts: str | bytes | None) -> bytes:
+    h = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        h.update(part if isinstance(part, bytes) else str(part).encode())
+        h.update(b"\x00\x1f")
+    return h.digest()
+
+
+def _map_chunk(root: str, shared: Shared, keys: list[Key]) -> list[tuple]:
+    """Pass 2 on a worker: map records (or take them from the memo), as rows for ``Work.add_mapped``."""
+    cfg, mappings, _shapes = project(root, shared.project)
+    db, last = reader(shared.work), memo(shared.memo)
+    ctx = Context(cfg.base_uri, cfg.values, "", KnownIds(db), mappings)
     out = []
-    for m in map_records(cfg, mappings, reader(path), keys):
-        entity = m.record.entity
-        out.append((entity, m.record.id, json.dumps(m.triples, ensure_ascii=False), json.dumps(m.subjects),
-                    pickle.dumps(m.issues) if m.issues else None, json.dumps(cfg.sets(entity)),
-                    mappings.entities[entity].digest, m.record.source))
+    for entity, rid, data, source, canon, parents in db.incoming(keys):
+        mapping = mappings.entities[entity]
+        key = _digest(shared.map_key, entity, rid, canon, source, repr(parents), mapping.digest)
+        found = last.mapped(entity, rid, key) if last else None
+        if found is None:
+            m = _map_one(mappings, ctx, entity, rid, pickle.loads(data), source, parents)
+            found = (json.dumps(m.triples, ensure_ascii=False), json.dumps(m.subjects),
+                     pickle.dumps(m.issues) if m.issues else None)
+        out.append((entity, rid, *found, json.dumps(cfg.sets(entity)), mapping.digest, source, key))
     return out
 
 
@@ -315,30 +349,37 @@ def _linked(db, key: Key, triples: list[Triple], published_only: bool = False) -
     return out, links
 
 
-def _check_chunk(root: str, shared: tuple[str, bool], keys: list[Key]) -> list[tuple]:
-    """Pass 3 on a worker: SHACL, then EDM for the records that stay published; rows for ``Work.set_checked``."""
-    path, reference = shared
-    cfg, mappings, shapes = project(root)
-    db = reader(path)
-    batch, linked, links = [], {}, {}
+def _check_chunk(root: str, shared: Shared, keys: list[Key]) -> list[tuple]:
+    """Pass 3 on a worker: SHACL, then EDM for the records that stay published (or both from the
+    memo); rows for ``Work.set_checked`` and whether the memo's were taken."""
+    cfg, mappings, shapes = project(root, shared.project)
+    db, last = reader(shared.work), (None if shared.reference else memo(shared.memo))
+    batch, linked, links, keyed, out = [], {}, {}, {}, {}
     for key in keys:
-        triples, subjects, blob, sets, _mapping, source = db.result(*key)
-        m = Mapped(Record(key[0], key[1], {}, source), triples, pickle.loads(blob) if blob else [], subjects)
-        m.sets = json.loads(sets)  # type: ignore[attr-defined]
+        t, s, blob, sets, mapping, source = db.result_raw(*key)
+        triples = [tuple(x) for x in json.loads(t)]
         linked[key], links[key] = _linked(db, key, triples)
+        keyed[key] = _digest(shared.check_key, *key, t, s, blob, sets, mapping, source, repr(sorted(linked[key])))
+        found = last.checked(*key, keyed[key]) if last else None
+        if found is not None:
+            issues, held, edm_held, edm, digest = found
+            out[key] = (*key, issues, bool(held), bool(edm_held), edm, digest, links[key], keyed[key], True)
+            continue
+        m = Mapped(Record(key[0], key[1], {}, source), triples, pickle.loads(blob) if blob else [], json.loads(s))
+        m.sets = json.loads(sets)  # type: ignore[attr-defined]
         batch.append(m)
-    found: dict[Key, list[Issue]] = defaultdict(list)
+    found_issues: dict[Key, list[Issue]] = defaultdict(list)
     for i in validate(batch, lambda m: linked[(m.record.entity, m.record.id)], shapes,
-                      lambda e: mappings.entities[e].fields_by_predicate, reference):
-        found[(i.entity, i.record_id)].append(i)
-    out = []
+                      lambda e: mappings.entities[e].fields_by_predicate, shared.reference):
+        found_issues[(i.entity, i.record_id)].append(i)
     for m in batch:
         key = (m.record.entity, m.record.id)
-        issues = m.issues + found.get(key, [])
+        issues = m.issues + found_issues.get(key, [])
         held, edm_held, edm = _edm(m, issues, linked[key])
-        out.append((*key, pickle.dumps(issues) if issues else None, held, edm_held, edm,
-                    content_hash(m.triples, edm, m.sets) + mappings.entities[key[0]].digest, links[key]))
-    return out
+        out[key] = (*key, pickle.dumps(issues) if issues else None, held, edm_held, edm,
+                    content_hash(m.triples, edm, m.sets) + mappings.entities[key[0]].digest, links[key], keyed[key],
+                    False)
+    return [out[key] for key in keys]
 
 
 def _edm(m: Mapped, issues: list[Issue], linked: list[Triple]) -> tuple[bool, bool, bytes | None]:
@@ -360,7 +401,7 @@ def _edm(m: Mapped, issues: list[Issue], linked: list[Triple]) -> tuple[bool, bo
 def _unreferenced_vocabulary(work: Work) -> None:
     """Vocabulary records (linked_only sources: rights statements) are published only where a record refers to them."""
     work.db.execute(
-        "UPDATE result SET publish = 0, held = 0, issues = NULL WHERE EXISTS (SELECT 1 FROM incoming i WHERE "
+        "UPDATE result SET publish = 0, held = 0, issues = NULL, check_key = NULL WHERE EXISTS (SELECT 1 FROM incoming i WHERE "
         "i.entity = result.entity AND i.id = result.id AND i.linked_only) AND NOT EXISTS (SELECT 1 FROM subject s "
         "JOIN links l ON l.target = s.iri WHERE s.entity = result.entity AND s.id = result.id)")
 
@@ -394,7 +435,8 @@ def _links_to_held(work: Work, cfg: config_mod.Config, mappings: Mappings) -> No
         m = Mapped(Record(key[0], key[1], {}, source), triples, issues, subjects)
         # validation issues are stored with the mapping ones (pass 3): EDM is judged on them again
         held, edm_held, edm = _edm(m, issues, _linked(db, key, triples, published_only=True)[0])
-        work.db.execute("UPDATE result SET issues = ?, edm_held = ?, edm = ?, hash = ? WHERE entity = ? AND id = ?",
+        work.db.execute("UPDATE result SET issues = ?, edm_held = ?, edm = ?, hash = ?, check_key = NULL "
+                        "WHERE entity = ? AND id = ?",
                         (pickle.dumps(issues), int(edm_held), edm,
                          content_hash(triples, edm, json.loads(sets)) + mapping, *key))
 
@@ -436,6 +478,7 @@ def publish(root: Path, progress: Callable[[int], None] | None = None, *, now: i
     catalog = Catalog(cfg.catalog)
     work = Work(path_for(cfg.catalog))
     log = IssueLog(catalog.path, catalog.db)
+    published = False
     try:
         def last_read(key: str, digest: str) -> int | None:
             last = catalog.last_run()
@@ -475,11 +518,15 @@ def publish(root: Path, progress: Callable[[int], None] | None = None, *, now: i
             else:
                 write_all(pub, catalog, cfg.output, state, processes=run.workers,
                           before_swap=lambda: (checkpoint("staged"), catalog.commit(), checkpoint("committed")))
+            published = True
         finally:
             catalog.rollback()
     finally:
-        work.close()
-        catalog.close()
+        catalog.close()  # and with it the work database attached to it (``plan``)
+        if published and not pub.unchanged:
+            work.keep_as(memo_path(cfg.catalog))   # the next run takes the results of records that recur
+        else:
+            work.close()
         log.db = None  # read from the file from now on
     pub.seconds["catalog+write"] = time.perf_counter() - t
     return pub, changes

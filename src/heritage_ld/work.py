@@ -1,9 +1,10 @@
 """The run's work database: every record read, then its mapping, validation and EDM results.
 
-A run streams its records through SQLite (a file beside the catalog, deleted afterwards) instead
-of holding them in memory, so memory stays flat however many records there are. Workers (local
-processes or Dask workers on a shared volume) open it read-only between passes; only the
-coordinating process writes. Columns holding triples use the catalog's JSON form.
+A run streams its records through SQLite (a file beside the catalog) instead of holding them in
+memory, so memory stays flat however many records there are. Workers (local processes or Dask
+workers on a shared volume) open it read-only between passes; only the coordinating process
+writes. Columns holding triples use the catalog's JSON form. A published run's work database is
+kept as the next run's ``Memo``: a record whose inputs recur takes its results from there.
 """
 from __future__ import annotations
 
@@ -38,6 +39,10 @@ CREATE TABLE result (
     held INTEGER NOT NULL DEFAULT 0, edm_held INTEGER NOT NULL DEFAULT 0,
     publish INTEGER NOT NULL DEFAULT 0,
     edm BLOB, hash TEXT, sets TEXT, mapping TEXT, source TEXT,
+    map_key BLOB,                     -- digest of all that mapping the record read (see pipeline.Shared)
+    mapped_issues BLOB,               -- the mapping's issues alone (``issues`` gains the others)
+    check_key BLOB,                   -- digest of all that pass 3 read; NULL once pass 4 or the
+                                      -- vocabulary rule changed the row (then it is not reused)
     PRIMARY KEY (entity, id)
 );
 CREATE TABLE subject (iri TEXT NOT NULL, entity TEXT NOT NULL, id TEXT NOT NULL);
@@ -76,8 +81,28 @@ class Work:
         if self.db.in_transaction:
             self.db.execute("ROLLBACK")
         self.db.close()
+        close_readers(str(self.path))
         for suffix in ("", "-wal", "-shm"):
             Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+
+    def keep_as(self, memo: Path) -> bool:
+        """Close and become ``memo`` (the next run's ``Memo``), replacing the one there; False (and
+        deleted) where another connection still has it open (Dask workers keep theirs)."""
+        if self.db.in_transaction:
+            self.db.execute("COMMIT")
+        close_readers(str(self.path))
+        try:  # one file, no WAL: a reader may open it under another name
+            kept = self.db.execute("PRAGMA journal_mode=DELETE").fetchone()[0] == "delete"
+        except sqlite3.OperationalError:
+            kept = False
+        if kept:
+            self.db.close()
+            os.replace(self.path, memo)
+            for suffix in ("-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        else:
+            self.close()
+        return kept
 
     # -- pass 1: records read ------------------------------------------------------------
     def add(self, entity: str, rid: str, data: Any, canon: bytes, source: str, parent: Key | None,
@@ -106,12 +131,12 @@ class Work:
             last = rows[-1]
 
     # -- pass 2: mapped --------------------------------------------------------------------
-    def add_mapped(self, rows: Iterable[tuple[str, str, str, str, bytes | None, str, str, str]]) -> None:
-        """(entity, id, triples JSON, subjects JSON, issues, sets JSON, mapping digest, source) per record."""
-        for entity, rid, triples, subjects, issues, sets, mapping, source in rows:
-            self.db.execute("INSERT INTO result (entity, id, triples, subjects, issues, sets, mapping, source) "
-                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (entity, rid, triples, subjects, issues, sets, mapping,
-                                                                source))
+    def add_mapped(self, rows: Iterable[tuple[str, str, str, str, bytes | None, str, str, str, bytes]]) -> None:
+        """(entity, id, triples JSON, subjects JSON, issues, sets JSON, mapping digest, source, map key) per record."""
+        for entity, rid, triples, subjects, issues, sets, mapping, source, key in rows:
+            self.db.execute("INSERT INTO result (entity, id, triples, subjects, issues, mapped_issues, sets, mapping, "
+                            "source, map_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            (entity, rid, triples, subjects, issues, issues, sets, mapping, source, key))
             self.db.executemany("INSERT INTO subject VALUES (?, ?, ?)",
                                 ((s, entity, rid) for s in {t[0] for t in json.loads(triples)}))
 
@@ -120,10 +145,10 @@ class Work:
 
     # -- pass 3: checked -------------------------------------------------------------------
     def set_checked(self, entity: str, rid: str, issues: bytes | None, held: bool, edm_held: bool,
-                    edm: bytes | None, digest: str | None, links: Iterable[str]) -> None:
-        self.db.execute("UPDATE result SET issues = ?, held = ?, edm_held = ?, edm = ?, hash = ?, publish = ? "
-                        "WHERE entity = ? AND id = ?",
-                        (issues, int(held), int(edm_held), edm, digest, int(not held), entity, rid))
+                    edm: bytes | None, digest: str | None, links: Iterable[str], key: bytes | None) -> None:
+        self.db.execute("UPDATE result SET issues = ?, held = ?, edm_held = ?, edm = ?, hash = ?, publish = ?, "
+                        "check_key = ? WHERE entity = ? AND id = ?",
+                        (issues, int(held), int(edm_held), edm, digest, int(not held), key, entity, rid))
         self.db.executemany("INSERT INTO links VALUES (?, ?, ?)", ((entity, rid, t) for t in links))
 
 
@@ -140,13 +165,19 @@ class Reader:
 
     def records(self, keys: list[Key]) -> list[tuple[str, str, Any, str, list[tuple[str, str]]]]:
         """(entity, id, data, source, parents) for ``keys``; the source of a conflicting id lists every copy."""
+        return [(entity, rid, pickle.loads(data), source, parents)
+                for entity, rid, data, source, _canon, parents in self.incoming(keys)]
+
+    def incoming(self, keys: list[Key]) -> list[tuple[str, str, bytes, str, bytes, list[tuple[str, str]]]]:
+        """(entity, id, pickled data, source, digest of the data, parents) for ``keys``."""
         out = []
         for entity, rid in keys:
-            data, source = self.db.execute("SELECT data, CASE WHEN conflict THEN sources ELSE source END FROM incoming "
-                                           "WHERE entity = ? AND id = ?", (entity, rid)).fetchone()
+            data, source, canon = self.db.execute(
+                "SELECT data, CASE WHEN conflict THEN sources ELSE source END, canon FROM incoming "
+                "WHERE entity = ? AND id = ?", (entity, rid)).fetchone()
             parents = self.db.execute("SELECT pentity, pid FROM parents WHERE entity = ? AND id = ? ORDER BY rowid",
                                       (entity, rid)).fetchall()
-            out.append((entity, rid, pickle.loads(data), source, parents))
+            out.append((entity, rid, data, source, canon, parents))
         return out
 
     def has(self, entity: str, rid: str) -> bool:
@@ -154,10 +185,13 @@ class Reader:
 
     def result(self, entity: str, rid: str) -> tuple[list[Triple], dict[str, str], bytes | None, str, str, str]:
         """(triples, subjects, issues, sets JSON, mapping digest, source) of a mapped record."""
-        t, s, i, sets, mapping, source = self.db.execute(
-            "SELECT triples, subjects, issues, sets, mapping, source FROM result WHERE entity = ? AND id = ?",
-            (entity, rid)).fetchone()
+        t, s, i, sets, mapping, source = self.result_raw(entity, rid)
         return [tuple(x) for x in json.loads(t)], json.loads(s), i, sets, mapping, source
+
+    def result_raw(self, entity: str, rid: str) -> tuple[str, str, bytes | None, str, str, str]:
+        """``result`` with triples and subjects as the JSON stored."""
+        return self.db.execute("SELECT triples, subjects, issues, sets, mapping, source FROM result "
+                               "WHERE entity = ? AND id = ?", (entity, rid)).fetchone()
 
     def owners(self, iri: str) -> list[Key]:
         found = self._owners.get(iri)
@@ -181,14 +215,26 @@ class Reader:
         return found
 
 
-@lru_cache(maxsize=4)
-def _reader(path: str, pid: int) -> Reader:
-    return Reader(path)
+_readers: dict[tuple[str, int], Reader] = {}
 
 
 def reader(path: str) -> Reader:
-    """This process's reader of a work database (a forked worker opens its own)."""
-    return _reader(path, os.getpid())
+    """This process's reader of a work database (a forked worker opens its own; a few are kept)."""
+    key = (path, os.getpid())
+    found = _readers.get(key)
+    if found is None:
+        if len(_readers) >= 4:
+            close_readers(next(iter(_readers))[0])
+        found = _readers[key] = Reader(path)
+    return found
+
+
+def close_readers(path: str) -> None:
+    """Forget the readers of ``path``, closing this process's (one inherited by fork is not ours to close)."""
+    for key in [k for k in _readers if k[0] == path]:
+        r = _readers.pop(key)
+        if key[1] == os.getpid():
+            r.db.close()
 
 
 class KnownIds:
@@ -207,6 +253,54 @@ class _Ids:
 
     def __contains__(self, rid: object) -> bool:
         return isinstance(rid, str) and self.db.has(self.entity, rid)
+
+
+class Memo:
+    """The last published run's work database, read-only: results to take again where the digest
+    of everything a record's mapping (``map_key``) or checking (``check_key``) read is the same."""
+
+    def __init__(self, path: Path) -> None:
+        self.db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, isolation_level=None,
+                                  check_same_thread=False)
+        columns = {r[1] for r in self.db.execute("PRAGMA table_info(result)")}
+        if not {"map_key", "mapped_issues", "check_key"} <= columns:
+            raise sqlite3.DatabaseError(f"{path}: not a memo of this version")
+
+    def mapped(self, entity: str, rid: str, key: bytes) -> tuple[str, str, bytes | None] | None:
+        """(triples JSON, subjects JSON, mapping issues) as mapped last time, if ``key`` is the same."""
+        return self.db.execute("SELECT triples, subjects, mapped_issues FROM result WHERE entity = ? AND id = ? "
+                               "AND map_key = ?", (entity, rid, key)).fetchone()
+
+    def checked(self, entity: str, rid: str, key: bytes) -> tuple[bytes | None, int, int, bytes | None, str] | None:
+        """(issues, held, edm_held, EDM document, hash) as pass 3 found them last time, if ``key`` is the same."""
+        return self.db.execute("SELECT issues, held, edm_held, edm, hash FROM result WHERE entity = ? AND id = ? "
+                               "AND check_key = ?", (entity, rid, key)).fetchone()
+
+
+def memo_path(catalog: Path) -> Path:
+    return catalog.parent / f"{catalog.stem}-memo.sqlite"
+
+
+def memo_id(catalog: Path) -> tuple[str, int, int] | None:
+    """(path, inode, mtime) of the memo if there is one: workers open it once per version."""
+    path = memo_path(catalog)
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return str(path), st.st_ino, st.st_mtime_ns
+
+
+@lru_cache(maxsize=2)
+def _memo(ident: tuple[str, int, int], pid: int) -> Memo | None:
+    try:
+        return Memo(Path(ident[0]))
+    except sqlite3.Error:
+        return None  # gone, damaged or of another version: everything is computed
+
+
+def memo(ident: tuple[str, int, int] | None) -> Memo | None:
+    return _memo(ident, os.getpid()) if ident else None
 
 
 def remove_stale(folder: Path) -> None:
