@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pyoxigraph as ox
+import pytest
 
 import heritage_ld
 from heritage_ld import pipeline
@@ -218,3 +219,20 @@ def test_results_taken_from_the_last_run_are_those_it_would_compute(tmp_path):
         edit(name, lambda records: [records.remove(r) for r in [r for r in records if r["identifier"] == gone]])
     third, changes = publish_both(T3)
     assert changes.added and changes.changed and third.reused > 0
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_edited_mapping_applies_to_the_next_run_in_the_same_process(tmp_path, workers):
+    """Workers keep the compiled project by its digest: a library caller (or a long-lived Dask
+    worker) running again after an edit uses the edited mapping."""
+    from heritage_ld import executor
+    project = copy_project(tmp_path)
+    pipeline.publish(project, now=T1, run=executor.make(workers=workers))
+    path = project / "mapping/person.yaml"
+    text = path.read_text("utf-8")
+    line = next(line for line in text.splitlines() if "skos:prefLabel" in line)
+    path.write_text(text.replace(line, f"{line}\n{line[:line.index('skos')]}schema:disambiguatingDescription: "
+                                       "{value: from the edited mapping}"), "utf-8")
+    _pub, changes = pipeline.publish(project, now=T2, run=executor.make(workers=workers))
+    nt = (project / "output/dataset.nt").read_text("utf-8")
+    assert changes.changed and '<http://schema.org/disambiguatingDescription> "from the edited mapping"' in nt
