@@ -236,3 +236,25 @@ def test_an_edited_mapping_applies_to_the_next_run_in_the_same_process(tmp_path,
     _pub, changes = pipeline.publish(project, now=T2, run=executor.make(workers=workers))
     nt = (project / "output/dataset.nt").read_text("utf-8")
     assert changes.changed and '<http://schema.org/disambiguatingDescription> "from the edited mapping"' in nt
+
+
+def test_a_damaged_or_foreign_memo_is_ignored(tmp_path):
+    """The memo is a cache: garbage, or a work database of another version, costs only the reuse."""
+    import sqlite3
+    project = copy_project(tmp_path)
+    first, _ = pipeline.publish(project, now=T1)
+    memo = work_mod.memo_path(load(project).catalog)
+
+    def foreign() -> None:
+        memo.unlink()
+        db = sqlite3.connect(memo)
+        db.execute("CREATE TABLE result (entity TEXT, id TEXT, triples TEXT)")
+        db.commit()
+        db.close()
+    names = ["Emmy Storms", "Emmy R. Storms", "Emmy Storms", "Emmy R. Storms"]
+    for n, damage in enumerate((lambda: memo.write_bytes(b"not a database" * 100), foreign, lambda: None)):
+        damage()
+        edit_people(project, names[n], names[n + 1])
+        pub, changes = pipeline.publish(project, now=T2 + n)
+        assert changes.changed == 1 and pub.published == first.published and memo.is_file()
+        assert (pub.reused > 0) == (n == 2), n   # only the memo the last run kept is taken
