@@ -230,11 +230,8 @@ def _build(root: Path, work: Work, progress: Callable[[int], None] | None, refer
 
     t1 = time.perf_counter()
     project_key = inputs_digest(root, cfg, mappings, "")
-    ids = hashlib.sha256()
-    for entity, rid in work.keys():
-        ids.update(f"{entity}\x1f{rid}\x1e".encode())
     shared = Shared(str(work.path), project_key, memo_id(cfg.catalog), reference,
-                    _digest(project_key, "ids", ids.hexdigest()), _digest(project_key, "check", str(reference)))
+                    _digest(project_key, "map"), _digest(project_key, "check", str(reference)))
     for part in run.run(_map_chunk, root, shared, _chunks(work.keys(), cfg.chunk_size)):
         work.add_mapped(part)
         if progress:
@@ -306,7 +303,7 @@ class Shared:
     project: str                             # digest of configuration, mappings, shapes, code (``project``)
     memo: tuple[str, int, int] | None        # the last published run's work database (``work.memo_id``)
     reference: bool                          # pyshacl itself validates (nothing of pass 3 is taken again)
-    map_key: bytes                           # in every record's map key: project and the ids read
+    map_key: bytes                           # in every record's map key: project
     check_key: bytes                         # in every record's check key: project (and reference)
 
 
@@ -322,16 +319,18 @@ def _map_chunk(root: str, shared: Shared, keys: list[Key]) -> list[tuple]:
     """Pass 2 on a worker: map records (or take them from the memo), as rows for ``Work.add_mapped``."""
     cfg, mappings, _shapes = project(root, shared.project)
     db, last = reader(shared.work), memo(shared.memo)
-    ctx = Context(cfg.base_uri, cfg.values, "", KnownIds(db), mappings)
+    asked: list[tuple[str, str, bool]] = []   # the link checks of the record being mapped
+    ctx = Context(cfg.base_uri, cfg.values, "", KnownIds(db, asked), mappings)
     out = []
     for entity, rid, data, source, canon, parents in db.incoming(keys):
         mapping = mappings.entities[entity]
         key = _digest(shared.map_key, entity, rid, canon, source, repr(parents), mapping.digest)
         found = last.mapped(entity, rid, key) if last else None
-        if found is None:
+        if found is None or any(db.has(e, i) != f for e, i, f in json.loads(found[3])):  # a link resolves otherwise
+            asked.clear()
             m = _map_one(mappings, ctx, entity, rid, pickle.loads(data), source, parents)
             found = (json.dumps(m.triples, ensure_ascii=False), json.dumps(m.subjects),
-                     pickle.dumps(m.issues) if m.issues else None)
+                     pickle.dumps(m.issues) if m.issues else None, json.dumps(asked))
         out.append((entity, rid, *found, json.dumps(cfg.sets(entity)), mapping.digest, source, key))
     return out
 
@@ -349,6 +348,18 @@ def _linked(db, key: Key, triples: list[Triple], published_only: bool = False) -
     return out, links
 
 
+def _linked_digests(db: Reader, key: Key, triples: list[Triple]) -> tuple[set[str], list[str | bytes]]:
+    """What ``_linked`` reads, as digests (each linked resource, its records, their triples), and the
+    linked resources."""
+    links, parts = set(), []
+    for o in sorted({t[2] for t in triples if t[2][0] == "<"}):
+        for owner in sorted(db.owners(o)):
+            if tuple(owner) != key:
+                links.add(o)
+                parts += [f"{o} {owner[0]} {owner[1]}", db.triples_digest(*owner)]
+    return links, parts
+
+
 def _check_chunk(root: str, shared: Shared, keys: list[Key]) -> list[tuple]:
     """Pass 3 on a worker: SHACL, then EDM for the records that stay published (or both from the
     memo); rows for ``Work.set_checked`` and whether the memo's were taken."""
@@ -358,13 +369,14 @@ def _check_chunk(root: str, shared: Shared, keys: list[Key]) -> list[tuple]:
     for key in keys:
         t, s, blob, sets, mapping, source = db.result_raw(*key)
         triples = [tuple(x) for x in json.loads(t)]
-        linked[key], links[key] = _linked(db, key, triples)
-        keyed[key] = _digest(shared.check_key, *key, t, s, blob, sets, mapping, source, repr(sorted(linked[key])))
+        links[key], parts = _linked_digests(db, key, triples)
+        keyed[key] = _digest(shared.check_key, *key, t, s, blob, sets, mapping, source, *parts)
         found = last.checked(*key, keyed[key]) if last else None
         if found is not None:
             issues, held, edm_held, edm, digest = found
             out[key] = (*key, issues, bool(held), bool(edm_held), edm, digest, links[key], keyed[key], True)
             continue
+        linked[key] = _linked(db, key, triples)[0]
         m = Mapped(Record(key[0], key[1], {}, source), triples, pickle.loads(blob) if blob else [], json.loads(s))
         m.sets = json.loads(sets)  # type: ignore[attr-defined]
         batch.append(m)

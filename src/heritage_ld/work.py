@@ -8,6 +8,7 @@ kept as the next run's ``Memo``: a record whose inputs recur takes its results f
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -40,6 +41,7 @@ CREATE TABLE result (
     publish INTEGER NOT NULL DEFAULT 0,
     edm BLOB, hash TEXT, sets TEXT, mapping TEXT, source TEXT,
     map_key BLOB,                     -- digest of all that mapping the record read (see pipeline.Shared)
+    asked TEXT,                       -- and the link checks it made: JSON [[entity, id, found], ...]
     mapped_issues BLOB,               -- the mapping's issues alone (``issues`` gains the others)
     check_key BLOB,                   -- digest of all that pass 3 read; NULL once pass 4 or the
                                       -- vocabulary rule changed the row (then it is not reused)
@@ -131,12 +133,13 @@ class Work:
             last = rows[-1]
 
     # -- pass 2: mapped --------------------------------------------------------------------
-    def add_mapped(self, rows: Iterable[tuple[str, str, str, str, bytes | None, str, str, str, bytes]]) -> None:
-        """(entity, id, triples JSON, subjects JSON, issues, sets JSON, mapping digest, source, map key) per record."""
-        for entity, rid, triples, subjects, issues, sets, mapping, source, key in rows:
-            self.db.execute("INSERT INTO result (entity, id, triples, subjects, issues, mapped_issues, sets, mapping, "
-                            "source, map_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            (entity, rid, triples, subjects, issues, issues, sets, mapping, source, key))
+    def add_mapped(self, rows: Iterable[tuple[str, str, str, str, bytes | None, str, str, str, str, bytes]]) -> None:
+        """(entity, id, triples JSON, subjects JSON, issues, link checks JSON, sets JSON, mapping digest, source,
+        map key) per record."""
+        for entity, rid, triples, subjects, issues, asked, sets, mapping, source, key in rows:
+            self.db.execute("INSERT INTO result (entity, id, triples, subjects, issues, mapped_issues, asked, sets, "
+                            "mapping, source, map_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            (entity, rid, triples, subjects, issues, issues, asked, sets, mapping, source, key))
             self.db.executemany("INSERT INTO subject VALUES (?, ?, ?)",
                                 ((s, entity, rid) for s in {t[0] for t in json.loads(triples)}))
 
@@ -162,6 +165,7 @@ class Reader:
         # decoded triples and owners of linked records (rights, people...): many records link to few
         self._triples: dict[Key, list[Triple]] = {}
         self._owners: dict[str, list[Key]] = {}
+        self._digests: dict[Key, bytes] = {}
 
     def records(self, keys: list[Key]) -> list[tuple[str, str, Any, str, list[tuple[str, str]]]]:
         """(entity, id, data, source, parents) for ``keys``; the source of a conflicting id lists every copy."""
@@ -214,6 +218,16 @@ class Reader:
             found = self._triples[(entity, rid)] = [tuple(x) for x in json.loads(t)]
         return found
 
+    def triples_digest(self, entity: str, rid: str) -> bytes:
+        """A digest of a mapped record's triples (cached as ``triples_of``)."""
+        found = self._digests.get((entity, rid))
+        if found is None:
+            if len(self._digests) > CACHED:
+                self._digests.clear()
+            t = self.db.execute("SELECT triples FROM result WHERE entity = ? AND id = ?", (entity, rid)).fetchone()[0]
+            found = self._digests[(entity, rid)] = hashlib.blake2b(t.encode(), digest_size=16).digest()
+        return found
+
 
 _readers: dict[tuple[str, int], Reader] = {}
 
@@ -238,21 +252,27 @@ def close_readers(path: str) -> None:
 
 
 class KnownIds:
-    """``known`` for the mapping's link checks: is (entity, id) among the records read?"""
+    """``known`` for the mapping's link checks: is (entity, id) among the records read? Each
+    answer is appended to ``asked`` if given (what a record's mapping depended on)."""
 
-    def __init__(self, db: Reader) -> None:
-        self.db = db
+    def __init__(self, db: Reader, asked: list | None = None) -> None:
+        self.db, self.asked = db, asked
 
     def get(self, entity: str, _default=()) -> "_Ids":
-        return _Ids(self.db, entity)
+        return _Ids(self, entity)
 
 
 class _Ids:
-    def __init__(self, db: Reader, entity: str) -> None:
-        self.db, self.entity = db, entity
+    def __init__(self, known: KnownIds, entity: str) -> None:
+        self.known, self.entity = known, entity
 
     def __contains__(self, rid: object) -> bool:
-        return isinstance(rid, str) and self.db.has(self.entity, rid)
+        if not isinstance(rid, str):
+            return False
+        found = self.known.db.has(self.entity, rid)
+        if self.known.asked is not None:
+            self.known.asked.append((self.entity, rid, found))
+        return found
 
 
 class Memo:
@@ -263,13 +283,14 @@ class Memo:
         self.db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, isolation_level=None,
                                   check_same_thread=False)
         columns = {r[1] for r in self.db.execute("PRAGMA table_info(result)")}
-        if not {"map_key", "mapped_issues", "check_key"} <= columns:
+        if not {"map_key", "asked", "mapped_issues", "check_key"} <= columns:
             raise sqlite3.DatabaseError(f"{path}: not a memo of this version")
 
-    def mapped(self, entity: str, rid: str, key: bytes) -> tuple[str, str, bytes | None] | None:
-        """(triples JSON, subjects JSON, mapping issues) as mapped last time, if ``key`` is the same."""
-        return self.db.execute("SELECT triples, subjects, mapped_issues FROM result WHERE entity = ? AND id = ? "
-                               "AND map_key = ?", (entity, rid, key)).fetchone()
+    def mapped(self, entity: str, rid: str, key: bytes) -> tuple[str, str, bytes | None, str] | None:
+        """(triples JSON, subjects JSON, mapping issues, link checks JSON) as mapped last time, if ``key``
+        is the same."""
+        return self.db.execute("SELECT triples, subjects, mapped_issues, asked FROM result WHERE entity = ? "
+                               "AND id = ? AND map_key = ?", (entity, rid, key)).fetchone()
 
     def checked(self, entity: str, rid: str, key: bytes) -> tuple[bytes | None, int, int, bytes | None, str] | None:
         """(issues, held, edm_held, EDM document, hash) as pass 3 found them last time, if ``key`` is the same."""

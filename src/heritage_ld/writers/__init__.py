@@ -100,25 +100,35 @@ class Files:
 
     def __init__(self, staging: Path, previous: Path | None, upto: int, enabled: bool = True) -> None:
         self.staging, self.previous, self.upto, self.enabled = staging, previous, upto, enabled
-        self._dirs: set[Path] = set()
+        self._dirs: set[str] = set()
 
     def reusable(self, row: "Row") -> bool:
         return self.previous is not None and row.run <= self.upto
 
+    def read_previous(self, rel: str) -> bytes | None:
+        """The file ``rel`` of the output being replaced, if there."""
+        try:
+            with open(f"{self.previous}/{rel}", "rb") as fh:
+                return fh.read()
+        except FileNotFoundError:
+            return None
+
     def write(self, rel: str, row: "Row", make: Callable[[], bytes]) -> None:
         if not self.enabled:
             return
-        dest = self.staging / rel
-        if dest.parent not in self._dirs:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            self._dirs.add(dest.parent)
+        dest = f"{self.staging}/{rel}"   # strings, not Paths: this runs for every file of every record
+        folder = dest.rpartition("/")[0]
+        if folder not in self._dirs:
+            os.makedirs(folder, exist_ok=True)
+            self._dirs.add(folder)
         if self.reusable(row):
             try:
-                os.link(self.previous / rel, dest)  # type: ignore[operator]
+                os.link(f"{self.previous}/{rel}", dest)
                 return
             except FileNotFoundError:
                 pass
-        dest.write_bytes(make())
+        with open(dest, "wb") as fh:
+            fh.write(make())
 
 
 def read_state(out: Path) -> dict:

@@ -137,12 +137,7 @@ class Turtle:
 
     def add(self, row, fresh) -> None:
         rel = record_file(row.entity, row.id, "ttl")
-        doc = None
-        if self.files.reusable(row):
-            try:
-                doc = (self.files.previous / rel).read_bytes()
-            except FileNotFoundError:
-                pass
+        doc = self.files.read_previous(rel) if self.files.reusable(row) else None
         if doc is None:
             doc = turtle(row.triples, self.prefixes)
         self.files.write(rel, row, lambda: doc)
