@@ -11,7 +11,6 @@ from pathlib import Path
 import pyoxigraph as ox
 import pytest
 
-import heritage_ld
 from heritage_ld import pipeline
 from heritage_ld import work as work_mod
 from heritage_ld.config import load
@@ -73,7 +72,7 @@ def test_unchanged_source_files_are_not_parsed_again(tmp_path, monkeypatch):
     calls.clear()
     fourth, _ = pipeline.publish(project, now=T3 + 1)
     assert fourth.unchanged and calls == []
-    monkeypatch.setattr(heritage_ld, "_code_digest", "the digest of other code")
+    monkeypatch.setattr(pipeline, "code_digest", lambda: "the digest of other code")
     fifth, changes = pipeline.publish(project, now=T3 + 2)
     assert not fifth.unchanged and calls and changes.unchanged == 22
 
@@ -258,3 +257,15 @@ def test_a_damaged_or_foreign_memo_is_ignored(tmp_path):
         pub, changes = pipeline.publish(project, now=T2 + n)
         assert changes.changed == 1 and pub.published == first.published and memo.is_file()
         assert (pub.reused > 0) == (n == 2), n   # only the memo the last run kept is taken
+
+
+def test_a_memo_that_cannot_be_kept_does_not_fail_the_published_run(tmp_path):
+    """Keeping the memo comes after the catalog commit and the output swap: if it fails (here its
+    path is taken by a folder), the run has still published, and no work file is left behind."""
+    project = copy_project(tmp_path)
+    catalog = load(project).catalog
+    work_mod.memo_path(catalog).mkdir(parents=True)
+    (work_mod.memo_path(catalog) / "x").write_text("in the way")
+    pub, changes = pipeline.publish(project, now=T1)
+    assert changes.added == pub.published == 22 and (project / "output/dataset.nt").is_file()
+    assert not list(catalog.parent.glob("work-*"))

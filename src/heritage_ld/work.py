@@ -97,13 +97,16 @@ class Work:
             kept = self.db.execute("PRAGMA journal_mode=DELETE").fetchone()[0] == "delete"
         except sqlite3.OperationalError:
             kept = False
-        if kept:
-            self.db.close()
-            os.replace(self.path, memo)
-            for suffix in ("-wal", "-shm"):
-                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
-        else:
+        if not kept:
             self.close()
+            return False
+        self.db.close()
+        try:  # the run is published: a memo that cannot be kept costs only the next run's reuse
+            os.replace(self.path, memo)
+        except OSError:
+            kept = False
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
         return kept
 
     # -- pass 1: records read ------------------------------------------------------------
