@@ -205,7 +205,7 @@ def traced_stages(work: Path, name: str) -> None:
             note(event)
             return out
         return run
-    pipeline.inputs_digest = wrap(pipeline.inputs_digest, "pass 1 done (read)")
+    pipeline.read_records = wrap(pipeline.read_records, "pass 1 done (read)")
     pipeline._unreferenced_vocabulary = wrap(pipeline._unreferenced_vocabulary, "passes 2-3 done (map, validate, EDM)")
     for fmt in list(formats().values()):
         FORMATS[fmt.name] = dataclasses.replace(fmt, sink=wrap(fmt.sink, f"writer {fmt.name} opened"))

@@ -55,7 +55,7 @@ class Publication:
     triple_count: int = 0
     edm_count: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
-    inputs: str = ""                            # digest of everything the run read (inputs_digest)
+    inputs: str = ""                            # digest of the records read and project_digest
     sources: str | None = None                  # the same with the source files' bytes (None: HTTP sources)
     reused: int = 0                             # records whose validation and EDM were those of the last run
     unchanged: bool = False                     # the inputs were those of the last published run: not rebuilt
@@ -152,9 +152,9 @@ def read_records(cfg: config_mod.Config, mappings: Mappings, work: Work) -> tupl
     return read, dict(issues), digest.hexdigest()
 
 
-def inputs_digest(root: Path, cfg: config_mod.Config, mappings: Mappings, records_digest: str) -> str:
-    """Everything a run's results depend on: the records read, mappings, shapes, configuration, code."""
-    h = hashlib.sha256(f"{code_digest()}\n{records_digest}\n".encode())
+def project_digest(root: Path, cfg: config_mod.Config, mappings: Mappings) -> str:
+    """Everything a run's results depend on besides the records: mappings, shapes, configuration, code."""
+    h = hashlib.sha256(f"{code_digest()}\n".encode())
     h.update((root / "heritage-ld.toml").read_bytes())
     for m in sorted(mappings.entities.values(), key=lambda m: m.entity):
         h.update(f"{m.entity}:{m.digest}\n".encode())
@@ -214,24 +214,23 @@ def _build(root: Path, work: Work, progress: Callable[[int], None] | None, refer
     nothing can have changed and the run stops there (``unchanged``)."""
     t0 = time.perf_counter()
     cfg, mappings, _shapes = load_project(root)
+    project_key = project_digest(root, cfg, mappings)
     fingerprint = sources.fingerprint(cfg)
-    quick = fingerprint and inputs_digest(root, cfg, mappings, f"sources {fingerprint}")
+    quick = fingerprint and _digest(project_key, "sources", fingerprint).hex()
     read = stop_if("sources", quick) if quick else None
     if read is not None:
         return Publication(cfg, mappings, {}, {}, [], read, seconds={"read": time.perf_counter() - t0},
                            sources=quick, unchanged=True)
     read, read_issues, records_digest = read_records(cfg, mappings, work)
     pub = Publication(cfg, mappings, {}, {}, [], read, seconds={"read": time.perf_counter() - t0}, sources=quick)
-    pub.inputs = inputs_digest(root, cfg, mappings, records_digest)
+    pub.inputs = _digest(project_key, "records", records_digest).hex()
     if stop_if("inputs", pub.inputs) is not None:
         pub.unchanged = True
         return pub
     work.commit()
 
     t1 = time.perf_counter()
-    project_key = inputs_digest(root, cfg, mappings, "")
-    shared = Shared(str(work.path), project_key, memo_id(cfg.catalog), reference,
-                    _digest(project_key, "map"), _digest(project_key, "check", str(reference)))
+    shared = Shared(str(work.path), project_key, memo_id(cfg.catalog), reference)
     for part in run.run(_map_chunk, root, shared, _chunks(work.keys(), cfg.chunk_size)):
         work.add_mapped(part)
         if progress:
@@ -303,8 +302,6 @@ class Shared:
     project: str                             # digest of configuration, mappings, shapes, code (``project``)
     memo: tuple[str, int, int] | None        # the last published run's work database (``work.memo_id``)
     reference: bool                          # pyshacl itself validates (nothing of pass 3 is taken again)
-    map_key: bytes                           # in every record's map key: project
-    check_key: bytes                         # in every record's check key: project (and reference)
 
 
 def _digest(*parts: str | bytes | None) -> bytes:
@@ -324,7 +321,7 @@ def _map_chunk(root: str, shared: Shared, keys: list[Key]) -> list[tuple]:
     out = []
     for entity, rid, data, source, canon, parents in db.incoming(keys):
         mapping = mappings.entities[entity]
-        key = _digest(shared.map_key, entity, rid, canon, source, repr(parents), mapping.digest)
+        key = _digest(shared.project, "map", entity, rid, canon, source, repr(parents), mapping.digest)
         found = last.mapped(entity, rid, key) if last else None
         if found is None or any(db.has(e, i) != f for e, i, f in json.loads(found[3])):  # a link resolves otherwise
             asked.clear()
@@ -370,7 +367,8 @@ def _check_chunk(root: str, shared: Shared, keys: list[Key]) -> list[tuple]:
         t, s, blob, sets, mapping, source = db.result_raw(*key)
         triples = [tuple(x) for x in json.loads(t)]
         links[key], parts = _linked_digests(db, key, triples)
-        keyed[key] = _digest(shared.check_key, *key, t, s, blob, sets, mapping, source, *parts)
+        keyed[key] = _digest(shared.project, "check", shared.reference, *key, t, s, blob, sets, mapping, source,
+                             *parts)
         found = last.checked(*key, keyed[key]) if last else None
         if found is not None:
             issues, held, edm_held, edm, digest = found
