@@ -145,7 +145,7 @@ def _validate(root: Path, t: Timer, reference: bool) -> dict:
     issues = []
     try:
         cfg, mappings = read_into(root, w)
-        shared = pipeline.Shared(str(w.path), "measure", None, False, "", "")  # no memo: everything is mapped
+        shared = pipeline.Shared(str(w.path), "measure", None, False)  # no memo: everything is mapped
         for part in Serial().run(pipeline._map_chunk, root, shared, pipeline._chunks(w.keys(), cfg.chunk_size)):
             w.add_mapped(part)
         w.index()
