@@ -19,8 +19,8 @@ STATEMENTS = data_file("rights.json")["statements"]
 
 
 def test_registry_is_what_the_mapping_language_documents():
-    assert set(TRANSFORMS) == {"text", "slug", "iri", "language", "date", "date_range", "range_begin",
-                               "range_end", "duration", "rights"}
+    assert set(TRANSFORMS) == {"text", "slug", "iri", "https", "language", "date", "date_range", "range_begin",
+                               "range_end", "duration", "rights", "edtf", "edtf_begin", "edtf_end", "edtf_interval"}
     assert set(TESTS) == {"date_range", "single_date", "europeana_rights"}
     assert IRI_TRANSFORMS <= set(TRANSFORMS)
 
@@ -103,7 +103,12 @@ def test_reversed_range(value):
 @pytest.mark.parametrize("value", ["2021-04-14", "1890", "April 2021", "sometime", "1914-1918-1920"])
 def test_not_a_range(value):
     assert not TESTS["date_range"](value)
+
+
+@pytest.mark.parametrize("value", ["2021-04-14", "1890", "April 2021", "2021-04-14T09:30:00Z"])
+def test_single_date_is_what_date_takes(value):
     assert TESTS["single_date"](value)
+    date(value)
     with pytest.raises(TransformError, match="is not a date range"):
         date_range(value)
 

@@ -16,7 +16,7 @@ import yaml
 
 from . import terms
 from .terms import RDF_TYPE, Triple
-from .transforms import IRI_TRANSFORMS, TESTS, TRANSFORMS, Typed, TransformError, segment
+from .transforms import FIELD_TESTS, IRI_TRANSFORMS, TESTS, TRANSFORMS, Noted, Typed, TransformError, segment
 
 
 class MappingError(Exception):
@@ -209,27 +209,95 @@ def _texts(path: str) -> Callable[[Any], list[str]]:
     return texts
 
 
-Chain = Callable[[str], tuple[str, str | None]]
+Chain = Callable[[str, "Context"], tuple[str | None, str | None]]
 
 
 def _chain(fns: list[Callable], path: str | None) -> Chain | None:
-    """str -> (result, datatype of the last Typed result or None) through the transforms ``fns``."""
+    """(str, ctx) -> (result or None for "no value", datatype of the last Typed result or None)
+    through the transforms ``fns``; a transform's note (``Noted``) goes to ``ctx.notes``."""
     if not fns:
         return None
 
-    def run(s: str) -> tuple[str, str | None]:
+    def run(s: str, ctx: "Context") -> tuple[str | None, str | None]:
         dt = None
+        original = s
         for fn in fns:
             try:
                 r = fn(s)
             except TransformError as e:
                 raise ValueIssue(path, _short(s), str(e)) from None
+            if r.__class__ is Noted:
+                ctx.notes.append(ValueIssue(path, _short(original), r.note))
+                r = r.value
+            if r is None:
+                return None, None
             if isinstance(r, Typed):
                 s, dt = r.lex, r.datatype
             else:
                 s = r
         return s, dt
     return run
+
+
+def same(value: Any) -> Any:
+    """The form ``equals`` and tables compare: true/false whatever their spelling or type ("True",
+    true, "FALSE"), numbers and other text as text, exactly; None stays None (a missing field)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        low = value.strip().lower()
+        return low if low in ("true", "false") else value
+    return str(value)
+
+
+Steps = tuple[tuple[str, bool], ...]   # a field path as (name, is a list) steps
+
+
+def _steps(path: str) -> Steps:
+    return tuple((step.removesuffix("[]"), step.endswith("[]")) for step in path.split("."))
+
+
+def _list_scope(*paths: str) -> Steps:
+    """The steps all ``paths`` share, up to and including the last list step among them (or ())."""
+    common: list[tuple[str, bool]] = []
+    for group in zip(*(_steps(p) for p in paths)):
+        if any(g != group[0] for g in group):
+            break
+        common.append(group[0])
+    while common and not common[-1][1]:
+        common.pop()
+    return tuple(common)
+
+
+def each_item(data: Any, steps: Steps) -> list[Any]:
+    """One shallow copy of ``data`` per item of the lists along ``steps``, in which each of those
+    lists holds only that item: conditions and values then see one item at a time."""
+    if not steps:
+        return [data]
+    (name, _is_list), rest = steps[0], steps[1:]
+    if not isinstance(data, dict) or data.get(name) is None:
+        return []
+    v = data[name]
+    if isinstance(v, list):
+        return [{**data, name: [sub]} for item in v if item is not None and item != ""
+                for sub in each_item(item, rest)]
+    return [{**data, name: sub} for sub in each_item(v, rest)]
+
+
+_ENCODED_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:/?%2F", re.IGNORECASE)
+
+
+def checked_iri(v: str, fields: str | None) -> str:
+    """``v`` if it is an absolute IRI whose scheme is not followed by a percent-encoded '/' (a URL
+    from the data put through a template without ``|iri``: never published)."""
+    if _ENCODED_SCHEME.match(v):
+        raise ValueIssue(fields, _short(v), f"{_short(v)!r} is a URL whose '//' was percent-encoded: take "
+                         f"the field as given with {{{fields or 'field'}|iri}} (or |https for //host/path URLs)")
+    if not terms.is_iri(v):
+        raise ValueIssue(None, v, f"{v!r} is not an absolute IRI")
+    return v
 
 
 def _freeze(node: Any) -> Any:
@@ -246,7 +314,9 @@ def _freeze(node: Any) -> Any:
 Values = Callable[[dict, "Context"], list[str]]
 Template = Callable[[dict, "Context"], list[str]]
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-_SPEC_KEYS = {"field", "transform", "language", "datatype", "value", "uri", "link", "ref", "config", "when"}
+_SPEC_KEYS = {"field", "transform", "language", "datatype", "value", "uri", "link", "ref", "config", "when",
+              "template"}
+_CONTEXT_PLACEHOLDERS = ("base", "id")
 _LOCAL_NAME = re.compile(r"[A-Za-z_][\w.-]*")
 _INTEGER = re.compile(r"[+-]?\d+")
 _LITERAL_MEMO = 4096  # literal terms remembered per value spec with a fixed language (then afresh)
@@ -261,6 +331,13 @@ class Context:
     mappings: "Mappings"
     subjects: dict[str, str] = field(default_factory=dict)
     link_issues: list[ValueIssue] = field(default_factory=list)
+    notes: list[ValueIssue] = field(default_factory=list)     # what transforms approximated (Info)
+
+
+def template_fields(text: str) -> list[str]:
+    """The field paths a template's placeholders read (not base, id, config.x)."""
+    names = [m.group(1).split("|")[0].strip() for m in _PLACEHOLDER.finditer(text)]
+    return [n for n in names if n not in _CONTEXT_PLACEHOLDERS and not n.startswith("config.")]
 
 
 class _Compiler:
@@ -270,6 +347,7 @@ class _Compiler:
         self.path, self.prefixes, self.config_keys = path, prefixes, set(config_keys)
         self.fields: set[str] = set()
         self.link_targets: list[tuple[str, int]] = []   # (entity, line), checked once all files are loaded
+        self.tables: dict[str, Callable[[str], str | None]] = {}   # the file's ``tables``, usable as transforms
 
     def error(self, node: Any, key: str, message: str) -> MappingError:
         line = node.key_lines.get(key, node.line) if isinstance(node, _YDict) else None
@@ -308,14 +386,66 @@ class _Compiler:
         names = names if isinstance(names, list) else [names]
         out = []
         for name in names:
-            if name not in TRANSFORMS:
-                raise self.error(node, key, f"unknown transform {name!r}; known: {', '.join(sorted(TRANSFORMS))}")
-            out.append(TRANSFORMS[name])
+            fn = self.tables.get(name) or TRANSFORMS.get(name)
+            if fn is None:
+                raise self.error(node, key, f"unknown transform {name!r}; known: {', '.join(sorted(TRANSFORMS))}"
+                                 + (f"; tables of this file: {', '.join(sorted(self.tables))}" if self.tables else ""))
+            out.append(fn)
         return out
 
+    # -- tables ----------------------------------------------------------------------------
+    def table(self, name: Any, spec: Any, node: _YDict) -> Callable[[str], str | None]:
+        """A ``tables`` entry as a transform: ``{key: value}`` compared as ``equals`` does, or a list of
+        rules ``{equals|contains|match: X, value: Y}`` and ``{default: Y}`` tried in order."""
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+            raise self.error(node, str(name), f"{name!r} is not a table name (lower case, e.g. credit_rights)")
+        if name in TRANSFORMS:
+            raise self.error(node, name, f"table {name!r} has the name of a transform: choose another name")
+        where = f"table {name!r} ({self.path}:{node.key_lines.get(name, node.line)})"
+        rules: list[tuple[str, Any, str | None]] = []    # (kind, operand, value)
+        if isinstance(spec, _YDict):
+            rules = [("equals", same(k), self.table_value(v, spec, str(k))) for k, v in spec.items()]
+        elif isinstance(spec, list) and spec:
+            for rule in spec:
+                rule = self.expect_dict(rule, f"a rule of table {name}", node, name)
+                kinds = [k for k in ("equals", "contains", "match", "default") if k in rule]
+                allowed = {"default"} if kinds == ["default"] else {kinds[0], "value"} if len(kinds) == 1 else set()
+                if not allowed or set(rule) != allowed:
+                    raise self.error(rule, next(iter(rule), name), "a table rule is {equals: X, value: Y}, "
+                                     "{contains: X, value: Y}, {match: REGEX, value: Y} or {default: Y}")
+                kind = kinds[0]
+                operand = rule[kind]
+                if kind == "match":
+                    try:
+                        operand = re.compile(str(operand), re.IGNORECASE)
+                    except re.error as e:
+                        raise self.error(rule, "match", f"not a regular expression: {e}") from None
+                elif kind == "contains":
+                    operand = str(operand).lower()
+                elif kind == "equals":
+                    operand = same(operand)
+                rules.append((kind, operand, self.table_value(rule.get("value", rule.get("default")), rule, kind)))
+        else:
+            raise self.error(node, name, "a table is a mapping {source value: result} or a list of rules")
+
+        def lookup(value: str) -> str | None:
+            key, low = same(value), value.lower()
+            for kind, operand, result in rules:
+                if (kind == "default" or (kind == "equals" and key == operand)
+                        or (kind == "contains" and operand in low) or (kind == "match" and operand.search(value))):
+                    return result
+            raise TransformError(f"{value!r} is not in {where}: add a row for it, or a default")
+        return lookup
+
+    def table_value(self, value: Any, node: Any, key: str) -> str | None:
+        if value is not None and not isinstance(value, (str, int, float)):
+            raise self.error(node, key, f"a table gives text (or null for no value), got {value!r}")
+        return None if value is None else scalar(key, value)
+
     # -- templates -----------------------------------------------------------------------
-    def template(self, text: Any, node: Any, key: str) -> Template:
-        """``{base}article/{id}``, ``{url|iri}``, ``{sameAs[]|iri}``, ``{config.x}`` -> IRI strings.
+    def template(self, text: Any, node: Any, key: str, encode: bool = True) -> Template:
+        """``{base}article/{id}``, ``{url|iri}``, ``{sameAs[]|iri}``, ``{config.x}`` -> IRI strings
+        (field values percent-encoded as one path segment unless ``encode`` is false: text templates).
 
         Every combination of the placeholders' values, in order; a template of constants and
         context placeholders only (base, id, config) always gives one IRI."""
@@ -329,12 +459,19 @@ class _Compiler:
         lists = 0
         for m in _PLACEHOLDER.finditer(text):
             parts.append(text[pos:m.start()])
-            parts.append(self.placeholder(m.group(1), text, node, key, fields))
+            parts.append(self.placeholder(m.group(1), text, node, key, fields, encode))
             lists += "[]" in m.group(1)
             pos = m.end()
         parts.append(text[pos:])
         if lists > 1:
             raise self.error(node, key, f"template {text!r} uses more than one list field")
+        first = _PLACEHOLDER.match(text)
+        if encode and first and first.group(1).split("|")[0].strip() not in _CONTEXT_PLACEHOLDERS + ("config",) \
+                and not first.group(1).startswith("config.") \
+                and [t.strip() for t in first.group(1).split("|")][-1] not in IRI_TRANSFORMS:
+            raise self.error(node, key, f"template {text!r} starts with a field, which would be percent-encoded "
+                             f"as a path segment (https:%2F%2F...): write {{{first.group(1)}|iri}}, or "
+                             f"{{{first.group(1)}|https}} for //host/path URLs")
         parts = [p for p in parts if p != ""]
         if not fields:  # one IRI: constants (which hold no braces) and context placeholders
             fmt = "".join(p if p.__class__ is str else "{}" for p in parts)
@@ -349,7 +486,7 @@ class _Compiler:
         return run
 
     def placeholder(self, expr: str, text: str, node: Any, key: str,
-                    fields: list[Template]) -> Callable[[Context], str] | Template:
+                    fields: list[Template], encode: bool = True) -> Callable[[Context], str] | Template:
         """ctx -> str for base, id and config.x; (record, ctx) -> strings for a field, added to ``fields``."""
         name, *tnames = [s.strip() for s in expr.split("|")]
         if not name:
@@ -357,7 +494,7 @@ class _Compiler:
         if name == "base":
             return lambda c: c.base
         if name == "id":
-            return lambda c: segment(c.record_id)
+            return (lambda c: segment(c.record_id)) if encode else (lambda c: c.record_id)
         if name.startswith("config."):
             ck = name[7:]
             if ck not in self.config_keys:
@@ -366,44 +503,85 @@ class _Compiler:
         path = self.check_field(name, node, key)
         get = path_getter(path)
         chain = _chain(self.check_transforms(tnames, node, key) if tnames else [], path)
-        raw = bool(tnames) and tnames[-1] in IRI_TRANSFORMS
+        raw = not encode or (bool(tnames) and tnames[-1] in IRI_TRANSFORMS)
 
         def values(rec: dict, ctx: Context) -> list[str]:
             out = []
             for v in get(rec):
-                s = v if v.__class__ is str else scalar(path, v)
+                s: str | None = v if v.__class__ is str else scalar(path, v)
                 if chain:
-                    s = chain(s)[0]
+                    s = chain(s, ctx)[0]
+                    if s is None:
+                        continue
                 out.append(s if raw else segment(s))
             return out
         fields.append(values)
         return values
 
     # -- conditions ------------------------------------------------------------------------
-    def when(self, spec: Any, node: Any, key: str) -> Callable[[dict], bool]:
+    def when(self, spec: Any, node: Any, key: str) -> tuple[Callable[[dict], bool], list[str]]:
+        """A condition: record -> bool, and the field paths it reads (see ``scoped``).
+
+        ``{field: F, test: T}`` (a value passes test T; ``present`` / ``absent``: F has a value / none),
+        ``{field: F, equals: [v, null]}`` (a value equals one of them, compared by ``same``; null: F is
+        missing) and ``{not: CONDITION}``."""
         spec = self.expect_dict(spec, "when", node, key)
-        self.check_keys(spec, {"field", "test", "equals"}, "when")
+        if "not" in spec:
+            self.check_keys(spec, {"not"}, "when (with not)")
+            inner, paths = self.when(spec["not"], spec, "not")
+            return (lambda r: not inner(r)), paths
+        self.check_keys(spec, {"field", "test", "equals", "not"}, "when")
         path = self.check_field(spec.get("field"), spec, "field")
         get = path_getter(path)
+        if ("test" in spec) == ("equals" in spec):
+            raise self.error(spec, "field", "when needs one of 'test' or 'equals' (or is {not: ...})")
         if "test" in spec:
-            if spec["test"] not in TESTS:
-                raise self.error(spec, "test", f"unknown test {spec['test']!r}; known: {', '.join(sorted(TESTS))}")
-            fn = TESTS[spec["test"]]
+            name = spec["test"]
+            if name == "present":
+                return (lambda r: bool(get(r))), [path]
+            if name == "absent":
+                return (lambda r: not get(r)), [path]
+            if name not in TESTS:
+                raise self.error(spec, "test", f"unknown test {name!r}; known: "
+                                 f"{', '.join(sorted(set(TESTS) | FIELD_TESTS))}")
+            fn = TESTS[name]
 
             def test(r: dict) -> bool:
                 for v in get(r):
                     if fn(v if v.__class__ is str else scalar(path, v)):
                         return True
                 return False
-            return test
-        if "equals" in spec:
-            allowed = spec["equals"] if isinstance(spec["equals"], list) else [spec["equals"]]
+            return test, [path]
+        raw = spec["equals"] if isinstance(spec["equals"], list) else [spec["equals"]]
+        for v in raw:
+            if v is not None and not isinstance(v, (str, int, float)):
+                raise self.error(spec, "equals", f"equals compares text, numbers, true/false or null, got {v!r}")
+        allowed = {same(v) for v in raw}
 
-            def equals(r: dict) -> bool:
-                vals = get(r)
-                return (vals[0] if vals else None) in allowed
-            return equals
-        raise self.error(spec, "field", "when needs 'test' or 'equals'")
+        def equals(r: dict) -> bool:
+            vals = get(r)
+            if not vals:
+                return None in allowed
+            return any(same(v) in allowed for v in vals)
+        return equals, [path]
+
+    def scoped(self, fn: Values, cond: Callable[[dict], bool] | None, cond_paths: list[str],
+               value_paths: list[str]) -> Values:
+        """``fn`` under the condition ``cond``. Where the condition and the value read the same list
+        (``contributors[].role`` and ``contributors[].id``), both are applied item by item."""
+        if cond is None:
+            return fn
+        scope = next((sc for vp in value_paths for cp in cond_paths if (sc := _list_scope(vp, cp))), ())
+        if not scope:
+            return lambda r, c: fn(r, c) if cond(r) else []
+
+        def per_item(r: dict, c: Context) -> list[str]:
+            out: list[str] = []
+            for item in each_item(r, scope):
+                if cond(item):
+                    out.extend(o for o in fn(item, c) if o not in out)
+            return out
+        return per_item
 
     # -- value specs -----------------------------------------------------------------------
     def values(self, spec: Any, node: Any, key: str, blocks: set[str]) -> Values:
@@ -412,39 +590,39 @@ class _Compiler:
             spec.line, spec.key_lines = node.key_lines.get(key, 0) if isinstance(node, _YDict) else 0, {}
         spec = self.expect_dict(spec, f"the value of {key}", node, key)
         self.check_keys(spec, _SPEC_KEYS, f"the value of {key}")
-        kinds = [k for k in ("field", "value", "uri", "link", "ref", "config") if k in spec]
+        kinds = [k for k in ("field", "value", "uri", "link", "ref", "config", "template") if k in spec]
         if len(kinds) != 1 and not (kinds == ["link", "field"] or kinds == ["field", "link"]):
             raise self.error(spec, kinds[1] if len(kinds) > 1 else key,
-                             "give exactly one of field, value, uri, link, ref, config")
+                             "give exactly one of field, value, template, uri, link, ref, config")
         kind = "link" if "link" in spec else kinds[0]
         not_here = {"uri": {"transform", "language", "datatype"}, "ref": {"transform", "language", "datatype"},
                     "link": {"language", "datatype"}}.get(kind, set()) & set(spec)
         if not_here:
             bad = sorted(not_here)[0]
             raise self.error(spec, bad, f"{bad!r} does not apply to a {kind} value (it makes an IRI)")
-        cond = self.when(spec["when"], spec, "when") if "when" in spec else None
+        cond, cond_paths = self.when(spec["when"], spec, "when") if "when" in spec else (None, [])
+        value_paths = [spec["field"]] if isinstance(spec.get("field"), str) else \
+            template_fields(spec[kind]) if kind in ("uri", "template") and isinstance(spec[kind], str) else []
+        return self.scoped(self.value_fn(spec, kind, blocks), cond, cond_paths, value_paths)
+
+    def value_fn(self, spec: _YDict, kind: str, blocks: set[str]) -> Values:
         if "link" in spec:
             fn = self.link(spec)
         elif "ref" in spec:
             ref = spec["ref"]
             if ref not in blocks:
                 raise self.error(spec, "ref", f"unknown subject {ref!r}; subjects here: {', '.join(sorted(blocks))}")
-            fn = lambda r, c: [f"<{c.subjects[ref]}>"] if ref in c.subjects else []
+            item = f"{ref}["
+            fn = lambda r, c: [f"<{v}>" for k, v in c.subjects.items() if k == ref or k.startswith(item)]
         elif "uri" in spec:
             tpl = self.template(spec["uri"], spec, "uri")
+            fields = ",".join(template_fields(spec["uri"])) or None
 
             def fn(r: dict, c: Context) -> list[str]:
-                out = []
-                for v in tpl(r, c):
-                    if not terms.is_iri(v):
-                        raise ValueIssue(None, v, f"{v!r} is not an absolute IRI")
-                    out.append(f"<{v}>")
-                return out
+                return [f"<{checked_iri(v, fields)}>" for v in tpl(r, c)]
         else:
             fn = self.literal(spec)
-        if cond is None:
-            return fn
-        return lambda r, c: fn(r, c) if cond(r) else []
+        return fn
 
     def link(self, spec: _YDict) -> Values:
         targets = spec["link"] if isinstance(spec["link"], list) else [spec["link"]]
@@ -470,7 +648,9 @@ class _Compiler:
                     v = rid
                 s = v if v.__class__ is str else scalar(path, v)
                 if chain:
-                    s = chain(s)[0]
+                    s = chain(s, ctx)[0]
+                    if s is None:
+                        continue
                 if iri := ctx.mappings.link_iri(targets, s, path, ctx):
                     out.append(iri)
             return out
@@ -528,6 +708,9 @@ class _Compiler:
                 raise self.error(spec, "config", f"unknown configuration key {ck!r}; known: {', '.join(sorted(self.config_keys))}")
             sources = lambda r, c: [c.config[ck]]
             path = None
+        elif "template" in spec:
+            sources = self.template(spec["template"], spec, "template", encode=False)
+            path = ",".join(template_fields(spec["template"])) or None
         else:
             path = self.check_field(spec["field"], spec, "field")
             texts = _texts(path)
@@ -537,7 +720,8 @@ class _Compiler:
         suffix = terms.literal("", lang if isinstance(lang, str) else None, datatype)[2:]
         where = path or "value"
 
-        # with a fixed language the term depends on the value alone: remember recent ones
+        # with a fixed language the term depends on the value alone: remember recent ones (not where
+        # a transform noted something: the note is made again for each record)
         memo: dict[str, str] | None = None if callable(lang) else {}
 
         def fn(rec: dict, ctx: Context) -> list[str]:
@@ -547,9 +731,13 @@ class _Compiler:
                 if memo is not None and (term := memo.get(v)) is not None:
                     out.append(term)
                     continue
-                s, dt = v, datatype
+                s: str | None = v
+                dt = datatype
+                noted = len(ctx.notes)
                 if chain:
-                    s, typed = chain(s)
+                    s, typed = chain(v, ctx)
+                    if s is None:
+                        continue
                     if auto and typed:
                         dt = typed
                 check_text(where, s)
@@ -561,7 +749,7 @@ class _Compiler:
                     term = terms.literal(s, tag, dt)
                 else:
                     term = terms.quoted(s) + suffix
-                if memo is not None:
+                if memo is not None and len(ctx.notes) == noted:
                     if len(memo) >= _LITERAL_MEMO:
                         memo.clear()
                     memo[v] = term
@@ -637,6 +825,7 @@ class _Block:
     class_fns: list[Callable[[dict], list[str]]]  # class terms from the record
     properties: list[_Property]
     when: Callable[[dict], bool] | None
+    scope: Steps = ()    # the list its URI template reads: one subject per item, described by that item
     groups: list[tuple[int, Values, tuple[str, ...]]] = field(init=False)   # (slot, values, predicates)
 
     def __post_init__(self) -> None:
@@ -677,6 +866,24 @@ class EntityMapping:
         return Issue(self.entity, record.id, record.source, e.field, e.value, e.message,
                      focus=focus, predicate=predicate, component=_MAPPING_CONSTRAINT)
 
+    def _objects(self, record: Record, values: Values, rec: dict, ctx: Context, subject: str, predicate: str,
+                 issues: list[Issue]) -> tuple[list[str], tuple[ValueIssue, ...]]:
+        """The objects of one value spec and its problems; its notes become Info issues at once."""
+        try:
+            objects, problems = values(rec, ctx), ()
+        except ValueIssue as e:
+            objects, problems = [], (e,)
+        if ctx.link_issues:
+            problems += tuple(ctx.link_issues)
+            ctx.link_issues = []
+        if ctx.notes:
+            for e in ctx.notes:
+                note = self._issue(record, e, subject, predicate)
+                note.severity = "Info"
+                issues.append(note)
+            ctx.notes = []
+        return objects, problems
+
     def map(self, record: Record, ctx: Context) -> Mapped:
         """Map one record. A bad value drops that value and becomes an Issue; never the whole record."""
         triples: list[Triple] = []
@@ -684,51 +891,55 @@ class EntityMapping:
         issues: list[Issue] = []
         rec = record.data
         subjects: dict[str, str] = {}
-        ctx.subjects, ctx.link_issues = subjects, []
-        active = []
+        ctx.subjects, ctx.link_issues, ctx.notes = subjects, [], []
+        active: list[tuple[_Block, str, dict | None]] = []   # (block, subject, the item describing it)
         for block in self.blocks:
-            try:
-                if block.when and not block.when(rec):
-                    continue
-                uris = block.uri(rec, ctx)
-            except ValueIssue as e:
-                issues.append(self._issue(record, e))
-                continue
-            for u in uris:
-                if terms.is_iri(u):
-                    subjects[block.name] = u
-                    active.append((block, u))
-                    break
+            n = 0
+            for item in each_item(rec, block.scope) if block.scope else (rec,):
+                try:
+                    if block.when and not block.when(item):
+                        continue
+                    uris = block.uri(item, ctx)
+                    for u in uris:
+                        if terms.is_iri(checked_iri(u, None) if _ENCODED_SCHEME.match(u) else u):
+                            if u not in subjects.values():
+                                subjects[block.name if n == 0 else f"{block.name}[{n}]"] = u
+                                n += 1
+                            active.append((block, u, item if block.scope else None))
+                            break
+                except ValueIssue as e:
+                    issues.append(self._issue(record, e))
         # per slot (properties with equal value specs): objects, computed when first needed; problems
         done: list[list[str] | None] = [None] * self.slots
         failed: dict[int, tuple[ValueIssue, ...]] = {}
-        for block, subject in active:
+        for block, subject, item in active:
             s = f"<{subject}>"
+            data = rec if item is None else item
             for c in block.classes:
                 add((s, RDF_TYPE, c))
             for classes in block.class_fns:
                 try:
-                    for c in classes(rec):
+                    for c in classes(data):
                         add((s, RDF_TYPE, c))
                 except ValueIssue as e:
                     issues.append(self._issue(record, e, subject, _RDF_TYPE_IRI))
+            own: dict[int, tuple[ValueIssue, ...]] = {}   # an item's subject: its own values and problems
             for slot, values, predicates in block.groups:
-                objects = done[slot]
-                if objects is None:
-                    try:
-                        objects = values(rec, ctx)
-                    except ValueIssue as e:
-                        objects, failed[slot] = [], (e,)
-                    if ctx.link_issues:
-                        failed[slot] = failed.get(slot, ()) + tuple(ctx.link_issues)
-                        ctx.link_issues = []
+                if item is not None:
+                    objects, own[slot] = self._objects(record, values, item, ctx, subject, predicates[0][1:-1],
+                                                       issues)
+                elif (objects := done[slot]) is None:
+                    objects, problems = self._objects(record, values, rec, ctx, subject, predicates[0][1:-1], issues)
+                    if problems:
+                        failed[slot] = problems
                     done[slot] = objects
                 for o in objects:
                     for p in predicates:
                         add((s, p, o))
-            if failed:  # issues in property order
+            problems_of = own if item is not None else failed
+            if problems_of:  # issues in property order
                 for prop in block.properties:
-                    for e in failed.get(prop.slot, ()):
+                    for e in problems_of.get(prop.slot, ()):
                         issues.append(self._issue(record, e, subject, prop.predicate[1:-1]))
         return Mapped(record, sorted(set(triples)), issues, subjects)
 
@@ -736,7 +947,7 @@ class EntityMapping:
 class Mappings:
     """All mapping files of a project, compiled."""
 
-    TOP_KEYS = {"entity", "id", "fields", "embedded", "subjects"}
+    TOP_KEYS = {"entity", "id", "fields", "embedded", "tables", "subjects"}
     MEMO_LIMIT = 65536  # main-subject IRIs remembered per Mappings (then the memo starts afresh)
 
     def __init__(self, folder: Path, config_keys: Iterable[str]):
@@ -801,6 +1012,9 @@ class Mappings:
                 raise c.error(item, "inherit", "inherit is a list of top-level fields")
             embedded.append((c.check_field(item.get("field"), item, "field"), item.get("entity"),
                              [c.check_field(f, item, "inherit") for f in inherit]))
+        tables = c.expect_dict(doc.get("tables") or _YDict(), "tables", doc, "tables")
+        for name, spec in tables.items():
+            c.tables[name] = c.table(name, spec, tables)
         subjects = c.expect_dict(doc["subjects"], "subjects", doc, "subjects")
         names = set(subjects)
         blocks = []
@@ -819,15 +1033,18 @@ class Mappings:
                     slot, fn = slots.setdefault(_freeze({"field": spec} if isinstance(spec, str) else spec),
                                                 (len(slots), fn))
                     fld = spec if isinstance(spec, str) else (spec.get("field") if isinstance(spec, dict) else None)
-                    if not fld and isinstance(spec, dict) and "uri" in spec:
-                        fld = ",".join(m.group(1).split("|")[0] for m in _PLACEHOLDER.finditer(spec["uri"])
-                                       if m.group(1).split("|")[0] not in ("base", "id")) or None
+                    for kind in ("uri", "template"):
+                        if not fld and isinstance(spec, dict) and isinstance(spec.get(kind), str):
+                            fld = ",".join(template_fields(spec[kind])) or None
                     by_pred.setdefault(pred, fld)
                     is_iri = isinstance(spec, dict) and bool({"uri", "link", "ref"} & set(spec))
                     props.append(_Property(f"<{pred}>", fld, fn, is_iri, slot))
             fixed, dynamic = c.classes(bspec.get("class") or [], bspec)
-            blocks.append(_Block(name, c.template(bspec["uri"], bspec, "uri"), fixed, dynamic,
-                                 props, c.when(bspec["when"], bspec, "when") if "when" in bspec else None))
+            uri = c.template(bspec["uri"], bspec, "uri")
+            lists = [f for f in template_fields(bspec["uri"]) if "[]" in f]
+            blocks.append(_Block(name, uri, fixed, dynamic, props,
+                                 c.when(bspec["when"], bspec, "when")[0] if "when" in bspec else None,
+                                 _list_scope(lists[0]) if lists else ()))
         return EntityMapping(entity, path, id_path, embedded, blocks, by_pred, set(by_pred) | {RDF_TYPE[1:-1]},
                              links=c.link_targets, slots=len(slots))
 

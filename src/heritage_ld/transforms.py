@@ -1,8 +1,10 @@
 """Named value transforms usable from mapping files (``transform: date``).
 
-Every transform takes the source value (a string) and returns a ``str`` or a ``Typed``
-(lexical form + datatype, used by ``datatype: auto``). Bad values raise ``TransformError``
-with a message an editor can act on. Tests (``when: {test: ...}``) return bool.
+Every transform takes the source value (a string) and returns a ``str``, a ``Typed`` (lexical
+form + datatype, used by ``datatype: auto``), ``None`` (the value means "no value": no triple, no
+error, e.g. "date not known") or a ``Noted`` value (published, with a note for the validation
+report saying what was approximated). Bad values raise ``TransformError`` with a message an editor
+can act on. Tests (``when: {test: ...}``) return bool.
 """
 from __future__ import annotations
 
@@ -24,13 +26,20 @@ class Typed(NamedTuple):
     datatype: str
 
 
+class Noted(NamedTuple):
+    """A transform's result with a note for the validation report (an Info: what was approximated)."""
+    value: "str | Typed"
+    note: str
+
+
 class TransformError(ValueError):
     """A source value a transform cannot turn into RDF; the message says what to fix."""
 
 
-TRANSFORMS: dict[str, Callable[[str], str | Typed]] = {}
+TRANSFORMS: dict[str, Callable[[str], str | Typed | Noted | None]] = {}
 TESTS: dict[str, Callable[[str], bool]] = {}
-IRI_TRANSFORMS = {"iri", "rights"}  # results are IRIs: templates keep them as given
+IRI_TRANSFORMS = {"iri", "https", "rights"}  # results are IRIs: templates keep them as given
+FIELD_TESTS = {"present", "absent"}  # tests of whether a field has a value (the mapping compiler runs them)
 
 
 MEMO_LIMIT = 65536  # results each memoised transform keeps (then it starts afresh)
@@ -38,6 +47,9 @@ MEMO_LIMIT = 65536  # results each memoised transform keeps (then it starts afre
 
 class _Failed(NamedTuple):
     message: str
+
+
+_NONE = _Failed("")  # a memoised None ("no value"): never raised, see ``memoised``
 
 
 def memoised(fn: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -54,8 +66,10 @@ def memoised(fn: Callable[[str], Any]) -> Callable[[str], Any]:
                 hit = _Failed(str(e))
             if len(memo) >= MEMO_LIMIT:
                 memo.clear()
-            memo[value] = hit
+            memo[value] = _NONE if hit is None else hit
         if hit.__class__ is _Failed:
+            if hit is _NONE:
+                return None
             raise TransformError(hit.message)
         return hit
     return run
@@ -107,6 +121,13 @@ def as_iri(value: str) -> str:
     if not is_iri(value):
         raise TransformError(f"{value!r} is not an absolute IRI (expected e.g. https://example.org/page)")
     return value
+
+
+@transform("https")
+def https(value: str) -> str:
+    """A protocol-relative URL ("//images.example.org/x.jpg") made ``https:``; an absolute IRI kept as given."""
+    v = value.strip()
+    return as_iri("https:" + v if v.startswith("//") else v)
 
 
 _SEGMENT_SAFE = "-._~!$&'()*+,;=:@"
@@ -195,7 +216,8 @@ def parse_date(value: str) -> Typed:
         return _ymd(m[2], _month(m[1], value), None, value)
     raise TransformError(
         f"{value!r} is not a date (accepted: 2021-04-14, 2021-04, 2021, 2021-04-14T09:30:00Z, "
-        "'April 14, 2021', '14 April 2021', 'April 2021'; ranges like 1914/1918 need transform date_range)")
+        "'April 14, 2021', '14 April 2021', 'April 2021'; ranges like 1914/1918 need transform date_range, "
+        "museum dates such as 'c.1880', '1880s' or '19th century' need transform edtf)")
 
 
 def _split_range(value: str) -> tuple[Typed, Typed] | None:
@@ -251,7 +273,235 @@ def is_date_range(value: str) -> bool:
 
 @test("single_date", memo=True)
 def is_single_date(value: str) -> bool:
-    return not is_date_range(value)
+    """True where transform ``date`` takes the value (so a guard never sends it a museum date)."""
+    try:
+        date_value(value)
+        return True
+    except TransformError:
+        return False
+
+
+# -- museum dates (EDTF) -------------------------------------------------------------------
+
+class MuseumDate(NamedTuple):
+    edtf: str           # Extended Date/Time Format (ISO 8601-2), checked by the ``edtf`` library
+    begin: str          # first year (month, day) covered, at the precision given: for edm:begin
+    end: str            # last one: for edm:end
+    note: str | None    # what the EDTF does not say of the source value (for the validation report)
+
+
+_DASHES = str.maketrans({c: "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2212"})
+_DECADE = re.compile(r"(\d{3})0'?s")
+_CENTURY = re.compile(r"(\d{1,2})(?:st|nd|rd|th)[\s-]*(?:century|cent\.?|c\.?)")
+_UNSPECIFIED = re.compile(r"\d{2,3}x{1,2}")
+_SPLIT = re.compile(r"\s*(?:/|-|\b(?:RANGE_WORDS)\b)\s*")
+_EDTF_ONLY = re.compile(r"-?[0-9X][0-9X~?%/.:TZ+-]*")
+_EDTF_KINDS = {"Date", "DateAndTime", "Interval", "Level1Interval", "Level2Interval", "UncertainOrApproximate",
+               "Unspecified", "PartialUncertainOrApproximate", "PartialUnspecified"}
+_ACCEPTED = ("accepted: 1880, 1880-04-14, 'April 1880', 'c.1880', 'circa 1880', '?1824', '1880?', '1880s', "
+             "'19th century', '1880-85', '1880–5', '1880 to 1885', 'published 1825', EDTF such as 1880~ or 188X; "
+             "'date not known', 'undated', 'n.d.' give no date")
+
+
+@cache
+def _date_words() -> dict[str, Any]:
+    """data/museum-dates.json, word lists longest first (so 'ca.' is tried before 'c')."""
+    words = {k: sorted(v, key=len, reverse=True) for k, v in data_file("museum-dates.json").items()
+             if not k.startswith("_")}
+    words["unknown"] = set(words["unknown"])
+    words["split"] = re.compile(_SPLIT.pattern.replace("RANGE_WORDS", "|".join(map(re.escape, words["range_words"]))))
+    return words
+
+
+def _strip_word(text: str, words: list[str]) -> tuple[str | None, str]:
+    """(the word of ``words`` that ``text`` starts with, the rest); a word must not run into letters."""
+    for w in words:
+        if text.startswith(w):
+            rest = text[len(w):]
+            if not (w[-1].isalpha() and rest[:1].isalpha()):
+                return w, rest.lstrip()
+    return None, text
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def _core(text: str) -> tuple[str, str, list[str]]:
+    """(first EDTF date, last EDTF date, notes) of one catalogue date without qualifiers."""
+    if m := _DECADE.fullmatch(text):
+        notes = []
+        if m[1].endswith("0"):
+            c = int(m[1][:2]) + 1
+            notes.append(f"{text!r} is read as the decade {m[1]}0-{m[1]}9 (EDTF {m[1]}X); "
+                         f"for the century write '{_ordinal(c)} century' or '{m[1][:2]}XX'")
+        return m[1] + "X", m[1] + "X", notes
+    if m := _CENTURY.fullmatch(text):
+        n = int(m[1])
+        if not 1 <= n <= 21:
+            raise TransformError(f"{text!r}: no {_ordinal(n)} century")
+        return f"{(n - 1) * 100 + 1:04d}", f"{n * 100:04d}", []
+    if _UNSPECIFIED.fullmatch(text):
+        return text.upper(), text.upper(), []
+    if re.fullmatch(r"\d{3}", text):
+        return f"{int(text):04d}", f"{int(text):04d}", []
+    lex = parse_date(text).lex  # 1880, 1880-04-14, 'April 1880', '14 April 1880'
+    return lex, lex, []
+
+
+def _side(text: str) -> tuple[str, str, str, list[str]]:
+    """(first date, last date, EDTF qualifier '' ~ ? %, notes) of one end of a catalogue date."""
+    words = _date_words()
+    approx = uncertain = False
+    while True:
+        w, text = _strip_word(text, words["approximate"])
+        if w:
+            approx = True
+            continue
+        w, text = _strip_word(text, words["uncertain"])
+        if w:
+            uncertain = True
+            continue
+        break
+    for mark in ("(?)", "?"):
+        if text.endswith(mark):
+            text, uncertain = text[:-len(mark)].rstrip(), True
+    part, text = _strip_word(text, words["century_parts"])
+    first, last, notes = _core(text)
+    if part:
+        if not _CENTURY.fullmatch(text):
+            raise TransformError(f"{part!r} is understood before a century only (e.g. '{part} 19th century')")
+        notes.append(f"'{part.rstrip('-')}' is not kept: the whole {text} ({first}/{last})")
+    return first, last, "%" if approx and uncertain else "~" if approx else "?" if uncertain else "", notes
+
+
+def _precision(token: str) -> int:
+    """1 year, 2 month, 3 day: how much of an EDTF date is given (an X makes a part unspecified)."""
+    parts = re.sub(r"[~?%]", "", token).lstrip("-").split("T")[0].split("-")
+    n = 0
+    for p in parts[:3]:
+        if "X" in p:
+            break
+        n += 1
+    return max(n, 1)
+
+
+def _bound(t, precision: int) -> str:
+    y = f"-{-t.tm_year:04d}" if t.tm_year < 0 else f"{t.tm_year:04d}"
+    return y + (f"-{t.tm_mon:02d}" if precision > 1 else "") + (f"-{t.tm_mday:02d}" if precision > 2 else "")
+
+
+def _edtf_bounds(value: str, edtf: str) -> tuple[str, str]:
+    """(begin, end) of an EDTF string read by the ``edtf`` library; other EDTF features are refused."""
+    from edtf import parse_edtf  # imported when first needed: it takes ~90 ms
+    from edtf.parser.edtf_exceptions import EDTFParseException
+    try:
+        parsed = parse_edtf(edtf)
+        if type(parsed).__name__ not in _EDTF_KINDS:
+            raise TransformError(f"{value!r}: EDTF {type(parsed).__name__} ({edtf}) is not taken as a date here "
+                                 f"({_ACCEPTED})")
+        lower, upper = parsed.lower_strict(), parsed.upper_strict()
+    except (EDTFParseException, TypeError, ValueError, AttributeError) as e:
+        if isinstance(e, TransformError):
+            raise
+        raise TransformError(f"{value!r} is not a date ({_ACCEPTED})") from None
+    if lower > upper:
+        raise TransformError(f"{value!r}: the range ends before it begins")
+    tokens = edtf.split("/")
+    return _bound(lower, _precision(tokens[0])), _bound(upper, _precision(tokens[-1]))
+
+
+def museum_date(value: str) -> MuseumDate | None:
+    """A museum catalogue date read as EDTF, with its bounds; None for 'date not known' and the like.
+
+    The words it understands are data (``data/museum-dates.json``); the EDTF it makes, and EDTF
+    given as such, are read by the ``edtf`` library, which also gives the bounds."""
+    words = _date_words()
+    v = " ".join(value.translate(_DASHES).lower().split())
+    if v in words["unknown"] or v.rstrip(".") in words["unknown"]:
+        return None
+    if not v:
+        raise TransformError(f"{value!r} is not a date ({_ACCEPTED})")
+    raw = value.strip().translate(_DASHES)
+    if _EDTF_ONLY.fullmatch(raw) and not re.fullmatch(r"\d{4}-\d{1,2}", raw):
+        try:  # EDTF as such (1880~, 188X, 1880/1885); not '1880-85' (a range the library would misread)
+            begin, end = _edtf_bounds(value, raw)
+            return MuseumDate(raw, begin, end, None)
+        except TransformError:
+            pass
+    notes: list[str] = []
+    dropped, v = _strip_word(v, words["dropped"])
+    if dropped:
+        notes.append(f"'{dropped}' is not kept")
+    try:
+        first, last, q, side_notes = _side(v)
+        notes += side_notes
+        tokens = [first + q] if first == last else [first + q, last + q]
+    except TransformError as single:
+        tokens = []
+        between, v = _strip_word(v, words["between"])
+        for m in words["split"].finditer(v):
+            left, right = v[:m.start()], v[m.end():]
+            if not left or not right:
+                continue
+            if _CENTURY.fullmatch(right) and re.fullmatch(r"\d{1,2}(?:st|nd|rd|th)", left):
+                left += " century"                               # 18th-19th century
+            try:
+                first, _, q1, n1 = _side(left)
+                if re.fullmatch(r"\d{1,3}", right) and re.fullmatch(r"\d{4}", first):
+                    right = first[:4 - len(right)] + right       # 1880-85, 1880–5
+                _, last, q2, n2 = _side(right)
+            except TransformError:
+                continue
+            tokens = [first + q1, last + (q2 or q1)]
+            notes += n1 + n2
+            break
+        if not tokens:
+            if "is not a date (accepted" not in str(single):
+                raise single                                     # a month, day or century that does not exist
+            raise TransformError(f"{value!r} is not a date ({_ACCEPTED})") from None
+    edtf = "/".join(tokens)
+    begin, end = _edtf_bounds(value, edtf)
+    return MuseumDate(edtf, begin, end, "; ".join(notes) or None)
+
+
+@memoised
+def _museum(value: str) -> MuseumDate | None:
+    return museum_date(value)
+
+
+def _noted(value: str, result: str, d: MuseumDate) -> str | Noted:
+    if d.note is None:
+        return result
+    return Noted(result, f"{value!r} is published as EDTF {d.edtf} ({d.begin} to {d.end}): {d.note}")
+
+
+@transform("edtf")
+def edtf(value: str) -> str | Noted | None:
+    """A museum date as EDTF: 'c.1880' -> 1880~, '1880s' -> 188X, '1880-85' -> 1880/1885; 'not known' -> no value."""
+    d = _museum(value)
+    return None if d is None else _noted(value, d.edtf, d)
+
+
+@transform("edtf_begin")
+def edtf_begin(value: str) -> str | Noted | None:
+    """The first year (month, day) a museum date covers: '1880s' -> 1880, '19th century' -> 1801."""
+    d = _museum(value)
+    return None if d is None else _noted(value, d.begin, d)
+
+
+@transform("edtf_end")
+def edtf_end(value: str) -> str | Noted | None:
+    """The last year (month, day) a museum date covers: '1880s' -> 1889, '19th century' -> 1900."""
+    d = _museum(value)
+    return None if d is None else _noted(value, d.end, d)
+
+
+@transform("edtf_interval")
+def edtf_interval(value: str) -> str | Noted | None:
+    """The ISO 8601 interval a museum date covers, for schema:temporalCoverage: '1880s' -> 1880/1889."""
+    d = _museum(value)
+    return None if d is None else _noted(value, d.begin if d.begin == d.end else f"{d.begin}/{d.end}", d)
 
 
 # -- durations ---------------------------------------------------------------------------
