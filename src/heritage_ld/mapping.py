@@ -847,7 +847,7 @@ class EntityMapping:
     id_path: str
     embedded: list[tuple[str, str, list[str]]]       # (field path, entity, fields the child inherits)
     blocks: list[_Block]
-    fields_by_predicate: dict[str, str]               # predicate IRI -> source field, for reports
+    fields_by_predicate: dict[str, str]   # "predicate IRI" and "subject-block predicate IRI" -> source field
     predicates: set[str]
     digest: str = ""
     links: list[tuple[str, int]] = field(default_factory=list)   # link targets (entity, line)
@@ -1036,7 +1036,11 @@ class Mappings:
                     for kind in ("uri", "template"):
                         if not fld and isinstance(spec, dict) and isinstance(spec.get(kind), str):
                             fld = ",".join(template_fields(spec[kind])) or None
-                    by_pred.setdefault(pred, fld)
+                    for k in (pred, f"{name} {pred}"):   # every field the property reads, once
+                        if fld and fld not in (by_pred.get(k) or "").split(","):
+                            by_pred[k] = f"{by_pred[k]},{fld}" if by_pred.get(k) else fld
+                        else:
+                            by_pred.setdefault(k, fld)
                     is_iri = isinstance(spec, dict) and bool({"uri", "link", "ref"} & set(spec))
                     props.append(_Property(f"<{pred}>", fld, fn, is_iri, slot))
             fixed, dynamic = c.classes(bspec.get("class") or [], bspec)
@@ -1045,7 +1049,8 @@ class Mappings:
             blocks.append(_Block(name, uri, fixed, dynamic, props,
                                  c.when(bspec["when"], bspec, "when")[0] if "when" in bspec else None,
                                  _list_scope(lists[0]) if lists else ()))
-        return EntityMapping(entity, path, id_path, embedded, blocks, by_pred, set(by_pred) | {RDF_TYPE[1:-1]},
+        return EntityMapping(entity, path, id_path, embedded, blocks, by_pred,
+                             {p for p in by_pred if " " not in p} | {RDF_TYPE[1:-1]},
                              links=c.link_targets, slots=len(slots))
 
     # -- ids and links ---------------------------------------------------------------------

@@ -32,7 +32,7 @@ from . import sources
 from .catalog import Catalog, Changes, DeletionGuard, content_hash
 from .executor import Executor, Serial, project
 from .mapping import Context, Issue, Mapped, Mappings, Record
-from .terms import Triple
+from .terms import Triple, split_literal
 from .validate import Shapes, validate
 from .work import KnownIds, Reader, Work, memo, memo_id, memo_path, path_for, reader, remove_stale
 from .writers.edmxml import edm_record, is_provided_cho
@@ -384,12 +384,36 @@ def _check_chunk(root: str, shared: Shared, keys: list[Key]) -> list[tuple]:
         found_issues[(i.entity, i.record_id)].append(i)
     for m in batch:
         key = (m.record.entity, m.record.id)
+        _explain_shared(db, key, m.triples, found_issues.get(key, []))
         issues = m.issues + found_issues.get(key, [])
         held, edm_held, edm = _edm(m, issues, linked[key])
         out[key] = (*key, pickle.dumps(issues) if issues else None, held, edm_held, edm,
                     content_hash(m.triples, edm, m.sets) + mappings.entities[key[0]].digest, links[key], keyed[key],
                     False)
     return [out[key] for key in keys]
+
+
+def _explain_shared(db: Reader, key: Key, triples: list[Triple], issues: list[Issue]) -> None:
+    """A result on a resource that other records describe too, with other values of the property
+    (a time span IRI minted from a value that does not decide its label): say that the IRI is
+    shared, and by which records, rather than blame this record alone."""
+    for i in issues:
+        if not i.focus or not i.predicate:
+            continue
+        focus, pred = f"<{i.focus}>", f"<{i.predicate}>"
+        others = [tuple(o) for o in db.owners(focus) if tuple(o) != key]
+        if not others:
+            continue
+        own = sorted(t[2] for t in triples if t[0] == focus and t[1] == pred)
+        differ = [o for o in others if sorted(t[2] for t in db.triples_of(*o) if t[0] == focus and t[1] == pred) != own]
+        if not differ:
+            continue
+        names = ", ".join(f"{e} {r}" for e, r in differ[:5]) + (f" and {len(differ) - 5} more" if len(differ) > 5 else "")
+        here = ", ".join(split_literal(o)[0] if o.startswith('"') else o for o in own) or "none"
+        i.message = (f"The IRI {i.focus} is shared with {names}, which give it other values of "
+                     f"{i.predicate.rsplit('/', 1)[-1].rsplit('#', 1)[-1]} (this record: {here}): a shared IRI "
+                     "needs the same description in every record, so make its template depend on what decides "
+                     f"that value (e.g. a period's IRI and label from the same transform). ({i.message})")
 
 
 def _edm(m: Mapped, issues: list[Issue], linked: list[Triple]) -> tuple[bool, bool, bytes | None]:
@@ -435,8 +459,9 @@ def _links_to_held(work: Work, cfg: config_mod.Config, mappings: Mappings) -> No
         if not work.db.execute("SELECT publish FROM result WHERE entity = ? AND id = ?", key).fetchone()[0]:
             continue
         issues = [i for i in (pickle.loads(blob) if blob else []) if i.component != EDM_CHECK]
+        own = {f"<{iri}>" for iri in subjects.values()}   # a resource it describes too (a shared period)
         for s, p, o in triples:
-            if o in held_iris and o != s:
+            if o in held_iris and o not in own:
                 target = held_iris[o]
                 issues.append(Issue(key[0], key[1], source, None, o[1:-1],
                                     f"links to {target[0]} {target[1]}, which is held back: the link has no "

@@ -8,6 +8,7 @@ against pyshacl); ``reference=True`` (``--reference-validation``) runs pyshacl i
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -57,6 +58,41 @@ class Shapes:
         return cls(graph, channel_of)
 
 
+_MESSAGE_FIELD = re.compile(r"\{(field|entity|[A-Za-z][\w-]*:[A-Za-z_][\w.-]*)\}")
+
+
+def _field(m: Mapped, focus: str | None, predicate: str | None, fields: dict[str, str]) -> str | None:
+    """The source field the record's mapping reads for ``predicate`` on the subject ``focus``
+    (``fields`` holds "subject-block predicate" and "predicate" keys, see EntityMapping)."""
+    if not predicate:
+        return None
+    block = next((name.split("[")[0] for name, iri in m.subjects.items() if iri == focus), None)
+    return fields.get(f"{block} {predicate}") or fields.get(predicate)
+
+
+def _message(text: str, m: Mapped, focus: str | None, path: str | None, fields: dict[str, str],
+             graph: rdflib.Graph) -> str:
+    """A shape's message with ``{field}`` (the field the mapping reads for the result path),
+    ``{dc:title}`` (the field it reads for that property) and ``{entity}`` filled for this record."""
+    if "{" not in text:
+        return text
+
+    def fill(match: re.Match) -> str:
+        key = match.group(1)
+        if key == "entity":
+            return m.record.entity
+        try:
+            predicate = path if key == "field" else str(graph.namespace_manager.expand_curie(key))
+        except ValueError:
+            return match.group(0)
+        found = _field(m, focus, predicate, fields)
+        if found:
+            return ", ".join(f"'{f}'" for f in found.split(","))
+        name = graph.namespace_manager.curie(predicate) if predicate else "this property"
+        return f"a field mapped to {name} (the mapping maps none)"
+    return _MESSAGE_FIELD.sub(fill, text)
+
+
 def _severity(node: rdflib.term.Node) -> str:
     return str(node).rsplit("#", 1)[-1]
 
@@ -78,12 +114,16 @@ def validate(batch: list[Mapped], context_triples: Callable[[Mapped], Iterable[t
     if compiled is not None:
         for m in batch:
             own = {t[0] for t in m.triples}
+            fields = fields_of(m.record.entity)
             for r in compiled.validate(m.triples + context_triples(m), own):
                 path = r.path
+                focus = r.focus[1:-1] if r.focus.startswith("<") else r.focus
                 issues.append(Issue(
-                    m.record.entity, m.record.id, m.record.source, fields_of(m.record.entity).get(path or ""),
-                    _value_text(r.value), r.message or _default_message(r.component, path), r.severity,
-                    focus=r.focus[1:-1] if r.focus.startswith("<") else r.focus, predicate=path,
+                    m.record.entity, m.record.id, m.record.source, _field(m, focus, path, fields),
+                    _value_text(r.value),
+                    _message(r.message, m, focus, path, fields, shapes.graph) if r.message
+                    else _default_message(r.component, path), r.severity,
+                    focus=focus, predicate=path,
                     component=r.component, channel=shapes.channel_of.get(r.shape, "all")))
         if compiled.fallback is None:
             return issues
@@ -128,12 +168,12 @@ def _pyshacl(batch: list[Mapped], context_triples, shapes: Shapes, shapes_graph:
         component = report.value(result, SH.sourceConstraintComponent)
         severity = _severity(report.value(result, SH.resultSeverity))
         for m in owners.get(str(focus), []):
-            mapping_field = None
-            if isinstance(path, rdflib.URIRef):
-                mapping_field = fields_of(m.record.entity).get(str(path))
+            fields = fields_of(m.record.entity)
+            iri_path = str(path) if isinstance(path, rdflib.URIRef) else None
             issues.append(Issue(
-                m.record.entity, m.record.id, m.record.source, mapping_field,
-                _term_text(value), str(message) if message else f"violates {shape}", severity,
+                m.record.entity, m.record.id, m.record.source, _field(m, str(focus), iri_path, fields),
+                _term_text(value), _message(str(message), m, str(focus), iri_path, fields, shapes.graph)
+                if message else f"violates {shape}", severity,
                 focus=str(focus), predicate=str(path) if isinstance(path, rdflib.URIRef) else None,
                 component=str(component) if component else None,
                 channel=shapes.channel_of.get(shape, "all")))
