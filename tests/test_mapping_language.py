@@ -685,3 +685,175 @@ def test_path_getter_agrees_with_the_general_walk(data):
     for path in ("a", "a[]", "a.b", "a[].b[]", "a.b.c"):
         names = tuple(step.removesuffix("[]") for step in path.split("."))
         assert path_getter(path)(data) == _walk(data, names)
+
+
+# -- issue 14: conditions, lists of objects, templates, tables ------------------------------------------------
+
+CREATORS = """\
+entity: work
+id: id
+fields: [id, "contributors[].id", "contributors[].role", "tags[]", note, flag, "subjects[].id", "subjects[].name",
+         start, end, thumb, credit, lang]
+subjects:
+  cho:
+    uri: "{base}work/{id}"
+    properties:
+      dc:creator: {link: agent, field: "contributors[].id", when: {field: "contributors[].role", equals: artist}}
+      dc:contributor:
+        link: agent
+        field: "contributors[].id"
+        when: {field: "contributors[].role", equals: [after, attributed to, circle of]}
+      dc:subject: {ref: concept}
+      dc:description:
+        - {value: has a note, when: {field: note, test: present}}
+        - {value: no note, when: {field: note, test: absent}}
+        - {value: not flagged, when: {not: {field: flag, equals: true}}}
+        - {value: flagged, when: {field: flag, equals: true}}
+      dc:date: {template: "{start}/{end}"}
+      dcterms:temporal: {template: "{start}/{end}", transform: edtf_interval}
+      schema:image: {uri: "{thumb|https}"}
+      schema:about: {uri: "{base}tag/{tags[]|slug}", when: {field: "tags[]", equals: [sea, ships]}}
+  concept:
+    uri: "{base}concept/{subjects[].id}"
+    class: [skos:Concept]
+    properties:
+      skos:prefLabel: {field: "subjects[].name", language: en}
+      skos:note: {field: note, language: en}
+"""
+
+
+@pytest.fixture
+def works(tmp_path) -> Mappings:
+    return load(tmp_path, agent=AGENT, work=CREATORS)
+
+
+def test_when_on_a_list_applies_item_by_item(works):
+    m = run(works, "work", {"id": "w", "contributors": [{"id": "a1", "role": "artist"}, {"id": "a2", "role": "after"},
+                                                         {"id": "a3", "role": "circle of"}, {"id": "a4"}]})
+    assert objs(m, DC + "creator") == [f"<{BASE}agent/a1>"]
+    assert objs(m, DC + "contributor") == [f"<{BASE}agent/a2>", f"<{BASE}agent/a3>"]
+    # a condition on a list that the value does not read: any item may satisfy it
+    m = run(works, "work", {"id": "w", "tags": ["harbour", "sea"]})
+    assert objs(m, SDO + "about") == [f"<{BASE}tag/sea>"]
+
+
+def test_one_subject_per_list_item(works):
+    m = run(works, "work", {"id": "w", "note": "N", "subjects": [{"id": 91, "name": "ships"}, {"id": 92, "name": "sea"},
+                                                                 {"id": 91, "name": "ships"}]})
+    c91, c92 = f"{BASE}concept/91", f"{BASE}concept/92"
+    assert objs(m, SKOS + "prefLabel", c91) == [lit("ships", "en")]
+    assert objs(m, SKOS + "prefLabel", c92) == [lit("sea", "en")]
+    assert objs(m, SKOS + "note", c92) == [lit("N", "en")]          # a field outside the list: on every item
+    assert objs(m, DC + "subject") == [f"<{c91}>", f"<{c92}>"]        # ref: every subject of the block
+    assert sorted(m.subjects.values()) == sorted([f"{BASE}work/w", c91, c92])
+    assert objs(run(works, "work", {"id": "w"}), DC + "subject") == []
+
+
+@pytest.mark.parametrize("data, expected", [
+    ({"note": "x", "flag": True}, ["flagged", "has a note"]),
+    ({"note": "", "flag": "True"}, ["flagged", "no note"]),      # text "True" (a CSV cell) equals true
+    ({"flag": "TRUE"}, ["flagged", "no note"]),
+    ({"flag": False}, ["no note", "not flagged"]),
+    ({"flag": "false"}, ["no note", "not flagged"]),
+    ({}, ["no note", "not flagged"]),
+    ({"flag": "yes"}, ["no note", "not flagged"]),              # only true/false are booleans
+])
+def test_present_absent_not_and_boolean_equals(works, data, expected):
+    m = run(works, "work", {"id": "w", **data})
+    assert objs(m, DC + "description") == [lit(e) for e in expected]
+
+
+def test_text_template_joins_fields(works):
+    m = run(works, "work", {"id": "w", "start": 1880, "end": "1885"})
+    assert objs(m, DC + "date") == [lit("1880/1885")]
+    assert objs(m, "http://purl.org/dc/terms/temporal") == [lit("1880/1885")]
+    assert objs(run(works, "work", {"id": "w", "start": 1880}), DC + "date") == []   # a missing part: no value
+
+
+def test_protocol_relative_url_by_transform(works):
+    m = run(works, "work", {"id": "w", "thumb": "//images.example.org/x.jpg"})
+    assert objs(m, SDO + "image") == ["<https://images.example.org/x.jpg>"]
+
+
+def test_template_percent_encoding_a_scheme_is_a_load_error(tmp_path):
+    text = CREATORS.replace('{uri: "{thumb|https}"}', '{uri: "{thumb}"}')
+    e = load_error(tmp_path, text.replace("entity: work", "entity: thing"))
+    assert "starts with a field, which would be percent-encoded as a path segment (https:%2F%2F...): " \
+           "write {thumb|iri}, or {thumb|https} for //host/path URLs" in str(e)
+    assert e.key == "uri"
+
+
+def test_template_percent_encoding_a_scheme_is_never_published(tmp_path):
+    """A URL from the data in the middle of a template stays a path segment; one that ends up as the
+    scheme of the IRI (here through a configuration value) is a problem of the record, not published."""
+    m = load(tmp_path, config_keys=("data_provider", "prefix"), thing="""\
+        entity: thing
+        id: code
+        fields: [code, url]
+        subjects:
+          main:
+            uri: "{base}thing/{id}"
+            properties:
+              schema:url: {uri: "{config.prefix}{url}"}
+              schema:sameAs: {uri: "{base}page/{url}"}
+        """)
+    r = run(m, "thing", {"code": "a", "url": "https://example.org/x"}, config={"prefix": "", "data_provider": "P"})
+    assert objs(r, SDO + "url") == []
+    (issue,) = r.issues
+    assert "'https:%2F%2Fexample.org%2Fx' is a URL whose '//' was percent-encoded" in issue.message
+    assert issue.field == "url"
+    assert objs(r, SDO + "sameAs") == [f"<{BASE}page/https:%2F%2Fexample.org%2Fx>"]
+
+
+TABLES = """\
+entity: work
+id: id
+fields: [id, credit, public]
+tables:
+  public_domain: {true: Public Domain Mark, false: null}
+  credit_rights:
+    - {contains: "©", value: In Copyright}
+    - {match: "^no known copyright", value: No Known Copyright}
+    - {equals: "CC-BY", value: CC BY 4.0}
+subjects:
+  cho:
+    uri: "{base}work/{id}"
+    properties:
+      edm:rights:
+        - {uri: "{public|public_domain|rights}"}
+        - {uri: "{credit|credit_rights|rights}", when: {not: {field: public, equals: true}}}
+"""
+
+
+@pytest.mark.parametrize("data, rights", [
+    ({"public": True}, "http://creativecommons.org/publicdomain/mark/1.0/"),
+    ({"public": "True", "credit": "© DACS, 2014"}, "http://creativecommons.org/publicdomain/mark/1.0/"),
+    ({"public": False, "credit": "© DACS, 2014"}, "http://rightsstatements.org/vocab/InC/1.0/"),
+    ({"credit": "No known copyright restrictions"}, "http://rightsstatements.org/vocab/NKC/1.0/"),
+    ({"credit": "CC-BY"}, "http://creativecommons.org/licenses/by/4.0/"),
+])
+def test_rights_tables(tmp_path, data, rights):
+    m = load(tmp_path, work=TABLES)
+    r = run(m, "work", {"id": "w", **data})
+    assert objs(r, EDM + "rights") == [f"<{rights}>"] and not r.issues
+
+
+def test_rights_table_without_a_row_names_the_table(tmp_path):
+    m = load(tmp_path, work=TABLES)
+    r = run(m, "work", {"id": "w", "credit": "Photo: the museum"})
+    (issue,) = r.issues
+    assert issue.field == "credit"
+    assert issue.message.startswith("'Photo: the museum' is not in table 'credit_rights' (")
+    assert issue.message.endswith("work.yaml:6): add a row for it, or a default")
+
+
+@pytest.mark.parametrize("tables, key, message", [
+    ("  rights: {x: y}\n", "rights", "table 'rights' has the name of a transform"),
+    ("  bad:\n    - {match: '(', value: x}\n", "match", "not a regular expression"),
+    ("  bad:\n    - {contains: x}\n", "contains", "a table rule is {equals: X, value: Y}"),
+    ("  bad: [1, 2]\n", "bad", "a rule of table bad must be a mapping"),
+    ("  Bad: {x: y}\n", "Bad", "'Bad' is not a table name"),
+])
+def test_table_load_errors(tmp_path, tables, key, message):
+    e = load_error(tmp_path, TABLES.replace("tables:\n", "tables:\n" + tables).replace("entity: work", "entity: thing"))
+    assert e.key == key and message in str(e), str(e)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from heritage_ld.transforms import (
-    IRI_TRANSFORMS, TESTS, TRANSFORMS, TransformError, Typed, data_file, segment,
+    IRI_TRANSFORMS, TESTS, TRANSFORMS, Noted, TransformError, Typed, data_file, segment,
 )
 
 XSD = "http://www.w3.org/2001/XMLSchema#"
@@ -278,3 +278,100 @@ def test_memoised_transforms_repeat_results_and_errors():
         with pytest.raises(TransformError, match="is not a calendar date"):
             date("2021-02-30")
         assert language("Dutch") == "nl"
+
+
+# -- museum dates (EDTF) --------------------------------------------------------------------------
+
+edtf, edtf_begin, edtf_end = TRANSFORMS["edtf"], TRANSFORMS["edtf_begin"], TRANSFORMS["edtf_end"]
+edtf_interval = TRANSFORMS["edtf_interval"]
+
+
+@pytest.mark.parametrize("value, lex, begin, end", [
+    ("c.1880", "1880~", "1880", "1880"),
+    ("circa 1880", "1880~", "1880", "1880"),
+    ("ca. 1880", "1880~", "1880", "1880"),
+    ("c1880", "1880~", "1880", "1880"),
+    ("1880–5", "1880/1885", "1880", "1885"),
+    ("1880-85", "1880/1885", "1880", "1885"),
+    ("1880 - 1885", "1880/1885", "1880", "1885"),
+    ("1880 to 1885", "1880/1885", "1880", "1885"),
+    ("between 1880 and 1885", "1880/1885", "1880", "1885"),
+    ("c. 1880–1885", "1880~/1885~", "1880", "1885"),
+    ("1880s", "188X", "1880", "1889"),
+    ("1920s–1930s", "192X/193X", "1920", "1939"),
+    ("?1824", "1824?", "1824", "1824"),
+    ("1824?", "1824?", "1824", "1824"),
+    ("1824 (?)", "1824?", "1824", "1824"),
+    ("c.1880?", "1880%", "1880", "1880"),
+    ("19th century", "1801/1900", "1801", "1900"),
+    ("18th–19th century", "1701/1900", "1701", "1900"),
+    ("1880", "1880", "1880", "1880"),
+    ("April 1880", "1880-04", "1880-04", "1880-04"),
+    ("14 April 1880", "1880-04-14", "1880-04-14", "1880-04-14"),
+    ("1880-04/1880-06", "1880-04/1880-06", "1880-04", "1880-06"),
+    # EDTF given as such is read by the edtf library
+    ("1880~", "1880~", "1880", "1880"),
+    ("188X", "188X", "1880", "1889"),
+    ("18XX", "18XX", "1800", "1899"),
+    ("1880?/1885~", "1880?/1885~", "1880", "1885"),
+])
+def test_museum_dates(value, lex, begin, end):
+    assert (edtf(value), edtf_begin(value), edtf_end(value)) == (lex, begin, end)
+    assert edtf_interval(value) == (begin if begin == end else f"{begin}/{end}")
+    assert not TESTS["single_date"](value) or value in ("1880", "April 1880", "14 April 1880")
+
+
+@pytest.mark.parametrize("value, lex, note", [
+    ("published 1825", "1825", "'published' is not kept"),
+    ("early 19th century", "1801/1900", "'early' is not kept: the whole 19th century (1801/1900)"),
+    ("mid-19th century", "1801/1900", "'mid' is not kept"),
+    ("1800s", "180X", "read as the decade 1800-1809 (EDTF 180X); for the century write '19th century' or '18XX'"),
+])
+def test_museum_dates_note_what_is_not_kept(value, lex, note):
+    r = edtf(value)
+    assert isinstance(r, Noted) and r.value == lex
+    assert r.note.startswith(f"{value!r} is published as EDTF {lex}") and note in r.note
+
+
+@pytest.mark.parametrize("value", ["date not known", "Date not known", "not known", "unknown", "undated", "n.d.",
+                                   "N.D.", "no date", "s.d."])
+def test_date_not_known_is_no_value(value):
+    assert edtf(value) is None and edtf_begin(value) is None and edtf_end(value) is None
+    assert edtf_interval(value) is None
+
+
+@pytest.mark.parametrize("value, fragment", [
+    ("sometime", "is not a date (accepted:"),
+    ("1880, 1885", "is not a date (accepted:"),
+    ("1885-1880", "the range ends before it begins"),
+    ("31 April 1880", "is not a calendar date"),
+    ("22nd century", "no 22nd century"),
+    ("early 1880", "'early' is understood before a century only"),
+    ("1880-21", "the range ends before it begins"),      # not the EDTF season 'spring 1880'
+    ("[1880, 1885]", "is not a date"),                   # EDTF 'one of a set' is not a date here
+    ("2023-02-29", "is not a calendar date"),            # the edtf library would take it
+    ("", "is not a date"),
+])
+def test_museum_dates_rejected(value, fragment):
+    with pytest.raises(TransformError) as e:
+        edtf(value)
+    assert fragment in str(e.value)
+
+
+@pytest.mark.parametrize("value", ["c.1880", "1880s", "?1824", "published 1825", "date not known", "19th century",
+                                   "1880-85", "1880–5", "circa 1880"])
+def test_single_date_no_longer_takes_museum_dates(value):
+    """single_date guards transform date: it is false wherever date would fail."""
+    assert not TESTS["single_date"](value)
+    with pytest.raises(TransformError) as e:
+        date(value)
+    assert "transform edtf" in str(e.value) or "date_range" in str(e.value)
+
+
+def test_https_makes_protocol_relative_urls_absolute():
+    https = TRANSFORMS["https"]
+    assert https("//images.example.org/x.jpg") == "https://images.example.org/x.jpg"
+    assert https(" http://images.example.org/x.jpg ") == "http://images.example.org/x.jpg"
+    with pytest.raises(TransformError):
+        https("images.example.org/x.jpg")
+    assert "https" in IRI_TRANSFORMS

@@ -78,6 +78,8 @@ def _summary(pub: pipeline.Publication, wrote: Path | None) -> None:
                f"{pub.edm_count} EDM records)")
     click.echo(f"held back        {held}" + (f"  (+{len(pub.edm_held_back)} from EDM only)" if pub.edm_held_back else ""))
     click.echo(f"warnings         {pub.warnings}")
+    if pub.notes:
+        click.echo(f"notes            {pub.notes}  (what transforms approximated: see the report)")
     click.echo(f"time             {secs:.2f} s")
     for key, issues in sorted({**pub.edm_held_back, **pub.held_back}.items()):
         click.secho(f"  {key[0]} {key[1]}: {record_status(pub, key)}: {issues[0].message}"

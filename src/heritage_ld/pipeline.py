@@ -60,6 +60,7 @@ class Publication:
     reused: int = 0                             # records whose validation and EDM were those of the last run
     unchanged: bool = False                     # the inputs were those of the last published run: not rebuilt
     warnings: int = 0
+    notes: int = 0                              # Info results: what a transform approximated
     report_digest: str = ""
 
     def state_digest(self, catalog_digest: str) -> str:
@@ -70,12 +71,14 @@ class Publication:
 
     def take_report(self, issues: Iterable[Issue]) -> Iterator[Issue]:
         """Pass ``issues`` (in report order) through, noting held-back records, warnings and the digest."""
-        self.held_back, self.edm_held_back, self.warnings = {}, {}, 0
+        self.held_back, self.edm_held_back, self.warnings, self.notes = {}, {}, 0, 0
         h = hashlib.sha256()
         for i in issues:
             if i.severity == "Violation":
                 (self.held_back if i.channel == "all" else self.edm_held_back).setdefault(
                     (i.entity, i.record_id), []).append(i)
+            elif i.severity == "Info":
+                self.notes += 1
             else:
                 self.warnings += 1
             h.update(repr(tuple(vars(i).values())).encode())
@@ -492,7 +495,8 @@ def _last_report(catalog: Catalog, pub: Publication) -> None:
     warnings and its digest."""
     for _ in pub.take_report(IssueLog(catalog.path, catalog.db, violations_only=True)):
         pass
-    pub.warnings = catalog.db.execute("SELECT count(*) FROM report WHERE severity != 'Violation'").fetchone()[0]
+    pub.warnings = catalog.db.execute("SELECT count(*) FROM report WHERE severity = 'Warning'").fetchone()[0]
+    pub.notes = catalog.db.execute("SELECT count(*) FROM report WHERE severity = 'Info'").fetchone()[0]
     pub.report_digest = catalog.get_meta("report")
 
 

@@ -241,7 +241,18 @@ def date_value(value: str) -> Typed:
     """One date, normalised to xsd:date, xsd:gYearMonth, xsd:gYear or xsd:dateTime."""
     if _split_range(value):
         raise TransformError(f"{value!r} is a date range; map it with transform date_range (edm:TimeSpan)")
-    return parse_date(value)
+    try:
+        return parse_date(value)
+    except TransformError as original:
+        try:
+            museum = _museum(value)
+        except TransformError:
+            raise original from None
+        if museum is None:
+            raise TransformError(f"{value!r} says the date is not known: map the field with transform edtf, "
+                                 "which gives no date for it") from None
+        raise TransformError(f"{value!r} is a museum date, not one day, month or year: map it with transform edtf "
+                             f"(EDTF {museum.edtf}) and edtf_begin / edtf_end (edm:TimeSpan)") from None
 
 
 @transform("date_range", memo=True)
@@ -395,6 +406,10 @@ def _edtf_bounds(value: str, edtf: str) -> tuple[str, str]:
     """(begin, end) of an EDTF string read by the ``edtf`` library; other EDTF features are refused."""
     from edtf import parse_edtf  # imported when first needed: it takes ~90 ms
     from edtf.parser.edtf_exceptions import EDTFParseException
+    for token in edtf.split("/"):   # the library takes 2023-02-29 as a date: check the calendar ourselves
+        if m := re.fullmatch(r"(\d{4})-(\d{2})(?:-(\d{2}))?", re.sub(r"[~?%]", "", token)):
+            if int(m[2]) <= 12:
+                _ymd(m[1], m[2], m[3], value)
     try:
         parsed = parse_edtf(edtf)
         if type(parsed).__name__ not in _EDTF_KINDS:
