@@ -193,3 +193,13 @@ def test_published_edm_is_strict_valid(published):
     run = subprocess.run([sys.executable, str(VALIDATOR), "--strict", *files], capture_output=True, text=True,
                          timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_pyshacl_reference_names_the_same_fields(tmp_path):
+    """--reference-validation (pyshacl itself) fills the messages from the mapping the same way."""
+    root = museum_project(tmp_path / "museum")
+    fast, reference = pipeline.build(root), pipeline.build(root, reference=True)
+    key = ("artwork", "T07008")
+    shown = lambda pub: sorted((i.field or "", i.message) for i in pub.held_back[key])  # noqa: E731
+    assert shown(reference) == shown(fast)
+    assert any("fill 'isPublicDomain', 'thumbnailCopyright' of the artwork" in m for _f, m in shown(reference))

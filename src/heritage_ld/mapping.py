@@ -466,9 +466,8 @@ class _Compiler:
         if lists > 1:
             raise self.error(node, key, f"template {text!r} uses more than one list field")
         first = _PLACEHOLDER.match(text)
-        if encode and first and first.group(1).split("|")[0].strip() not in _CONTEXT_PLACEHOLDERS + ("config",) \
-                and not first.group(1).startswith("config.") \
-                and [t.strip() for t in first.group(1).split("|")][-1] not in IRI_TRANSFORMS:
+        if encode and first and template_fields(first.group(0)) \
+                and first.group(1).split("|")[-1].strip() not in IRI_TRANSFORMS:
             raise self.error(node, key, f"template {text!r} starts with a field, which would be percent-encoded "
                              f"as a path segment (https:%2F%2F...): write {{{first.group(1)}|iri}}, or "
                              f"{{{first.group(1)}|https}} for //host/path URLs")
@@ -530,7 +529,7 @@ class _Compiler:
             self.check_keys(spec, {"not"}, "when (with not)")
             inner, paths = self.when(spec["not"], spec, "not")
             return (lambda r: not inner(r)), paths
-        self.check_keys(spec, {"field", "test", "equals", "not"}, "when")
+        self.check_keys(spec, {"field", "test", "equals"}, "when")
         path = self.check_field(spec.get("field"), spec, "field")
         get = path_getter(path)
         if ("test" in spec) == ("equals" in spec):
