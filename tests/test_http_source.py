@@ -465,24 +465,31 @@ def finishes_within(seconds: float, fn):
     return out["value"]
 
 
-@pytest.mark.parametrize("dripped", ["body", "headers"])
-def test_a_dripped_answer_times_out(dripped):
-    """An answer sent a byte every 0.2 s (each read well within the timeout) ends after `timeout` seconds."""
+@pytest.mark.parametrize("dripped", ["body", "headers", "through a proxy"])
+def test_a_dripped_answer_times_out(dripped, monkeypatch):
+    """An answer sent a byte every 0.2 s (each read well within the timeout) ends after `timeout` seconds; also
+    when a configured HTTP proxy drips it."""
     from rawserver import RawServer, answer
     body = json.dumps(items(0, 50)).encode()
     reply = answer("200 OK", body, [("Content-Type", "application/json")])
 
     def handler(server, sock, req):
         head = reply[:len(reply) - len(body)]
-        if dripped == "body":
+        if dripped == "headers":
+            server.drip(sock, head, 0.2)
+        else:
             sock.sendall(head)
             server.drip(sock, body, 0.2)
-        else:
-            server.drip(sock, head, 0.2)
     server = RawServer(handler)
+    url = server.url("/items")
+    if dripped == "through a proxy":
+        for name in ("NO_PROXY", "no_proxy", "http_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", server.url())
+        url = "http://127.0.0.1:9/items"                      # (port 9: only the proxy answers)
     try:
-        source = HttpSource(HttpOptions(url=server.url("/items"), allow_addresses=LOCAL, rate_limit=0, retries=1,
-                                        backoff=0.01, timeout=1))
+        source = HttpSource(HttpOptions(url=url, allow_addresses=LOCAL, rate_limit=0, retries=1, backoff=0.01,
+                                        timeout=1))
         start = time.monotonic()
         with pytest.raises(InputError, match=r"/items: timed out after 2 attempts \(timeout 1 s for each whole"):
             finishes_within(15, lambda: ids(source))
