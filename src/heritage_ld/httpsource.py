@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import heapq
 import ipaddress
+import itertools
 import json
 import logging
 import os
@@ -120,19 +122,18 @@ class Deadline:
     _local = threading.local()
 
     def __init__(self, seconds: float) -> None:
-        self.seconds, self.expired = seconds, False
+        self.at = time.monotonic() + seconds
+        self.expired = self.done = False
         self._sock: socket.socket | None = None
         self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
 
     def __enter__(self) -> "Deadline":
         Deadline._local.current = self
-        self._timer.start()
+        _WATCHDOG.watch(self)
         return self
 
     def __exit__(self, *exc) -> None:
-        self._timer.cancel()
+        self.done = True
         Deadline._local.current = None
 
     @classmethod
@@ -145,11 +146,47 @@ class Deadline:
                 if deadline.expired:
                     _shut(sock)
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
         with self._lock:
             self.expired = True
             if self._sock is not None:
                 _shut(self._sock)
+
+
+class _Watchdog:
+    """One thread that expires the ``Deadline``s whose time is up (a timer thread per request would cost
+    more than the request's own work)."""
+
+    def __init__(self) -> None:
+        self.heap: list[tuple[float, int, Deadline]] = []
+        self.count = itertools.count()
+        self.wakeup = threading.Condition()
+        self.thread: threading.Thread | None = None
+
+    def watch(self, deadline: Deadline) -> None:
+        with self.wakeup:
+            while self.heap and self.heap[0][2].done:          # requests end mostly in order: keep the heap small
+                heapq.heappop(self.heap)
+            heapq.heappush(self.heap, (deadline.at, next(self.count), deadline))
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="heritage-ld deadlines", daemon=True)
+                self.thread.start()
+            if self.heap[0][2] is deadline:
+                self.wakeup.notify()
+
+    def _run(self) -> None:
+        with self.wakeup:
+            while True:
+                now = time.monotonic()
+                while self.heap and (self.heap[0][2].done or self.heap[0][0] <= now):
+                    deadline = heapq.heappop(self.heap)[2]
+                    if not deadline.done:
+                        deadline.expire()
+                self.wakeup.wait(self.heap[0][0] - now if self.heap else None)
+
+
+_WATCHDOG = _Watchdog()
+os.register_at_fork(after_in_child=_WATCHDOG.__init__)      # a forked process starts its own thread
 
 
 def _shut(sock: socket.socket) -> None:
@@ -180,6 +217,7 @@ class PublicOnly(HTTPAdapter):
 
     def __init__(self, allow: list[str]) -> None:
         self.allowed = [ipaddress.ip_network(a, strict=False) for a in allow]
+        self.proxied = _pools(None)
         super().__init__()
 
     def init_poolmanager(self, *args, **kwargs) -> None:
@@ -189,7 +227,7 @@ class PublicOnly(HTTPAdapter):
     def proxy_manager_for(self, proxy, **kwargs):
         manager = super().proxy_manager_for(proxy, **kwargs)
         if hasattr(manager, "pool_classes_by_scheme"):
-            manager.pool_classes_by_scheme = _pools(None)
+            manager.pool_classes_by_scheme = self.proxied
         return manager
 
 
