@@ -496,3 +496,34 @@ def test_a_dripped_answer_times_out(dripped, monkeypatch):
         assert 2 <= time.monotonic() - start < 5 and len(server.requests) == 2
     finally:
         server.stop()
+
+
+def test_publish_reads_a_capped_api_to_the_end_and_says_so(httpserver, tmp_path):
+    """Through `heritage-ld publish`: Contentful-style skip/limit, the API serving 1 entry a page of the 100
+    asked: both entries are published, the warning is on stderr; a total it cannot reach stops the run (exit 2)."""
+    page = contentful_page(httpserver)
+    entry = page["items"][0]
+    entries = [entry, {**entry, "sys": {"id": "post-2", "type": "Entry"},
+                       "fields": {**entry["fields"], "url": "https://blog.example.org/api-post-2"}}]
+    reported = {"total": 2}
+
+    def handler(request):
+        skip = int(request.args["skip"])
+        return Response(json.dumps({**page, **reported, "skip": skip, "limit": 1, "items": entries[skip:skip + 1]}),
+                        content_type="application/json")
+    httpserver.expect_request("/entries").respond_with_handler(handler)
+    (tmp_path / "p").mkdir()
+    project = copy_project(tmp_path / "p")
+    add_http_source(project, httpserver.url_for("/entries"))
+    (project / "heritage-ld.toml").write_text((project / "heritage-ld.toml").read_text().replace(
+        'pagination = "none"', 'pagination = "offset"\noffset_param = "skip"\nsize_param = "limit"'))
+    r = subprocess.run([str(EXE), "publish", "--project", str(project)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "page 1 had 1 items though page_size = 100 was asked" in r.stderr
+    assert "https://data.example.org/article/post-2" in (project / "output/dataset.nt").read_text()
+    before = (project / "output/dataset.nt").read_bytes()
+    reported["total"] = 3
+    r = subprocess.run([str(EXE), "publish", "--project", str(project)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "reports 3 records ('total' in the body) but 2 were read" in r.stderr
+    assert (project / "output/dataset.nt").read_bytes() == before

@@ -74,8 +74,12 @@ class HttpOptions:
         opts = cls(**raw, cache_dir=root / ".heritage-ld" / "http-cache")
         if opts.pagination not in PAGINATION:
             raise InputError(f"{where}: pagination must be one of {', '.join(PAGINATION)}")
-        if urlsplit(opts.url).scheme not in ("http", "https"):
-            raise InputError(f"{where}: url must be http(s), got {opts.url!r}")
+        try:
+            scheme, host, _port = origin(opts.url)
+        except ValueError:
+            scheme, host = "", ""                       # e.g. a port that is not a number
+        if scheme not in ("http", "https") or not host:
+            raise InputError(f"{where}: url must be an http(s) URL, got {opts.url!r}")
         return opts
 
 
