@@ -179,6 +179,8 @@ class FailingProxy:
 
     def __init__(self, upstream: str) -> None:
         self.fail_after: int | None = None
+        self.delay = 0.0                                  # seconds each request waits before it is forwarded
+        self.received: list[str] = []                     # the graph of every request, as it arrives
         self.forwarded: list[tuple[str, str]] = []
         self.lock = threading.Lock()
         proxy = self
@@ -187,6 +189,8 @@ class FailingProxy:
             def _any(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 graph = parse_qs(urlsplit(self.path).query).get("graph", [""])[0]
+                proxy.received.append(graph)
+                time.sleep(proxy.delay)
                 with proxy.lock:
                     refuse = proxy.fail_after is not None and len(proxy.forwarded) >= proxy.fail_after
                     if not refuse:
@@ -394,10 +398,26 @@ def test_retries_5xx_and_honours_retry_after(project, httpserver):
     assert time.monotonic() - start >= 1.0                    # waited as Retry-After asked
 
 
-def test_refuses_private_addresses_without_allow(project):
+def test_the_endpoint_named_is_consent_and_redirects_are_not_followed(project, oxigraph):
+    """The URL on the command line may be a private address without --allow-address; a redirect from it
+    (here to another loopback address) is not followed: the target receives nothing."""
+    from rawserver import RawServer, answer
     pipeline.publish(project, now=T1)
-    p = cli("push", "--project", str(project), "http://127.0.0.1:9/store")
-    assert p.returncode == 2 and "--allow-address" in p.stderr and "Traceback" not in p.stderr
+    p = cli("push", "--project", str(project), oxigraph.store)
+    assert p.returncode == 0, p.stderr
+    assert_store_is_catalog(project, oxigraph)
+
+    target = RawServer(lambda server, sock, req: sock.sendall(answer("204 No Content")), host="127.0.0.2")
+    redirector = RawServer(lambda server, sock, req: sock.sendall(
+        answer("307 Temporary Redirect", headers=[("Location", target.url("/store?graph=x"))])))
+    try:
+        p = cli("push", "--project", str(project), "--full", redirector.url("/store"))
+        assert p.returncode == 2 and "Traceback" not in p.stderr
+        assert "redirect to http://127.0.0.2:" in p.stderr and "push to the Graph Store endpoint itself" in p.stderr
+        assert redirector.requests and target.connections == 0
+    finally:
+        target.stop(), redirector.stop()
+
     p = cli("push", "--project", str(project), "ftp://example.org/store")
     assert p.returncode == 2 and "http(s) URL" in p.stderr
     p = cli("push", "--project", str(project), "http://127.0.0.1:9/store", "--allow-address", "nonsense")
@@ -405,13 +425,22 @@ def test_refuses_private_addresses_without_allow(project):
 
 
 def test_the_address_a_connection_reaches_is_checked_too(project, httpserver, monkeypatch):
-    """DNS rebinding: the check of the endpoint's name is made to pass; the connection to 127.0.0.1 is refused."""
-    from heritage_ld import push as push_mod
+    """DNS rebinding: the endpoint's name resolves to a public address when it is named (the consent is for
+    that address), then to 127.0.0.1 for the connection, which is refused (no connection to the public one)."""
     pipeline.publish(project, now=T1)
     httpserver.expect_request("/store").respond_with_data("", status=204)
-    monkeypatch.setattr(push_mod, "check_public_address", lambda url, allow, hint="": None)
-    r = push(project, httpserver.url_for("/store"), PushOptions(**{**FAST, "allow_addresses": []}))
-    assert not r.ok and r.put == 0 and not httpserver.log
+    real, lookups = socket.getaddrinfo, []
+
+    def rebinding(host, port, *args, **kwargs):
+        if host != "rebind.example":
+            return real(host, port, *args, **kwargs)
+        lookups.append(port)
+        address = "93.184.216.34" if len(lookups) == 1 else "127.0.0.1"
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port or 0))]
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    url = f"http://rebind.example:{httpserver.port}/store"
+    r = push(project, url, PushOptions(**{**FAST, "allow_addresses": []}))
+    assert not r.ok and r.put == 0 and not httpserver.log and len(lookups) >= 2
     assert "refusing to connect to 127.0.0.1" in r.failures[0] and "--allow-address" in r.failures[0]
 
 
@@ -431,3 +460,196 @@ def test_readme_queries_run_on_a_pushed_store(project, oxigraph):
     rows = oxigraph.select(changed.replace("2026-11-01T00:00:00Z", "2023-11-15T00:00:00Z"))   # T2 = 2023-11-15
     assert {r["graph"].value for r in rows} == {BASE + "graph/person/emmy-storms",
                                                  BASE + "graph/organisation/multimedia-computing-group"}
+
+
+# -- issue 12: a whole-request timeout, Retry-After, resume after SIGKILL, HTTP Digest (Virtuoso) -----
+
+def test_a_dripped_answer_times_out(project):
+    """The store answers a byte every 0.2 s (each read within the timeout): `--timeout 1` still ends the
+    request after a second, and the push stops with exit 2."""
+    from rawserver import RawServer, answer
+    pipeline.publish(project, now=T1)
+    reply = answer("204 No Content", headers=[(f"X-Padding-{i}", "x" * 40) for i in range(20)])
+    server = RawServer(lambda srv, sock, req: srv.drip(sock, reply, 0.2))
+    try:
+        start = time.monotonic()
+        p = subprocess.run([str(EXE), "push", "--project", str(project), server.url("/store"), "--timeout", "1",
+                            "--retries", "1", "--workers", "1"], capture_output=True, text=True, timeout=60)
+        assert p.returncode == 2 and "Traceback" not in p.stderr
+        assert "PUT timed out after 2 attempts (--timeout 1 s for each whole request)" in p.stderr, p.stderr
+        assert time.monotonic() - start < 20 and 2 <= len(server.requests) <= 3   # (+ the next graph, queued)
+    finally:
+        server.stop()
+
+
+def test_an_unusable_retry_after_falls_back_to_the_backoff(project, httpserver):
+    pipeline.publish(project, now=T1)
+    calls = Counter()
+
+    def handler(request: Request) -> Response:
+        calls["n"] += 1
+        if calls["n"] <= 3:
+            return Response("busy", status=503, headers={"Retry-After": ["²", "-1", "9" * 300][calls["n"] - 1]})
+        return Response("", status=204)
+    httpserver.expect_request("/store").respond_with_handler(handler)
+    r = push(project, httpserver.url_for("/store"), PushOptions(workers=1, **{**FAST, "retries": 3}))
+    assert r.ok and r.put == 22 and calls["n"] == 25
+
+
+def test_a_killed_push_resumes_without_resending(project, oxigraph):
+    """`heritage-ld push` killed (SIGKILL) mid-run: the next push sends only what the store had not
+    acknowledged; at most the requests in flight at the kill (one per worker) are sent twice."""
+    pipeline.publish(project, now=T1)
+    proxy = FailingProxy(oxigraph.url)
+    proxy.delay = 0.3
+    try:
+        proc = subprocess.Popen([str(EXE), "push", "--project", str(project), proxy.url, "--workers", "2"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while len(proxy.received) < 10 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.1)
+        proc.kill()
+        proc.wait(10)
+        assert proc.returncode == -9 and 10 <= len(proxy.received) < 22
+        first = list(proxy.received)
+        cat = Catalog(load(project).catalog)
+        try:
+            acked = cat.db.execute("SELECT count(*) FROM push_state WHERE endpoint = ?", (proxy.url,)).fetchone()[0]
+        finally:
+            cat.close()
+        time.sleep(0.5)                                  # the requests in flight reach the store
+        proxy.delay, proxy.received = 0.0, []
+        p = cli("push", "--project", str(project), proxy.url)
+        assert p.returncode == 0, p.stderr
+        second = proxy.received
+        resent = set(first) & set(second)
+        assert len(second) == 22 - acked and len(resent) <= 2, (len(first), acked, len(second), len(resent))
+        assert set(first) | set(second) == live_graphs(project)
+        assert_store_is_catalog(project, oxigraph)
+    finally:
+        proxy.close()
+
+
+VIRTUOSO_INI = """[Database]
+DatabaseFile = {d}/virtuoso.db
+ErrorLogFile = {d}/virtuoso.log
+LockFile = {d}/virtuoso.lck
+TransactionFile = {d}/virtuoso.trx
+xa_persistent_file = {d}/virtuoso.pxa
+[TempDatabase]
+DatabaseFile = {d}/virtuoso-temp.db
+TransactionFile = {d}/virtuoso-temp.trx
+[Parameters]
+ServerPort = 127.0.0.1:{sql}
+DisableUnixSocket = 1
+NumberOfBuffers = 10000
+MaxDirtyBuffers = 6000
+DirsAllowed = {d}
+[HTTPServer]
+ServerPort = 127.0.0.1:{http}
+ServerRoot = {d}
+ServerThreads = 4
+MaxClientConnections = 4
+[SPARQL]
+ResultSetMaxRows = 100000
+"""
+
+
+class Virtuoso:
+    """A real Virtuoso (Debian's virtuoso-opensource) with a temporary database on free local ports, and a
+    user `pusher` with SPARQL_UPDATE for its Digest-protected Graph Store endpoint."""
+
+    USER, PASSWORD = "pusher", "pw-very-secret"
+
+    def __init__(self, folder: Path) -> None:
+        exe, isql = shutil.which("virtuoso-t"), shutil.which("isql-vt")
+        if not (exe and isql):
+            if os.environ.get("CI"):
+                pytest.fail("Virtuoso is missing: CI must test push against it (apt-get install virtuoso-opensource)")
+            pytest.skip("Virtuoso not installed: apt-get install virtuoso-opensource to test HTTP Digest push")
+        folder.mkdir()
+        sql, http = free_port(), free_port()
+        (folder / "virtuoso.ini").write_text(VIRTUOSO_INI.format(d=folder, sql=sql, http=http))
+        self.url = f"http://127.0.0.1:{http}"
+        self.store = self.url + "/sparql-graph-crud-auth"
+        self.log = open(folder / "stdout.log", "wb")
+        self.proc = subprocess.Popen([exe, "+configfile", str(folder / "virtuoso.ini"), "+foreground"], cwd=folder,
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 120
+        while True:
+            try:
+                if requests.get(self.url + "/sparql", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if self.proc.poll() is not None or time.time() > deadline:
+                self.stop()
+                raise RuntimeError(f"Virtuoso did not start: {(folder / 'virtuoso.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+        (folder / "user.sql").write_text(f"DB.DBA.USER_CREATE ('{self.USER}', '{self.PASSWORD}');\n"
+                                         f'GRANT SPARQL_UPDATE TO "{self.USER}";\n')
+        subprocess.run([isql, f"127.0.0.1:{sql}", "dba", "dba", str(folder / "user.sql")], check=True,
+                       capture_output=True, timeout=60)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+    def select(self, query: str) -> list[dict[str, ox.Term]]:
+        r = requests.get(self.url + "/sparql", params={"query": query},
+                         headers={"Accept": "application/sparql-results+json"}, timeout=30)
+        r.raise_for_status()
+        results = ox.parse_query_results(r.content, format=ox.QueryResultsFormat.JSON)
+        return [{v.value: s[v] for v in results.variables if s[v] is not None} for s in results]
+
+
+@pytest.fixture
+def virtuoso(tmp_path):
+    server = Virtuoso(tmp_path / "virtuoso")
+    yield server
+    server.stop()
+
+
+def test_push_to_virtuoso_with_http_digest(project, virtuoso):
+    """Virtuoso's protected Graph Store endpoint takes HTTP Digest only: with HERITAGE_LD_PUSH_AUTH=digest the
+    push (to 127.0.0.1, named on the command line: no --allow-address) loads every graph, then deletes one."""
+    pipeline.publish(project, now=T1)
+    env = {**os.environ, "HERITAGE_LD_PUSH_USER": Virtuoso.USER, "HERITAGE_LD_PUSH_PASSWORD": Virtuoso.PASSWORD}
+    p = cli("push", "--project", str(project), virtuoso.store, env=env)        # Basic: refused, with the fix named
+    assert p.returncode == 2 and "authentication failed (HTTP 401)" in p.stderr
+    assert "needs $HERITAGE_LD_PUSH_AUTH=digest" in p.stderr
+    p = cli("push", "--project", str(project), virtuoso.store)                   # no credentials: the challenge
+    assert p.returncode == 2 and "the store asks for HTTP Digest: set $HERITAGE_LD_PUSH_USER and " \
+        "$HERITAGE_LD_PUSH_PASSWORD, and $HERITAGE_LD_PUSH_AUTH=digest" in p.stderr
+    p = cli("push", "--project", str(project), virtuoso.store,
+            env={**env, "HERITAGE_LD_PUSH_AUTH": "digest", "HERITAGE_LD_PUSH_PASSWORD": "wrong"})
+    assert p.returncode == 2 and "authentication failed (HTTP 401): check $HERITAGE_LD_PUSH_USER" in p.stderr
+
+    env["HERITAGE_LD_PUSH_AUTH"] = "digest"
+    p = cli("push", "--project", str(project), virtuoso.store, env=env)
+    assert p.returncode == 0, p.stderr
+    assert "22 graphs put" in p.stdout
+    assert Virtuoso.PASSWORD not in p.stdout + p.stderr
+
+    def stored() -> Counter:
+        ours = " ".join(f"<{g}>" for g in sorted(live_graphs(project) | {EMMY_GRAPH}))
+        return Counter({row["g"].value: int(row["n"].value) for row in virtuoso.select(
+            f"SELECT ?g (COUNT(*) AS ?n) WHERE {{ VALUES ?g {{ {ours} }} GRAPH ?g {{ ?s ?p ?o }} }} GROUP BY ?g")})
+    dump = Counter(q.graph_name.value for q in ox.parse(path=str(project / "output/dataset.nq"),
+                                                           format=ox.RdfFormat.N_QUADS))
+    assert stored() == dump                                # every graph, with all its triples
+
+    remove_emmy(project)
+    pipeline.publish(project, now=T2, allow_deletions=True)
+    p = cli("push", "--project", str(project), virtuoso.store, env=env)
+    assert p.returncode == 0 and " 1 deleted" in p.stdout, p.stdout + p.stderr
+    dump = Counter(q.graph_name.value for q in ox.parse(path=str(project / "output/dataset.nq"),
+                                                           format=ox.RdfFormat.N_QUADS))
+    assert EMMY_GRAPH not in dump and stored() == dump

@@ -290,9 +290,10 @@ def serve(project: Path, host: str, port: int, workers: int) -> None:
 @click.option("--retries", default=5, show_default=True, type=click.IntRange(0),
               help="Retries per request on 429, 5xx and network errors (exponential backoff, Retry-After).")
 @click.option("--timeout", default=60.0, show_default=True, type=click.FloatRange(0, min_open=True),
-              help="Seconds per request.")
+              help="Seconds per whole request (connecting, sending, the answer).")
 @click.option("--allow-address", "allow", multiple=True, metavar="ADDRESS",
-              help="Allow this loopback or private address or network (repeatable), e.g. 127.0.0.1.")
+              help="Also allow this loopback or private address or network (repeatable), e.g. 10.0.0.0/8; the "
+                   "addresses URL's host resolves to are allowed anyway.")
 def push_command(project: Path, url: str, full: bool, workers: int, retries: int, timeout: float,
                  allow: tuple[str, ...]) -> None:
     """Load the catalog into a SPARQL store via the Graph Store HTTP Protocol (URL: its GSP endpoint).
@@ -300,13 +301,15 @@ def push_command(project: Path, url: str, full: bool, workers: int, retries: int
     One named graph per record ({base_uri}graph/<entity>/<id>, as in dataset.nq): PUT for records
     changed since the last successful push to URL, DELETE for tombstones. An interrupted push resumes
     where it stopped. Credentials come from the environment only: $HERITAGE_LD_PUSH_TOKEN (Bearer),
-    or $HERITAGE_LD_PUSH_USER and $HERITAGE_LD_PUSH_PASSWORD (Basic). Exit code 0 if every graph was
-    sent, 2 otherwise.
+    or $HERITAGE_LD_PUSH_USER and $HERITAGE_LD_PUSH_PASSWORD (Basic; HTTP Digest with
+    $HERITAGE_LD_PUSH_AUTH=digest). Naming URL allows connecting to it, on a private address too;
+    redirects are not followed. Exit code 0 if every graph was sent, 2 otherwise.
 
     \b
     Examples:
       heritage-ld push https://sparql.partner.example/store
-      heritage-ld push http://127.0.0.1:7878/store --allow-address 127.0.0.1 --full
+      heritage-ld push http://127.0.0.1:7878/store --full
+      HERITAGE_LD_PUSH_AUTH=digest heritage-ld push http://127.0.0.1:8890/sparql-graph-crud-auth
     """
     from .push import PushError, PushOptions, push
     try:

@@ -5,14 +5,18 @@ record's triples and its PROV-O triples (N-Triples), ``DELETE`` for tombstones (
 
 Resume: the catalog's ``push_state`` table holds, per endpoint and graph, the record version the
 endpoint acknowledged (``<hash>@<last_changed>``, or ``deleted``). A push sends only the graphs whose
-catalog version differs from the acknowledged one, and records each 2xx as it comes back
-(committed every ``ack_every`` answers and always before returning). So a push that fails or is
-interrupted resumes with exactly the graphs not yet acknowledged; after a SIGKILL at most the last
-uncommitted batch is sent again, which PUT and DELETE make harmless.
+catalog version differs from the acknowledged one, and commits each 2xx as it comes back (the answers
+that arrive together, at most ``2 * workers``, in one commit). So a push that fails or is killed resumes
+with exactly the graphs not yet acknowledged: after a SIGKILL only the requests that were in flight are
+sent again, which PUT and DELETE make harmless.
+
+Credentials come from the environment: a token (Bearer), or a user and password sent as Basic or, with
+``HERITAGE_LD_PUSH_AUTH=digest``, as HTTP Digest (Virtuoso's protected endpoint). The endpoint named is
+consent to connect to the addresses its host resolves to now, private ones included; redirects are
+not followed.
 """
 from __future__ import annotations
 
-import base64
 import ipaddress
 import json
 import os
@@ -25,14 +29,17 @@ from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import requests
+from requests.auth import AuthBase, HTTPBasicAuth, HTTPDigestAuth
 
 from .catalog import Catalog, Row
 from .config import Config, load as load_config
-from .httpsource import check_public_address, guarded, refusal, retry_delay
+from .httpsource import addresses, bounded, guarded, refusal, retry_delay
+from .sources import InputError
 from .writers.rdf import graph_iri, nt_lines, provenance
 
 STORE_HINT = "pass --allow-address if the store is meant to be there"
 ENV_USER, ENV_PASSWORD, ENV_TOKEN = "HERITAGE_LD_PUSH_USER", "HERITAGE_LD_PUSH_PASSWORD", "HERITAGE_LD_PUSH_TOKEN"
+ENV_AUTH = "HERITAGE_LD_PUSH_AUTH"               # basic (the default) or digest
 DELETED = "deleted"
 
 
@@ -52,12 +59,11 @@ class _Failed(Exception):
 class PushOptions:
     full: bool = False                  # PUT every live graph and DELETE every tombstone again
     workers: int = 4                    # concurrent requests
-    timeout: float = 60.0               # seconds per request
+    timeout: float = 60.0               # seconds per whole request (connecting, sending, the answer)
     retries: int = 5                    # on 429, 5xx and network errors
     backoff: float = 1.0                # seconds, doubled each retry (Retry-After wins)
     max_backoff: float = 60.0
-    allow_addresses: list[str] = field(default_factory=list)   # e.g. ["127.0.0.1"]
-    ack_every: int = 100                # acknowledgments per catalog commit
+    allow_addresses: list[str] = field(default_factory=list)   # besides the endpoint's own, e.g. ["10.0.0.0/8"]
 
 
 @dataclass
@@ -80,22 +86,41 @@ class _Task:
     key: tuple[str, str] | None         # the catalog record; None: a graph the catalog no longer has
 
 
-def auth_header() -> dict[str, str]:
-    """``Authorization`` from $HERITAGE_LD_PUSH_TOKEN (Bearer) or $HERITAGE_LD_PUSH_USER/_PASSWORD (Basic)."""
+class _Bearer(AuthBase):
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        r.headers["Authorization"] = f"Bearer {self.token}"
+        return r
+
+
+def authentication() -> AuthBase | None:
+    """The credentials from the environment: $HERITAGE_LD_PUSH_TOKEN (Bearer), or $HERITAGE_LD_PUSH_USER and
+    _PASSWORD, as Basic or (with $HERITAGE_LD_PUSH_AUTH=digest) HTTP Digest."""
     token, user, password = (os.environ.get(v) for v in (ENV_TOKEN, ENV_USER, ENV_PASSWORD))
+    scheme = os.environ.get(ENV_AUTH, "basic").strip().lower() or "basic"
+    if scheme not in ("basic", "digest"):
+        raise PushError(f"${ENV_AUTH}={scheme!r}: use basic (the default) or digest")
     if token and user:
         raise PushError(f"both ${ENV_TOKEN} and ${ENV_USER} are set: set the token (Bearer) or the user and "
-                        "password (Basic), not both")
+                        "password (Basic or Digest), not both")
     if token:
-        return {"Authorization": f"Bearer {token}"}
+        if scheme == "digest":
+            raise PushError(f"${ENV_AUTH}=digest needs ${ENV_USER} and ${ENV_PASSWORD}, not a token")
+        return _Bearer(token)
     if user:
         if password is None:
             raise PushError(f"${ENV_USER} is set but ${ENV_PASSWORD} is not")
-        return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")}
-    return {}
+        return HTTPDigestAuth(user, password) if scheme == "digest" else HTTPBasicAuth(user, password)
+    if scheme == "digest":
+        raise PushError(f"${ENV_AUTH}=digest needs ${ENV_USER} and ${ENV_PASSWORD}")
+    return None
 
 
-def check_endpoint(endpoint: str, allow: list[str]) -> None:
+def check_endpoint(endpoint: str, allow: list[str]) -> list[str]:
+    """What may be connected to: ``allow`` plus the addresses the endpoint's host resolves to (naming the
+    endpoint is consent to reach it, on a private address too)."""
     parts = urlsplit(endpoint)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise PushError(f"{endpoint}: the endpoint must be an http(s) URL, e.g. http://host:7878/store")
@@ -107,7 +132,10 @@ def check_endpoint(endpoint: str, allow: list[str]) -> None:
             ipaddress.ip_network(a, strict=False)
         except ValueError:
             raise PushError(f"--allow-address {a!r}: not an IP address or network") from None
-    check_public_address(endpoint, allow, hint=STORE_HINT)
+    try:
+        return [*allow, *addresses(endpoint)]
+    except InputError as e:
+        raise PushError(str(e)) from None
 
 
 def record_version(row: Row) -> str:
@@ -121,21 +149,24 @@ def push(project: Path | Config, endpoint: str, options: PushOptions | None = No
     if not cfg.catalog.exists():
         raise PushError(f"{cfg.catalog}: no catalog yet; run heritage-ld publish first")
     endpoint = endpoint.strip()
-    headers = auth_header()
-    check_endpoint(endpoint, o.allow_addresses)
+    auth = authentication()
+    allow = check_endpoint(endpoint, o.allow_addresses)
     cat = Catalog(cfg.catalog)
     try:
         cat.db.execute("PRAGMA busy_timeout = 600000")   # a running publish holds the write lock
-        return _Pusher(cfg, cat, endpoint, headers, o).run()
+        # a commit per batch of answers, kept through a kill of the process without an fsync each (a power cut
+        # may lose the last ones: those graphs are sent again)
+        cat.db.execute("PRAGMA synchronous = NORMAL")
+        return _Pusher(cfg, cat, endpoint, auth, allow, o).run()
     finally:
         cat.close()
 
 
 class _Pusher:
-    def __init__(self, cfg: Config, cat: Catalog, endpoint: str, headers: dict[str, str], o: PushOptions) -> None:
-        self.cfg, self.cat, self.endpoint, self.o = cfg, cat, endpoint, o
+    def __init__(self, cfg: Config, cat: Catalog, endpoint: str, auth: AuthBase | None, allow: list[str],
+                 o: PushOptions) -> None:
+        self.cfg, self.cat, self.endpoint, self.auth, self.allow, self.o = cfg, cat, endpoint, auth, allow, o
         self.pub = SimpleNamespace(config=cfg)          # what graph_iri/provenance read
-        self.headers = {"User-Agent": "heritage-ld (linked-data publisher)", **headers}
         self.local = threading.local()
         self.stop = threading.Event()                   # set on abort: in-flight requests give up retrying
         self.acks: list[tuple[str, str | None]] = []    # (graph, version; None = forget the graph)
@@ -180,8 +211,9 @@ class _Pusher:
     # -- sending ---------------------------------------------------------------------------
     def session(self) -> requests.Session:
         if not hasattr(self.local, "session"):
-            self.local.session = guarded(requests.Session(), self.o.allow_addresses)
-            self.local.session.headers.update(self.headers)
+            self.local.session = guarded(requests.Session(), self.allow)
+            self.local.session.headers["User-Agent"] = "heritage-ld (linked-data publisher)"
+            self.local.session.auth = self.auth
         return self.local.session
 
     def send(self, method: str, graph: str, body: bytes | None) -> None:
@@ -193,14 +225,15 @@ class _Pusher:
                 raise _Abort("")
             last = attempt == self.o.retries
             try:
-                resp = self.session().request(method, self.endpoint, params={"graph": graph}, data=body,
-                                              headers=headers, timeout=self.o.timeout, allow_redirects=False)
+                resp = bounded(self.session(), method, self.endpoint, self.o.timeout, params={"graph": graph},
+                               data=body, headers=headers, allow_redirects=False)
             except (requests.Timeout, requests.ConnectionError) as e:
                 if refused := refusal(e):
                     raise _Abort(f"{self.endpoint}: {refused}; {STORE_HINT}") from None
                 kind = "timed out" if isinstance(e, requests.Timeout) else "connection failed"
                 if last:
-                    raise _Abort(f"{where}: {method} {kind} after {attempt + 1} attempts") from None
+                    raise _Abort(f"{where}: {method} {kind} after {attempt + 1} attempts (--timeout "
+                                 f"{self.o.timeout:g} s for each whole request)") from None
                 time.sleep(retry_delay(attempt, None, self.o.backoff, self.o.max_backoff))
                 continue
             code = resp.status_code
@@ -212,15 +245,26 @@ class _Pusher:
             if 200 <= code < 300 or (method == "DELETE" and code == 404):
                 return
             if code in (401, 403):
-                raise _Abort(f"{where}: authentication failed (HTTP {code}): check ${ENV_TOKEN}, or "
-                             f"${ENV_USER} and ${ENV_PASSWORD}")
+                raise _Abort(f"{where}: authentication failed (HTTP {code}): {self.auth_hint(resp)}")
             if 300 <= code < 400:
                 raise _Abort(f"{where}: HTTP {code} redirect to {resp.headers.get('Location')}: "
                              "push to the Graph Store endpoint itself")
             raise _Failed(f"{where}: {method} refused: HTTP {code} {resp.reason}: {resp.text[:300].strip()}")
 
-    def flush(self, force: bool = False) -> None:
-        if not self.acks or (not force and len(self.acks) < self.o.ack_every):
+    def auth_hint(self, resp: requests.Response) -> str:
+        """What to check after a 401/403, by the credentials sent and the store's challenge."""
+        user = f"${ENV_USER} and ${ENV_PASSWORD}"
+        if isinstance(self.auth, HTTPDigestAuth):
+            return f"check {user}"
+        if "digest" in resp.headers.get("WWW-Authenticate", "").lower().replace(",", " ").split():
+            return f"the store asks for HTTP Digest: set {user}, and ${ENV_AUTH}=digest"
+        if isinstance(self.auth, HTTPBasicAuth):
+            return (f"check {user} (a store that takes HTTP Digest only, such as Virtuoso's "
+                    f"/sparql-graph-crud-auth, needs ${ENV_AUTH}=digest)")
+        return f"check ${ENV_TOKEN}" if self.auth else f"set ${ENV_TOKEN}, or {user}"
+
+    def flush(self) -> None:
+        if not self.acks:
             return
         now = int(time.time())
         db = self.cat.db
@@ -248,7 +292,7 @@ class _Pusher:
                     self.stop.set()                     # Ctrl-C: queued requests give up at once
                     raise
         finally:
-            self.flush(force=True)
+            self.flush()
         self.result.not_sent += sum(1 for _ in tasks)
         return self.result
 
