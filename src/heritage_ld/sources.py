@@ -2,7 +2,8 @@
 
 Formats: JSON (one record or an array), JSON Lines, CSV (columns are field paths such as
 ``author.name``; ``[]`` columns split on a separator), YAML (one record, a list, or several
-documents); each also gzip-compressed (``.json.gz``); a folder reads every such file in name order.
+documents); each also gzip-compressed (``.json.gz``); a folder reads every such file in it and its
+sub-folders, and a glob (``export/**/*.json``) the files it matches, in path order.
 Each reader yields ``(data, origin)`` where origin names file and line, e.g. ``sample/posts.json:3``.
 JSON Lines and CSV stream: a large export is never loaded whole.
 """
@@ -191,16 +192,56 @@ def read(config: Config, source: Source) -> Iterator[tuple[Any, str]]:
 
 
 def _files(config: Config, source: Source) -> list[Path]:
-    """The files of a file or folder source, in reading order."""
+    """The files of a file, folder or glob source, in reading order: by path, folder by folder
+    (``a/000/x.json`` before ``a/001/x.json`` before ``b.json``); hidden files and folders are skipped."""
+    if any(c in source.path for c in "*?["):
+        return _glob(config.root, source.path)
     path = config.root / source.path
     if path.is_dir():
-        return sorted(p for p in path.iterdir() if p.is_file() and _reader(p))
+        return _in_order(path, path.rglob("*"))
     if path.is_file():
         if not _reader(path):
             raise InputError(f"{source.path}: unsupported file type (supported: "
                              f"{', '.join(READERS)}, each optionally .gz)")
         return [path]
     raise InputError(f"{source.path}: file not found")
+
+
+def _glob(root: Path, pattern: str) -> list[Path]:
+    """The readable files matching ``pattern`` (``export/**/*.json``: ``**`` is any depth of folders)."""
+    parts = Path(pattern).parts
+    fixed = next(i for i, part in enumerate(parts) if any(c in part for c in "*?["))
+    base = root.joinpath(*parts[:fixed])
+    if not base.is_dir():
+        raise InputError(f"{Path(*parts[:fixed]) if fixed else '.'}/: folder not found (source {pattern})")
+    return _in_order(base, base.glob(str(Path(*parts[fixed:]))))
+
+
+def _in_order(base: Path, found) -> list[Path]:
+    """The readable, non-hidden files of ``found`` (paths under ``base``), sorted by their path parts."""
+    keep = []
+    for p in found:
+        rel = p.relative_to(base).parts
+        if not any(part.startswith(".") for part in rel) and p.is_file() and _reader(p):
+            keep.append((rel, p))
+    return [p for _rel, p in sorted(keep)]
+
+
+def empty_reason(config: Config, source: Source) -> str:
+    """Why a source may have read no record, for the warning that says so."""
+    if source.is_http:
+        return "the API returned no items"
+    if source.options.get("contentful"):
+        kind = source.options.get("content_type")
+        return f"the export holds no published entry{f' of content type {kind!r}' if kind else ''}"
+    if any(c in source.path for c in "*?["):
+        files = _glob(config.root, source.path)
+        return "no file matches the pattern" if not files else f"its {len(files)} matching file(s) hold no record"
+    path = config.root / source.path
+    if path.is_dir():
+        return (f"the folder and its sub-folders hold no {', '.join(READERS)} file" if not _files(config, source)
+                else "its files hold no record")
+    return "the file holds no record"
 
 
 def _shown(config: Config, f: Path) -> str:
