@@ -20,8 +20,8 @@ STATEMENTS = data_file("rights.json")["statements"]
 
 def test_registry_is_what_the_mapping_language_documents():
     assert set(TRANSFORMS) == {"text", "slug", "iri", "language", "date", "date_range", "range_begin",
-                               "range_end", "duration", "rights"}
-    assert set(TESTS) == {"date_range", "single_date", "europeana_rights"}
+                               "range_end", "duration", "rights", "markdown", "headings"}
+    assert set(TESTS) == {"date_range", "single_date", "europeana_rights", "has_headings"}
     assert IRI_TRANSFORMS <= set(TRANSFORMS)
 
 

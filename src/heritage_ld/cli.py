@@ -84,7 +84,7 @@ def _summary(pub: pipeline.Publication, wrote: Path | None) -> None:
                f"{pub.edm_count} EDM records)")
     click.echo(f"held back        {held}" + (f"  (+{len(pub.edm_held_back)} from EDM only)" if pub.edm_held_back else ""))
     click.echo(f"warnings         {pub.warnings + len(pub.source_warnings)}"
-               + (f"  ({len(pub.source_warnings)} from sources that read no record)" if pub.source_warnings else ""))
+               + (f"  ({len(pub.source_warnings)} about the sources)" if pub.source_warnings else ""))
     click.echo(f"time             {secs:.2f} s")
     for key, issues in sorted({**pub.edm_held_back, **pub.held_back}.items()):
         click.secho(f"  {key[0]} {key[1]}: {record_status(pub, key)}: {issues[0].message}"

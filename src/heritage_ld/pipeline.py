@@ -61,7 +61,7 @@ class Publication:
     unchanged: bool = False                     # the inputs were those of the last published run: not rebuilt
     warnings: int = 0
     report_digest: str = ""
-    source_warnings: list[str] = field(default_factory=list)   # sources that read no record
+    source_warnings: list[str] = field(default_factory=list)   # about whole sources (one that read no record...)
 
     def check_sources(self, strict: bool) -> None:
         """With ``strict``, a source that read no record is an error (InputError) instead of a warning."""
@@ -139,7 +139,7 @@ def read_records(cfg: config_mod.Config, mappings: Mappings, work: Work,
     read = 0
     for src in cfg.sources:
         before = read
-        for data, origin in sources.read(cfg, src):
+        for data, origin in sources.read(cfg, src, warnings.append if warnings is not None else lambda _m: None):
             read += 1
             for entity, rid, rec_data, where in mappings.extract(src.entity, data, origin):
                 embedded_in = rec_data.get("_embeddedIn")

@@ -5,6 +5,7 @@ Formats: JSON (one record or an array), JSON Lines, CSV (columns are field paths
 documents); each also gzip-compressed (``.json.gz``); a folder reads every such file in it and its
 sub-folders, and a glob (``export/**/*.json``) the files it matches, in path order.
 Each reader yields ``(data, origin)`` where origin names file and line, e.g. ``sample/posts.json:3``.
+With ``contentful = true`` a JSON file is a ``contentful space export``: its entries are the records.
 JSON Lines and CSV stream: a large export is never loaded whole.
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ import hashlib
 import io
 import json
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Callable, Iterator
 
 import yaml
 
@@ -170,8 +171,9 @@ def _reader(path: Path):
     return READERS.get(suffixes[-1] if suffixes else "")
 
 
-def read(config: Config, source: Source) -> Iterator[tuple[Any, str]]:
-    """Records of one configured source; a record that is not an object is an InputError."""
+def read(config: Config, source: Source, warn: Callable[[str], None] = lambda _m: None) -> Iterator[tuple[Any, str]]:
+    """Records of one configured source; a record that is not an object is an InputError. ``warn``
+    gets what a reader wants said about the source as a whole."""
     if source.path.startswith("builtin:"):
         yield from read_builtin(source.path[8:])
         return
@@ -185,10 +187,26 @@ def read(config: Config, source: Source) -> Iterator[tuple[Any, str]]:
             yield data, origin
         return
     for f in _files(config, source):
-        for data, origin in _reader(f)(f, _shown(config, f), source.options):
+        records = _reader(f)(f, _shown(config, f), source.options)
+        if source.options.get("contentful"):
+            records = _contentful_export(f, _shown(config, f), records, source.options, warn)
+        for data, origin in records:
             if not isinstance(data, dict):
                 raise InputError(f"{origin}: a record must be an object (key: value), got {type(data).__name__}")
             yield data, origin
+
+
+def _contentful_export(path: Path, shown: str, records: Iterator[tuple[Any, str]], options: dict,
+                       warn: Callable[[str], None]) -> Iterator[tuple[Any, str]]:
+    """The entries of a ``contentful space export`` file (see ``contentful``)."""
+    from .contentful import ContentfulError, read_export
+    if _reader(path) is not read_json:
+        raise InputError(f"{shown}: a Contentful space export is a .json file")
+    for export, _origin in records:
+        try:
+            yield from read_export(export, shown, options, warn)
+        except ContentfulError as e:
+            raise InputError(str(e)) from None
 
 
 def _files(config: Config, source: Source) -> list[Path]:
