@@ -300,3 +300,48 @@ def test_cli_publish_summary_and_map(tmp_path):
     assert (GEORGIA, SCHEMA.affiliation, EF) in g
     r = subprocess.run([str(exe), "map", "--project", str(project), "person", "nobody"], capture_output=True, text=True)
     assert r.returncode == 2 and "nobody" in r.stderr and "Traceback" not in r.stderr
+
+
+# -- the seed's body (issue 14, item 9) ----------------------------------------------------------
+
+def seed_interview() -> list[str]:
+    """The interview's questions and answers as the seed page has them, one paragraph each (the page's
+    trailing spaces dropped), from the first question to the last answer."""
+    lines = [line.rstrip() for line in (shared_or_skip() / "seed/000_0d459ea1df5365d3.txt").read_text("utf-8").split("\n")]
+    start = lines.index("Tell us about your current role.")
+    end = next(i for i, line in enumerate(lines) if line.startswith("Next to this, a lot of the current AI"))
+    return [line for line in lines[start:end + 1] if line]
+
+
+def test_seed_body_is_carried_exactly(out):
+    """Before: the article had no body. Now schema:articleBody holds the whole interview, word for word
+    and paragraph by paragraph, tagged with the article's language; its questions are the headings."""
+    paragraphs = seed_interview()
+    assert len(paragraphs) == 17
+    questions = [p for p in paragraphs if p.endswith("?") or p == "Tell us about your current role."]
+    assert len(questions) == 7
+    for name, fmt in (("dataset.ttl", "turtle"), ("dataset.jsonld", "json-ld")):
+        g = _graph(out / name, fmt)
+        bodies = list(g.objects(ARTICLE, SCHEMA.articleBody))
+        assert len(bodies) == 1 and bodies[0].language == "en"
+        assert str(bodies[0]).split("\n\n") == paragraphs
+        toc = list(g.objects(ARTICLE, URIRef("http://purl.org/dc/terms/tableOfContents")))
+        assert [str(t) for t in toc] == ["\n".join(questions)] and toc[0].language == "en"
+        # the description stays the summary; a body without headings (the Dutch post) has no table of contents
+        assert str(g.value(ARTICLE, DC.description)).startswith("On Europeana Pro this month")
+        dutch = URIRef(BASE + "article/muziek-uit-het-archief")
+        assert g.value(dutch, SCHEMA.articleBody).language == "nl"
+        assert g.value(dutch, URIRef("http://purl.org/dc/terms/tableOfContents")) is None
+
+
+def test_seed_body_in_edm_is_its_table_of_contents(out):
+    """EDM carries the questions as dcterms:tableOfContents and keeps dc:description the summary: the
+    full text is the object itself, reached through edm:isShownAt (see docs/model.md)."""
+    ns = {"edm": EDM, "dc": str(DC), "dcterms": "http://purl.org/dc/terms/"}
+    art = etree.parse(str(out / "edm/article" / f"{ARTICLE.rsplit('/', 1)[1]}.xml"))
+    toc = art.xpath("//edm:ProvidedCHO/dcterms:tableOfContents", namespaces=ns)
+    assert len(toc) == 1 and toc[0].text.split("\n")[0] == "Tell us about your current role."
+    assert toc[0].get("{http://www.w3.org/XML/1998/namespace}lang") == "en"
+    descriptions = [d.text for d in art.xpath("//edm:ProvidedCHO/dc:description", namespaces=ns)]
+    assert len(descriptions) == 1 and descriptions[0].startswith("On Europeana Pro this month")
+    assert "I am an Assistant Professor" not in etree.tostring(art, encoding="unicode")
