@@ -178,11 +178,9 @@ def test_nquads_has_one_named_graph_per_record(out):
 
 def test_jsonld_expands_to_the_same_graph_with_pyld(out):
     from pyld import jsonld
-    context = json.loads((out / "context.jsonld").read_text())
 
     def loader(url, options=None):
-        assert url.endswith("context.jsonld"), url
-        return {"contextUrl": None, "documentUrl": url, "document": context}
+        raise AssertionError(f"the document is read without fetching anything, yet {url} was asked for")
 
     doc = json.loads((out / "dataset.jsonld").read_text())
     nq = jsonld.to_rdf(doc, {"format": "application/n-quads", "documentLoader": loader,
@@ -196,7 +194,9 @@ def test_jsonld_reads_like_schema_org(out):
     node = next(n for n in doc["@graph"] if n["@id"] == str(ARTICLE))
     assert "BlogPosting" in node["@type"] and node["author"] == str(GEORGIA)
     assert node["headline"] == {"@value": TITLE, "@language": "en"}
-    assert doc["@context"] == "../../context.jsonld"
+    context = json.loads((out / "context.jsonld").read_text())["@context"]
+    assert doc["@context"]["@vocab"] == "http://schema.org/"   # inline: what this record uses of context.jsonld
+    assert all(context[k] == v for k, v in doc["@context"].items()) and "dc" in doc["@context"]
 
 
 # -- Europeana's own validation ------------------------------------------------------------
@@ -345,3 +345,49 @@ def test_seed_body_in_edm_is_its_table_of_contents(out):
     descriptions = [d.text for d in art.xpath("//edm:ProvidedCHO/dc:description", namespaces=ns)]
     assert len(descriptions) == 1 and descriptions[0].startswith("On Europeana Pro this month")
     assert "I am an Assistant Professor" not in etree.tostring(art, encoding="unicode")
+
+
+# -- JSON-LD that stands alone (issue 14, item 8) -------------------------------------------------
+
+@pytest.fixture
+def offline(monkeypatch):
+    """No network for this test: any connection attempt fails (a parser fetching a context would)."""
+    import socket
+
+    def refuse(*_args, **_kwargs):
+        raise OSError("this test runs offline")
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def _alone(src: Path, tmp: Path) -> Path:
+    """``src`` copied into an empty folder: nothing beside it to resolve a relative context against."""
+    folder = tmp / src.parent.name / src.stem
+    folder.mkdir(parents=True)
+    shutil.copy(src, folder / src.name)
+    return folder / src.name
+
+
+def test_every_jsonld_file_loads_offline_in_rdflib_and_pyoxigraph(out, tmp_path, offline):
+    """Before: every JSON-LD file named a relative context.jsonld, which pyoxigraph refused ("Invalid remote
+    context URL") and rdflib looked for beside the file. Now each file carries its context."""
+    pairs = [(out / "dataset.jsonld", out / "dataset.ttl")]
+    pairs += [(f, f.with_suffix(".ttl")) for f in sorted((out / "records").glob("*/*.jsonld"))]
+    assert len(pairs) > 20
+    for jsonld_file, turtle_file in pairs:
+        alone = _alone(jsonld_file, tmp_path)
+        ref = rdflib.Graph().parse(turtle_file, format="turtle")
+        by_rdflib = rdflib.Graph().parse(alone, format="json-ld")
+        by_oxigraph = rdflib.Graph().parse(data=ox.serialize(ox.parse(path=str(alone), format=ox.RdfFormat.JSON_LD),
+                                                             format=ox.RdfFormat.N_TRIPLES).decode(), format="nt")
+        assert len(ref) > 3 and isomorphic(by_rdflib, ref) and isomorphic(by_oxigraph, ref), jsonld_file.name
+
+
+def test_article_image_is_the_image_file(out):
+    """schema:image of an article is the image file (what search engines fetch), not the image record's
+    IRI, whose page is HTML; primaryImageOfPage keeps the ImageObject record with its contentUrl."""
+    g = _graph(out / "dataset.ttl", "turtle")
+    jpg = URIRef("https://media.example.org/editorial/cynthia-liem-browsing-records.jpg")
+    assert list(g.objects(ARTICLE, SCHEMA.image)) == [jpg]
+    assert list(g.objects(ARTICLE, SCHEMA.primaryImageOfPage)) == [IMAGE]
+    assert (IMAGE, SCHEMA.contentUrl, jpg) in g
