@@ -142,6 +142,7 @@ def test_glob_source_reads_the_matching_files_in_path_order(tmp_path):
     assert [r["identifier"] for r, _ in records(tmp_path, "artists/**/*.json")] == ["a1", "a2", "a1000", "b101"]
     assert [r["identifier"] for r, _ in records(tmp_path, "artists/a/0?0/*.json")] == ["a1", "a2", "a1000"]
     assert records(tmp_path, "artists/**/*.yaml") == []
+    assert [r["identifier"] for r, _ in records(tmp_path, "artists/.git/*/*.json")] == ["not-a-record"]  # named
     with pytest.raises(InputError, match="nowhere/: folder not found"):
         records(tmp_path, "nowhere/**/*.json")
 

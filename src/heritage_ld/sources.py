@@ -232,15 +232,16 @@ def _glob(root: Path, pattern: str) -> list[Path]:
     base = root.joinpath(*parts[:fixed])
     if not base.is_dir():
         raise InputError(f"{Path(*parts[:fixed]) if fixed else '.'}/: folder not found (source {pattern})")
-    return _in_order(base, base.glob(str(Path(*parts[fixed:]))))
+    return _in_order(base, base.glob(str(Path(*parts[fixed:]))), named=set(parts[fixed:]))
 
 
-def _in_order(base: Path, found) -> list[Path]:
-    """The readable, non-hidden files of ``found`` (paths under ``base``), sorted by their path parts."""
+def _in_order(base: Path, found, named: set[str] = frozenset()) -> list[Path]:
+    """The readable files of ``found`` (paths under ``base``), sorted by their path parts; hidden files
+    and folders are left out unless ``named`` (a glob's parts) names them."""
     keep = []
     for p in found:
         rel = p.relative_to(base).parts
-        if not any(part.startswith(".") for part in rel) and p.is_file() and _reader(p):
+        if not any(part.startswith(".") and part not in named for part in rel) and p.is_file() and _reader(p):
             keep.append((rel, p))
     return [p for _rel, p in sorted(keep)]
 
