@@ -134,7 +134,7 @@ def _norm(text: str) -> str:
     return "\n".join(" ".join(line.split()) for line in text.split("\n") if line.strip())
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(TEXT, st.lists(st.sampled_from(["bold", "italic"]), unique=True),
        st.integers(1, 6))
 def test_rich_text_words_survive_markdown_exactly(text, marks, level):

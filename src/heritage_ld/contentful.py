@@ -147,12 +147,11 @@ def _inline(nodes: list) -> str:
                 ticks = "``" if "`" in value else "`"
                 out.append(f"{ticks} {value} {ticks}" if ticks == "``" else f"`{value}`")
                 continue
-            text = _escape(value)
-            for mark in ("italic", "bold"):
-                if mark in marks and text.strip():
-                    lead, core, trail = _split_space(text)
-                    text = f"{lead}{_MARKS[mark]}{core}{_MARKS[mark]}{trail}"
-            out.append(text)
+            lines = _escape(value).split("\n")
+            for mark in ("italic", "bold"):   # line by line: emphasis cannot span a blank line
+                if mark in marks:
+                    lines = [_marked(line, _MARKS[mark]) for line in lines]
+            out.append("\n".join(lines))
         elif kind == "hyperlink":
             uri = str((node.get("data") or {}).get("uri") or "")
             text = _inline(node.get("content") or [])
@@ -162,10 +161,13 @@ def _inline(nodes: list) -> str:
     return "".join(out)
 
 
-def _split_space(text: str) -> tuple[str, str, str]:
+def _marked(text: str, mark: str) -> str:
+    """``text`` with ``mark`` around it, outside its leading and trailing spaces."""
     core = text.strip()
+    if not core:
+        return text
     start = text.index(core)
-    return text[:start], core, text[start + len(core):]
+    return f"{text[:start]}{mark}{core}{mark}{text[start + len(core):]}"
 
 
 # -- space export files ------------------------------------------------------------------------
