@@ -212,7 +212,7 @@ def _contentful_export(path: Path, shown: str, records: Iterator[tuple[Any, str]
 def _files(config: Config, source: Source) -> list[Path]:
     """The files of a file, folder or glob source, in reading order: by path, folder by folder
     (``a/000/x.json`` before ``a/001/x.json`` before ``b.json``); hidden files and folders are skipped."""
-    if any(c in source.path for c in "*?["):
+    if _is_glob(source.path):
         return _glob(config.root, source.path)
     path = config.root / source.path
     if path.is_dir():
@@ -225,10 +225,14 @@ def _files(config: Config, source: Source) -> list[Path]:
     raise InputError(f"{source.path}: file not found")
 
 
+def _is_glob(path: str) -> bool:
+    return any(c in path for c in "*?[")
+
+
 def _glob(root: Path, pattern: str) -> list[Path]:
     """The readable files matching ``pattern`` (``export/**/*.json``: ``**`` is any depth of folders)."""
     parts = Path(pattern).parts
-    fixed = next(i for i, part in enumerate(parts) if any(c in part for c in "*?["))
+    fixed = next(i for i, part in enumerate(parts) if _is_glob(part))
     base = root.joinpath(*parts[:fixed])
     if not base.is_dir():
         raise InputError(f"{Path(*parts[:fixed]) if fixed else '.'}/: folder not found (source {pattern})")
@@ -253,7 +257,7 @@ def empty_reason(config: Config, source: Source) -> str:
     if source.options.get("contentful"):
         kind = source.options.get("content_type")
         return f"the export holds no published entry{f' of content type {kind!r}' if kind else ''}"
-    if any(c in source.path for c in "*?["):
+    if _is_glob(source.path):
         files = _glob(config.root, source.path)
         return "no file matches the pattern" if not files else f"its {len(files)} matching file(s) hold no record"
     path = config.root / source.path
