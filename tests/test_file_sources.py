@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import copy_sample_project
 from heritage_ld.config import Config, Source
 from heritage_ld.sources import InputError, read
 
@@ -107,3 +108,92 @@ def test_jsonl_streams_without_loading_the_file(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert int(out[0]) == 200_000
     assert int(out[1]) < 120_000  # KiB: the file is ~200,000 KiB
+
+
+# -- folders, globs and sources that read nothing (issue 14, item 1) --------------------------
+
+def tate_like(tmp_path: Path) -> Path:
+    """A collection export laid out like a museum's open-data repository: one JSON file per record,
+    in two levels of sub-folders (``artists/a/000/a00001.json``), plus files that are not records."""
+    d = tmp_path / "artists"
+    for rel, rec in [("b/001/b00101.json", {"identifier": "b101", "name": "Bo"}),
+                     ("a/000/a00002.json", {"identifier": "a2", "name": "Ada"}),
+                     ("a/000/a00001.json", {"identifier": "a1", "name": "Al"}),
+                     ("a/010/a01000.json", {"identifier": "a1000", "name": "Ann"}),
+                     (".git/objects/x.json", {"identifier": "not-a-record"})]:
+        (d / rel).parent.mkdir(parents=True, exist_ok=True)
+        (d / rel).write_text(json.dumps(rec))
+    (d / "README.md").write_text("not a record")
+    (d / "a" / "processed.csv").write_text("identifier,name\nc1,Cy\n")
+    return d
+
+
+def test_folder_reads_sub_folders_in_path_order(tmp_path):
+    tate_like(tmp_path)
+    got = records(tmp_path, "artists")
+    assert [o for _, o in got] == ["artists/a/000/a00001.json:1", "artists/a/000/a00002.json:1",
+                                   "artists/a/010/a01000.json:1", "artists/a/processed.csv:2",
+                                   "artists/b/001/b00101.json:1"]
+    assert records(tmp_path, "artists/") == got   # a trailing slash changes nothing
+
+
+def test_glob_source_reads_the_matching_files_in_path_order(tmp_path):
+    tate_like(tmp_path)
+    assert [r["identifier"] for r, _ in records(tmp_path, "artists/**/*.json")] == ["a1", "a2", "a1000", "b101"]
+    assert [r["identifier"] for r, _ in records(tmp_path, "artists/a/0?0/*.json")] == ["a1", "a2", "a1000"]
+    assert records(tmp_path, "artists/**/*.yaml") == []
+    assert [r["identifier"] for r, _ in records(tmp_path, "artists/.git/*/*.json")] == ["not-a-record"]  # named
+    with pytest.raises(InputError, match="nowhere/: folder not found"):
+        records(tmp_path, "nowhere/**/*.json")
+
+
+EXE = Path(sys.executable).parent / "heritage-ld"
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(EXE), *args], capture_output=True, text=True, timeout=120)
+
+
+def add_source(project: Path, entity: str, path: str) -> None:
+    toml = project / "heritage-ld.toml"
+    toml.write_text(toml.read_text().replace("[validation]", f'[[sources]]\nentity = "{entity}"\npath = "{path}"\n\n[validation]'))
+
+
+def test_a_folder_export_in_sub_folders_is_published(tmp_path):
+    """Before: the folder source read none of the sub-folders, published 0 people, said "No problems found"."""
+    project = copy_sample_project(tmp_path / "p")
+    tate_like(project)
+    add_source(project, "person", "artists")
+    r = cli("publish", "--project", str(project))
+    assert r.returncode == 0, r.stdout + r.stderr
+    nt = (project / "output/dataset.nt").read_text()
+    for rid in ("a1", "a2", "a1000", "b101", "c1"):
+        assert f"<https://data.example.org/person/{rid}> <http://schema.org/name>" in nt
+
+
+def test_a_source_that_reads_no_record_warns_and_fails_with_strict(tmp_path):
+    project = copy_sample_project(tmp_path / "p")
+    (project / "export/2024").mkdir(parents=True)
+    (project / "export/2024/notes.txt").write_text("the records are elsewhere")
+    (project / "empty.json").write_text("[]")
+    add_source(project, "person", "export")
+    add_source(project, "person", "empty.json")
+    add_source(project, "person", "export/**/*.json")
+    for command in ("validate", "publish"):
+        r = cli(command, "--project", str(project))
+        assert r.returncode == 0, r.stdout + r.stderr
+        for path in ("export", "empty.json", "export/**/*.json"):
+            assert f"warning: source {path} (person) read no record" in r.stderr, r.stderr
+        assert "No problems found" not in r.stdout
+    report = (project / "output/validation-report.txt").read_text()
+    assert "source export (person) read no record" in report and "No problems found" not in report
+    before = {p: p.read_bytes() for p in (project / "output").rglob("*") if p.is_file()}
+    for command in ("validate", "publish"):
+        r = cli(command, "--strict", "--project", str(project))
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert "error: source export (person) read no record" in r.stderr and "Traceback" not in r.stderr
+    assert {p: p.read_bytes() for p in (project / "output").rglob("*") if p.is_file()} == before
+    # the same run again stops early (nothing changed): the warning is still there, and --strict still fails
+    r = cli("publish", "--project", str(project))
+    assert r.returncode == 0 and "warning: source empty.json (person) read no record" in r.stderr
+    assert cli("publish", "--strict", "--project", str(project)).returncode == 2

@@ -312,3 +312,44 @@ def test_withdrawn_records_are_410(srv):
     assert requests.get(srv.url + ARTICLE, headers={"Accept": "text/turtle"}).status_code == 200
     # the time span only the withdrawn image described is gone from the store too
     assert requests.get(srv.url + "timespan/1890-1899").status_code == 404
+
+
+# -- the page's JSON-LD for search engines (issue 14, item 8) -----------------------------------
+
+SEED = "article/pioneering-ai-for-digital-cultural-heritage-an-interview-with-dr-cynthia-liem"
+
+
+def embedded_jsonld(srv, path: str) -> rdflib.Graph:
+    from lxml import html as lxml_html
+    page = lxml_html.fromstring(requests.get(srv.url + path, headers={"Accept": "text/html"}, timeout=30).content)
+    [script] = page.xpath('//script[@type="application/ld+json"]')
+    return rdflib.Graph().parse(data=script.text, format="json-ld")
+
+
+def test_page_jsonld_names_the_people_and_points_at_the_image_file(srv):
+    """Before: the page's JSON-LD was the record alone, so the author, the publisher and the image's creator
+    were bare IRIs (search engines want author.name), and the article's image was the image record's IRI,
+    an HTML page. Now the linked resources come with their types and names, the image record with its file."""
+    S, RDF = rdflib.Namespace("http://schema.org/"), rdflib.RDF
+    base = rdflib.Namespace(srv.url)
+    g = embedded_jsonld(srv, SEED)
+    article, image = base[SEED], base["image/cynthia-liem-browsing-records"]
+    georgia, ef, marcel = base["person/georgia-evans"], base["organisation/europeana-foundation"], base["person/marcel-krijger"]
+    jpg = rdflib.URIRef("https://media.example.org/editorial/cynthia-liem-browsing-records.jpg")
+    assert (article, S.author, georgia) in g and (georgia, RDF.type, S.Person) in g
+    assert (georgia, S.name, rdflib.Literal("Georgia Evans", lang="en")) in g
+    assert (article, S.publisher, ef) in g and (ef, S.name, rdflib.Literal("Europeana Foundation", lang="en")) in g
+    assert (article, S.image, jpg) in g                       # the file itself
+    assert (article, S.primaryImageOfPage, image) in g and (image, S.contentUrl, jpg) in g
+    assert (image, S.creator, marcel) in g and (marcel, S.name, rdflib.Literal("Marcel Krijger", lang="en")) in g
+    assert (image, S.license, rdflib.URIRef("http://rightsstatements.org/vocab/InC/1.0/")) in g
+    # the record itself is all there, and nothing but schema.org is said about the linked resources
+    record = graph(requests.get(srv.url + SEED, headers={"Accept": "text/turtle"}, timeout=30).text, "turtle")
+    assert not set(record) - set(g)
+    own = set(record.subjects())
+    extra = set(g) - set(record)
+    assert extra and all(s not in own and (str(p).startswith(str(S)) or (p == RDF.type and str(o).startswith(str(S))))
+                         for s, p, o in extra)
+    # the image record's page names its creator too
+    g = embedded_jsonld(srv, "image/cynthia-liem-browsing-records")
+    assert (image, S.creator, marcel) in g and (marcel, S.name, rdflib.Literal("Marcel Krijger", lang="en")) in g

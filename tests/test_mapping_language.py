@@ -549,7 +549,7 @@ def load_error(tmp_path: Path, text: str) -> MappingError:
     ("unknown transform in template", BROKEN_BASE + '      owl:sameAs: {uri: "{url|uri}"}\n', "{url|uri}", "uri",
      "unknown transform 'uri'"),
     ("unknown test", BROKEN_BASE + "      dc:type: {value: x, when: {field: title, test: nope}}\n", "nope", "test",
-     "unknown test 'nope'; known: absent, date_range, europeana_rights, present, single_date"),
+     "unknown test 'nope'; known: absent, date_range, europeana_rights, has_headings, present, single_date"),
     ("malformed template", BROKEN_BASE.replace('"{base}thing/{id}"', '"{base}thing/{id"'), "{id\"", "uri",
      "malformed template '{base}thing/{id': unbalanced braces"),
     ("malformed template, closing brace", BROKEN_BASE.replace('"{base}thing/{id}"', '"{base}thing/id}"'), "id}\"",

@@ -178,11 +178,9 @@ def test_nquads_has_one_named_graph_per_record(out):
 
 def test_jsonld_expands_to_the_same_graph_with_pyld(out):
     from pyld import jsonld
-    context = json.loads((out / "context.jsonld").read_text())
 
     def loader(url, options=None):
-        assert url.endswith("context.jsonld"), url
-        return {"contextUrl": None, "documentUrl": url, "document": context}
+        raise AssertionError(f"the document is read without fetching anything, yet {url} was asked for")
 
     doc = json.loads((out / "dataset.jsonld").read_text())
     nq = jsonld.to_rdf(doc, {"format": "application/n-quads", "documentLoader": loader,
@@ -196,7 +194,9 @@ def test_jsonld_reads_like_schema_org(out):
     node = next(n for n in doc["@graph"] if n["@id"] == str(ARTICLE))
     assert "BlogPosting" in node["@type"] and node["author"] == str(GEORGIA)
     assert node["headline"] == {"@value": TITLE, "@language": "en"}
-    assert doc["@context"] == "../../context.jsonld"
+    context = json.loads((out / "context.jsonld").read_text())["@context"]
+    assert doc["@context"]["@vocab"] == "http://schema.org/"   # inline: what this record uses of context.jsonld
+    assert all(context[k] == v for k, v in doc["@context"].items()) and "dc" in doc["@context"]
 
 
 # -- Europeana's own validation ------------------------------------------------------------
@@ -300,3 +300,94 @@ def test_cli_publish_summary_and_map(tmp_path):
     assert (GEORGIA, SCHEMA.affiliation, EF) in g
     r = subprocess.run([str(exe), "map", "--project", str(project), "person", "nobody"], capture_output=True, text=True)
     assert r.returncode == 2 and "nobody" in r.stderr and "Traceback" not in r.stderr
+
+
+# -- the seed's body (issue 14, item 9) ----------------------------------------------------------
+
+def seed_interview() -> list[str]:
+    """The interview's questions and answers as the seed page has them, one paragraph each (the page's
+    trailing spaces dropped), from the first question to the last answer."""
+    lines = [line.rstrip() for line in (shared_or_skip() / "seed/000_0d459ea1df5365d3.txt").read_text("utf-8").split("\n")]
+    start = lines.index("Tell us about your current role.")
+    end = next(i for i, line in enumerate(lines) if line.startswith("Next to this, a lot of the current AI"))
+    return [line for line in lines[start:end + 1] if line]
+
+
+def test_seed_body_is_carried_exactly(out):
+    """Before: the article had no body. Now schema:articleBody holds the whole interview, word for word
+    and paragraph by paragraph, tagged with the article's language; its questions are the headings."""
+    paragraphs = seed_interview()
+    assert len(paragraphs) == 17
+    questions = [p for p in paragraphs if p.endswith("?") or p == "Tell us about your current role."]
+    assert len(questions) == 7
+    for name, fmt in (("dataset.ttl", "turtle"), ("dataset.jsonld", "json-ld")):
+        g = _graph(out / name, fmt)
+        bodies = list(g.objects(ARTICLE, SCHEMA.articleBody))
+        assert len(bodies) == 1 and bodies[0].language == "en"
+        assert str(bodies[0]).split("\n\n") == paragraphs
+        toc = list(g.objects(ARTICLE, URIRef("http://purl.org/dc/terms/tableOfContents")))
+        assert [str(t) for t in toc] == ["\n".join(questions)] and toc[0].language == "en"
+        # the description stays the summary; a body without headings (the Dutch post) has no table of contents
+        assert str(g.value(ARTICLE, DC.description)).startswith("On Europeana Pro this month")
+        dutch = URIRef(BASE + "article/muziek-uit-het-archief")
+        assert g.value(dutch, SCHEMA.articleBody).language == "nl"
+        assert g.value(dutch, URIRef("http://purl.org/dc/terms/tableOfContents")) is None
+
+
+def test_seed_body_in_edm_is_its_table_of_contents(out):
+    """EDM carries the questions as dcterms:tableOfContents and keeps dc:description the summary: the
+    full text is the object itself, reached through edm:isShownAt (see docs/model.md)."""
+    ns = {"edm": EDM, "dc": str(DC), "dcterms": "http://purl.org/dc/terms/"}
+    art = etree.parse(str(out / "edm/article" / f"{ARTICLE.rsplit('/', 1)[1]}.xml"))
+    toc = art.xpath("//edm:ProvidedCHO/dcterms:tableOfContents", namespaces=ns)
+    assert len(toc) == 1 and toc[0].text.split("\n")[0] == "Tell us about your current role."
+    assert toc[0].get("{http://www.w3.org/XML/1998/namespace}lang") == "en"
+    descriptions = [d.text for d in art.xpath("//edm:ProvidedCHO/dc:description", namespaces=ns)]
+    assert len(descriptions) == 1 and descriptions[0].startswith("On Europeana Pro this month")
+    assert "I am an Assistant Professor" not in etree.tostring(art, encoding="unicode")
+
+
+# -- JSON-LD that stands alone (issue 14, item 8) -------------------------------------------------
+
+@pytest.fixture
+def offline(monkeypatch):
+    """No network for this test: any connection attempt fails (a parser fetching a context would)."""
+    import socket
+
+    def refuse(*_args, **_kwargs):
+        raise OSError("this test runs offline")
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def _alone(src: Path, tmp: Path) -> Path:
+    """``src`` copied into an empty folder: nothing beside it to resolve a relative context against."""
+    folder = tmp / src.parent.name / src.stem
+    folder.mkdir(parents=True)
+    shutil.copy(src, folder / src.name)
+    return folder / src.name
+
+
+def test_every_jsonld_file_loads_offline_in_rdflib_and_pyoxigraph(out, tmp_path, offline):
+    """Before: every JSON-LD file named a relative context.jsonld, which pyoxigraph refused ("Invalid remote
+    context URL") and rdflib looked for beside the file. Now each file carries its context."""
+    pairs = [(out / "dataset.jsonld", out / "dataset.ttl")]
+    pairs += [(f, f.with_suffix(".ttl")) for f in sorted((out / "records").glob("*/*.jsonld"))]
+    assert len(pairs) > 20
+    for jsonld_file, turtle_file in pairs:
+        alone = _alone(jsonld_file, tmp_path)
+        ref = rdflib.Graph().parse(turtle_file, format="turtle")
+        by_rdflib = rdflib.Graph().parse(alone, format="json-ld")
+        by_oxigraph = rdflib.Graph().parse(data=ox.serialize(ox.parse(path=str(alone), format=ox.RdfFormat.JSON_LD),
+                                                             format=ox.RdfFormat.N_TRIPLES).decode(), format="nt")
+        assert len(ref) > 3 and isomorphic(by_rdflib, ref) and isomorphic(by_oxigraph, ref), jsonld_file.name
+
+
+def test_article_image_is_the_image_file(out):
+    """schema:image of an article is the image file (what search engines fetch), not the image record's
+    IRI, whose page is HTML; primaryImageOfPage keeps the ImageObject record with its contentUrl."""
+    g = _graph(out / "dataset.ttl", "turtle")
+    jpg = URIRef("https://media.example.org/editorial/cynthia-liem-browsing-records.jpg")
+    assert list(g.objects(ARTICLE, SCHEMA.image)) == [jpg]
+    assert list(g.objects(ARTICLE, SCHEMA.primaryImageOfPage)) == [IMAGE]
+    assert (IMAGE, SCHEMA.contentUrl, jpg) in g

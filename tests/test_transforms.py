@@ -20,8 +20,9 @@ STATEMENTS = data_file("rights.json")["statements"]
 
 def test_registry_is_what_the_mapping_language_documents():
     assert set(TRANSFORMS) == {"text", "slug", "iri", "https", "language", "date", "date_range", "range_begin",
-                               "range_end", "duration", "rights", "edtf", "edtf_begin", "edtf_end", "edtf_interval"}
-    assert set(TESTS) == {"date_range", "single_date", "europeana_rights"}
+                               "range_end", "duration", "rights", "edtf", "edtf_begin", "edtf_end", "edtf_interval",
+                               "markdown", "headings"}
+    assert set(TESTS) == {"date_range", "single_date", "europeana_rights", "has_headings"}
     assert IRI_TRANSFORMS <= set(TRANSFORMS)
 
 

@@ -43,6 +43,10 @@ def _executor(workers: int, executor_name: str, scheduler: str | None):
         _fail(e)
 
 
+strict_option = click.option(
+    "--strict", is_flag=True,
+    help="Treat a source that reads no record (an empty folder, a pattern matching nothing, an empty export) "
+         "as an error (exit 2) instead of a warning.")
 project_option = click.option(
     "--project", "project", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
     show_default=True, help="Project folder holding heritage-ld.toml, mapping/ and shapes/.")
@@ -70,6 +74,8 @@ def _run(label: str, fn, *args, **kwargs):
 
 
 def _summary(pub: pipeline.Publication, wrote: Path | None) -> None:
+    for warning in pub.source_warnings:
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
     held = len(pub.held_back)
     secs = sum(pub.seconds.values())
     click.echo(f"records read     {pub.records_read} from the sources (embedded records extracted, "
@@ -77,7 +83,8 @@ def _summary(pub: pipeline.Publication, wrote: Path | None) -> None:
     click.echo(f"published        {pub.published}  ({pub.triple_count} triples, "
                f"{pub.edm_count} EDM records)")
     click.echo(f"held back        {held}" + (f"  (+{len(pub.edm_held_back)} from EDM only)" if pub.edm_held_back else ""))
-    click.echo(f"warnings         {pub.warnings}")
+    click.echo(f"warnings         {pub.warnings + len(pub.source_warnings)}"
+               + (f"  ({len(pub.source_warnings)} about the sources)" if pub.source_warnings else ""))
     if pub.notes:
         click.echo(f"notes            {pub.notes}  (what transforms approximated: see the report)")
     click.echo(f"time             {secs:.2f} s")
@@ -107,15 +114,17 @@ def main() -> None:
               help="Withdraw records gone from the sources even if they are more than max_delete_share "
                    "(default 10%) of the published ones.")
 @reference_option
+@strict_option
 @executor_options
-def publish(project: Path, allow_deletions: bool, reference: bool, workers: int, executor_name: str,
+def publish(project: Path, allow_deletions: bool, reference: bool, strict: bool, workers: int, executor_name: str,
             scheduler: str | None) -> None:
     """Map every source record, validate it, update the catalog and output/.
 
     Only changed records get a new datestamp; records gone from their source become tombstones
     (listed as deleted for harvesters). Records with violations are held back (listed in
     output/validation-report.txt; a previously published version stays published); warnings
-    publish. Exit code 0 if all records were published, 1 if some were held back.
+    publish. Exit code 0 if all records were published, 1 if some were held back. A source that
+    reads no record is a warning (with --strict an error: exit 2, nothing published).
 
     \b
     Examples:
@@ -126,7 +135,7 @@ def publish(project: Path, allow_deletions: bool, reference: bool, workers: int,
     """
     start = time.perf_counter()
     pub, changes = _run("mapping", pipeline.publish, project, allow_deletions=allow_deletions, reference=reference,
-                        run=_executor(workers, executor_name, scheduler))
+                        run=_executor(workers, executor_name, scheduler), strict=strict)
     pub.seconds = {"total": time.perf_counter() - start}
     click.echo(f"changes          {changes.added} new, {changes.changed} changed, "
                f"{len(changes.deleted)} withdrawn, {changes.unchanged} unchanged")
@@ -183,8 +192,10 @@ def status(project: Path, since: str | None) -> None:
 @main.command()
 @project_option
 @reference_option
+@strict_option
 @executor_options
-def validate(project: Path, reference: bool, workers: int, executor_name: str, scheduler: str | None) -> None:
+def validate(project: Path, reference: bool, strict: bool, workers: int, executor_name: str,
+             scheduler: str | None) -> None:
     """Map and validate without writing anything; print the report.
 
     \b
@@ -193,7 +204,7 @@ def validate(project: Path, reference: bool, workers: int, executor_name: str, s
     """
     pub = _run("validating", pipeline.build, project, reference=reference,
                run=_executor(workers, executor_name, scheduler),
-               on_report=_print_report)
+               on_report=_print_report, strict=strict)
     _summary(pub, None)
     sys.exit(1 if pub.held_back or pub.edm_held_back else 0)
 

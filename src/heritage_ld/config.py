@@ -77,9 +77,12 @@ def load(root: Path) -> Config:
             raise ConfigError(f"{where} needs entity and either path (files) or url (an HTTP API)")
         options = {k: v for k, v in s.items() if k not in ("entity", "path", "linked_only")}
         if "path" in s:
-            unknown = set(options) - {"columns", "list_separator", "delimiter"}
+            unknown = set(options) - {"columns", "list_separator", "delimiter", "contentful", "content_type", "locale"}
             if unknown:
                 raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+            if ("content_type" in options or "locale" in options) and options.get("contentful") is not True:
+                raise ConfigError(f"{where}: content_type and locale apply to a Contentful space export: "
+                                  "add contentful = true")
         sources.append(Source(s["entity"], s.get("path") or s["url"], bool(s.get("linked_only", False)), options))
     if not sources:
         raise ConfigError(f"{path}: no [[sources]] configured")

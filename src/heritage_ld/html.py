@@ -5,7 +5,8 @@ scripts, fonts or other external assets. Every text and attribute value goes thr
 A record page shows the title, the image with its caption, credit and rights statement, the people
 and organisations (by name, linked to their pages), every property (values linked and labelled
 from the linked records), the other resources the record describes (aggregation, web resource...),
-the records that link to it, links to each RDF format, and the record's JSON-LD for search engines.
+the records that link to it, links to each RDF format, and the record's JSON-LD for search engines
+(with the names, types and files of what it links to: ``RecordView.linked``).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ LABELS = [SDO + "name", SDO + "headline", SKOS + "prefLabel", DC + "title", DCT 
           "http://www.w3.org/2000/01/rdf-schema#label", "http://xmlns.com/foaf/0.1/name"]
 DESCRIPTIONS = [SDO + "description", DC + "description", DCT + "description", SKOS + "note"]
 CAPTIONS = [SDO + "caption", SDO + "description", DC + "description"]
-IMAGES = [SDO + "image", SDO + "primaryImageOfPage", SDO + "thumbnail"]
+IMAGES = [SDO + "primaryImageOfPage", SDO + "image", SDO + "thumbnail"]
 ROLES = [(SDO + "author", "Author"), (SDO + "creator", "Creator"), (SDO + "contributor", "Contributor"),
          (SDO + "editor", "Editor"), (SDO + "about", "About"), (SDO + "mentions", "Mentions"),
          (SDO + "publisher", "Publisher"), (SDO + "provider", "Provider"), (SDO + "affiliation", "Affiliation"),
@@ -138,6 +139,31 @@ class RecordView:
             if iri.startswith(ns) and len(iri) > len(ns):
                 return f"{prefix}:{iri[len(ns):]}"
         return iri
+
+    def linked(self, limit: int = 60) -> list[Triple]:
+        """What the page's JSON-LD says besides the record, for search engines: the schema.org description
+        (types, names, every schema.org value) of each resource the record links to through schema.org
+        and does not describe itself, and the types and names of the resources those link to in turn
+        (an article's image record, with its file, licence and creator; the creator's name)."""
+        own = set(self.g.po)
+        out: list[Triple] = []
+        near = sorted({o for s in own for o in self.g.iris(s, self._schema_preds(self.g, s))} - own)[:limit]
+        far: set[str] = set()
+        for iri in near:
+            g = self.graph(iri)
+            for p, objects in sorted(g.po.get(iri, {}).items()):
+                if p.startswith(SDO) or p == RDF_TYPE[1:-1]:
+                    out.extend((f"<{iri}>", f"<{p}>", o) for o in objects if p.startswith(SDO) or o.startswith(f"<{SDO}"))
+            far.update(g.iris(iri, self._schema_preds(g, iri)))
+        for iri in sorted(far - own - set(near))[:limit]:
+            g = self.graph(iri)
+            out.extend((f"<{iri}>", RDF_TYPE, o) for o in g.objects(iri, [RDF_TYPE[1:-1]]) if o.startswith(f"<{SDO}"))
+            out.extend((f"<{iri}>", f"<{SDO}name>", o) for o in g.objects(iri, [SDO + "name"]))
+        return out
+
+    @staticmethod
+    def _schema_preds(g: "Graph", s: str) -> list[str]:
+        return [p for p in g.po.get(s, {}) if p.startswith(SDO)]
 
     # -- fragments -----------------------------------------------------------------------------
     def text(self, value: tuple[str, str | None]) -> str:

@@ -6,8 +6,8 @@ at a dotted path; a token from an environment variable (never logged or written)
 URL's origin only; a timeout that bounds each whole request; retries with exponential backoff on 429/5xx
 and network errors, honouring ``Retry-After``; conditional requests (ETag / Last-Modified, bodies and the
 headers the walk reads cached on disk) so an unchanged page costs nothing; a polite rate limit;
-Contentful-style ``sys.id`` links resolved from the ``includes`` block. Requests to loopback, private,
-link-local or reserved addresses are refused unless configured.
+Contentful entries with their links resolved from the ``includes`` block (``contentful``). Requests to
+loopback, private, link-local or reserved addresses are refused unless configured.
 """
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ from requests.structures import CaseInsensitiveDict
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from . import contentful
 from .sources import InputError
 
 PAGINATION = ("page", "offset", "cursor", "link", "none")
@@ -540,10 +541,10 @@ class HttpSource:
     def records(self) -> Iterator[tuple[dict, str]]:
         for url, data in self.pages():
             items = _dig(data, self.o.items) if self.o.items else data
-            includes = _includes(data) if self.o.contentful else {}
+            index = contentful.page_index(data) if self.o.contentful else {}
             for i, item in enumerate(items):
                 if self.o.contentful:
-                    item = _entry(item, includes, 0, set())
+                    item = contentful.resolve(item, index)
                 yield item, f"{url} (item {i + 1})"
 
 
@@ -563,33 +564,3 @@ def _write_cache(path: Path, meta: dict, body: bytes) -> None:
     tmp.write_bytes(json.dumps(meta).encode() + b"\n" + body)
     os.replace(tmp, path)
 
-
-def _includes(data: dict) -> dict[str, dict]:
-    out: dict[str, dict] = {}
-    for kind in ("Entry", "Asset"):
-        for e in (data.get("includes") or {}).get(kind, []) or []:
-            if isinstance(e, dict) and _dig(e, "sys.id"):
-                out[_dig(e, "sys.id")] = e
-    for e in data.get("items", []) if isinstance(data.get("items"), list) else []:
-        if isinstance(e, dict) and _dig(e, "sys.id"):
-            out.setdefault(_dig(e, "sys.id"), e)
-    return out
-
-
-def _entry(entry: Any, includes: dict[str, dict], depth: int, path: set[str]) -> Any:
-    """An entry's fields plus ``identifier`` (its sys.id), with Link objects replaced by the linked
-    entries (resolved recursively, cycles and depth > 10 left as ``{"identifier": id}``)."""
-    if isinstance(entry, list):
-        return [_entry(e, includes, depth, path) for e in entry]
-    if not isinstance(entry, dict):
-        return entry
-    sys_ = entry.get("sys") if isinstance(entry.get("sys"), dict) else None
-    if sys_ and sys_.get("type") == "Link":
-        target = includes.get(sys_.get("id"))
-        if target is None or sys_.get("id") in path or depth > 10:
-            return {"identifier": sys_.get("id")}
-        return _entry(target, includes, depth + 1, path | {sys_.get("id")})
-    if sys_ and "fields" in entry:
-        fields = {k: _entry(v, includes, depth, path | {sys_.get("id")}) for k, v in entry["fields"].items()}
-        return {**fields, "identifier": fields.get("identifier", sys_.get("id"))}
-    return {k: _entry(v, includes, depth, path) for k, v in entry.items()}

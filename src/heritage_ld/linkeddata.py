@@ -295,10 +295,12 @@ class LinkedData:
         if fmt is None:
             return self.not_acceptable()
         body = b""
-        if fmt in ("html", "jsonld"):
-            body = dumps(self.jsonld(triples, compactor or self.compactor))
+        if fmt == "jsonld":
+            body = dumps((compactor or self.compactor).document(triples))
         if fmt == "html":  # rendered first: the linked records it shows are part of its validators
             view = html.RecordView(iri, triples, lambda i: self._describe_into(i, keys), self.href, self.site)
+            # its JSON-LD, for search engines: the record and the names, types and files of what it links to
+            body = dumps((compactor or self.compactor).document(triples + view.linked()))
             own = next(iter(keys)) if len(keys) == 1 else None
             refs = self.linked_from(iri, own) if own else []
             keys |= {k for k, _p in refs}
@@ -331,11 +333,6 @@ class LinkedData:
         keys |= found
         return triples
 
-    @staticmethod
-    def jsonld(triples: list[Triple], compactor: Compactor) -> dict:
-        """The document with its context inlined (readable without fetching anything)."""
-        doc = compactor.document(triples, "")
-        return {"@context": compactor.context()["@context"], **{k: v for k, v in doc.items() if k != "@context"}}
 
     # -- pages ---------------------------------------------------------------------------------
     def html_only(self, environ: dict, body: str, validator: str) -> Response:

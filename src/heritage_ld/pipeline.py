@@ -62,12 +62,19 @@ class Publication:
     warnings: int = 0
     notes: int = 0                              # Info results: what a transform approximated
     report_digest: str = ""
+    source_warnings: list[str] = field(default_factory=list)   # about whole sources (one that read no record...)
+
+    def check_sources(self, strict: bool) -> None:
+        """With ``strict``, a source that read no record is an error (InputError) instead of a warning."""
+        if strict and self.source_warnings:
+            raise sources.InputError("; ".join(self.source_warnings) + " (--strict)")
 
     def state_digest(self, catalog_digest: str) -> str:
         """Identifies everything the output is made of: the catalog state, this run's report, and
         what the writers depend on besides (configuration, mappings, code)."""
         from .writers import writers_digest
-        return hashlib.sha256(f"{catalog_digest}\n{self.report_digest}\n{writers_digest(self)}".encode()).hexdigest()
+        return hashlib.sha256(f"{catalog_digest}\n{self.report_digest}\n{writers_digest(self)}\n"
+                              f"{json.dumps(self.source_warnings)}".encode()).hexdigest()
 
     def take_report(self, issues: Iterable[Issue]) -> Iterator[Issue]:
         """Pass ``issues`` (in report order) through, noting held-back records, warnings and the digest."""
@@ -122,9 +129,11 @@ def _canonical(data: object) -> bytes:
     return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=repr).encode()
 
 
-def read_records(cfg: config_mod.Config, mappings: Mappings, work: Work) -> tuple[int, dict[Key, list[Issue]], str]:
+def read_records(cfg: config_mod.Config, mappings: Mappings, work: Work,
+                 warnings: list[str] | None = None) -> tuple[int, dict[Key, list[Issue]], str]:
     """Pass 1: every record into ``work``, embedded ones extracted; returns (source records read,
-    issues by record, digest of everything read).
+    issues by record, digest of everything read). A source that reads no record adds a line to
+    ``warnings``.
 
     Identical copies of a record (an author embedded in two articles) merge; different records
     with one id are both held back, as is a record without an id."""
@@ -132,7 +141,8 @@ def read_records(cfg: config_mod.Config, mappings: Mappings, work: Work) -> tupl
     digest = hashlib.sha256()
     read = 0
     for src in cfg.sources:
-        for data, origin in sources.read(cfg, src):
+        before = read
+        for data, origin in sources.read(cfg, src, warnings.append if warnings is not None else lambda _m: None):
             read += 1
             for entity, rid, rec_data, where in mappings.extract(src.entity, data, origin):
                 embedded_in = rec_data.get("_embeddedIn")
@@ -148,6 +158,8 @@ def read_records(cfg: config_mod.Config, mappings: Mappings, work: Work) -> tupl
                 digest.update(b"\x1e".join([entity.encode(), rid.encode(), canon, where.encode(),
                                             repr((parent, src.linked_only)).encode()]))
                 work.add(entity, rid, rec_data, hashlib.sha1(canon).digest(), where, parent, src.linked_only)
+        if read == before and warnings is not None:
+            warnings.append(f"source {src.path} ({src.entity}) read no record: {sources.empty_reason(cfg, src)}")
     for entity, rid, copies, where in work.conflicts():
         issues[(entity, rid)].append(_issue(
             entity, rid, where, f"duplicate id {rid!r}: {copies} different records use it ({where}); give each its "
@@ -178,8 +190,10 @@ def _chunks(items: Iterable, size: int) -> Iterator[list]:
 
 
 def build(root: Path, progress: Callable[[int], None] | None = None, *, reference: bool = False,
-          run: Executor | None = None, on_report: Callable[[Publication], object] | None = None) -> Publication:
-    """Read, map and validate the project's sources; nothing is published.
+          run: Executor | None = None, on_report: Callable[[Publication], object] | None = None,
+          strict: bool = False) -> Publication:
+    """Read, map and validate the project's sources; nothing is published. With ``strict``, a
+    source that reads no record stops the run (InputError).
 
     The returned report lists every issue; with ``on_report``, that function gets the
     publication while its issues are still read lazily from the run's work database (a report
@@ -188,7 +202,7 @@ def build(root: Path, progress: Callable[[int], None] | None = None, *, referenc
     remove_stale(cfg.catalog.parent)
     work = Work(path_for(cfg.catalog))
     try:
-        pub = _build(root, work, progress, reference, run or Serial())
+        pub = _build(root, work, progress, reference, run or Serial(), strict=strict)
         if on_report is None:
             pub.issues = list(report(work))
         else:
@@ -211,7 +225,7 @@ class _Replay:
 
 
 def _build(root: Path, work: Work, progress: Callable[[int], None] | None, reference: bool, run: Executor,
-           stop_if: Callable[[str, str], int | None] = lambda _key, _digest: None) -> Publication:
+           stop_if: Callable[[str, str], int | None] = lambda _key, _digest: None, strict: bool = False) -> Publication:
     """Passes 1-4 into ``work``. ``stop_if(key, digest)`` -> the records read by the last run if its
     ``key`` digest ("sources": the source files' bytes, then "inputs": the records read) was this one:
     nothing can have changed and the run stops there (``unchanged``)."""
@@ -224,8 +238,11 @@ def _build(root: Path, work: Work, progress: Callable[[int], None] | None, refer
     if read is not None:
         return Publication(cfg, mappings, {}, {}, [], read, seconds={"read": time.perf_counter() - t0},
                            sources=quick, unchanged=True)
-    read, read_issues, records_digest = read_records(cfg, mappings, work)
-    pub = Publication(cfg, mappings, {}, {}, [], read, seconds={"read": time.perf_counter() - t0}, sources=quick)
+    empty: list[str] = []
+    read, read_issues, records_digest = read_records(cfg, mappings, work, empty)
+    pub = Publication(cfg, mappings, {}, {}, [], read, seconds={"read": time.perf_counter() - t0}, sources=quick,
+                      source_warnings=empty)
+    pub.check_sources(strict)
     pub.inputs = _digest(project_key, "records", records_digest).hex()
     if stop_if("inputs", pub.inputs) is not None:
         pub.unchanged = True
@@ -502,8 +519,9 @@ def _last_report(catalog: Catalog, pub: Publication) -> None:
 
 def publish(root: Path, progress: Callable[[int], None] | None = None, *, now: int | None = None,
             allow_deletions: bool = False, reference: bool = False,
-            run: Executor | None = None) -> tuple[Publication, Changes]:
+            run: Executor | None = None, strict: bool = False) -> tuple[Publication, Changes]:
     """Build, apply the changes to the catalog and write ``output/``; crash-safe at every point.
+    With ``strict``, a source that reads no record stops the run before anything is written.
 
     Order: catalog changes in one transaction -> output written to a staging folder ->
     commit -> staging swapped in. A crash before the commit leaves both old; after it, the next
@@ -525,9 +543,11 @@ def publish(root: Path, progress: Callable[[int], None] | None = None, *, now: i
                 return last["read"]
             return None
 
-        pub = _build(root, work, progress, reference, run, stop_if=last_read)
+        pub = _build(root, work, progress, reference, run, stop_if=last_read, strict=strict)
         if pub.unchanged:
             _last_report(catalog, pub)
+            pub.source_warnings = json.loads(catalog.get_meta("source_warnings") or "[]")
+            pub.check_sources(strict)
         checkpoint("mapped")
         t = time.perf_counter()
         live = catalog.live()
@@ -547,6 +567,7 @@ def publish(root: Path, progress: Callable[[int], None] | None = None, *, now: i
                 catalog.replace_report(pub.take_report(report(work)))
                 catalog.set_meta("inputs", pub.inputs)
                 catalog.set_meta("report", pub.report_digest)
+                catalog.set_meta("source_warnings", json.dumps(pub.source_warnings))
             catalog.set_meta("sources", pub.sources or "")  # the next run stops early if the files are these
             checkpoint("catalog-written")
             (pub.published, pub.triple_count, pub.edm_count), catalog_digest = catalog.summary()

@@ -2,8 +2,10 @@
 
 Formats: JSON (one record or an array), JSON Lines, CSV (columns are field paths such as
 ``author.name``; ``[]`` columns split on a separator), YAML (one record, a list, or several
-documents); each also gzip-compressed (``.json.gz``); a folder reads every such file in name order.
+documents); each also gzip-compressed (``.json.gz``); a folder reads every such file in it and its
+sub-folders, and a glob (``export/**/*.json``) the files it matches, in path order.
 Each reader yields ``(data, origin)`` where origin names file and line, e.g. ``sample/posts.json:3``.
+With ``contentful = true`` a JSON file is a ``contentful space export``: its entries are the records.
 JSON Lines and CSV stream: a large export is never loaded whole.
 """
 from __future__ import annotations
@@ -14,7 +16,7 @@ import hashlib
 import io
 import json
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Callable, Iterator
 
 import yaml
 
@@ -169,8 +171,9 @@ def _reader(path: Path):
     return READERS.get(suffixes[-1] if suffixes else "")
 
 
-def read(config: Config, source: Source) -> Iterator[tuple[Any, str]]:
-    """Records of one configured source; a record that is not an object is an InputError."""
+def read(config: Config, source: Source, warn: Callable[[str], None] = lambda _m: None) -> Iterator[tuple[Any, str]]:
+    """Records of one configured source; a record that is not an object is an InputError. ``warn``
+    gets what a reader wants said about the source as a whole."""
     if source.path.startswith("builtin:"):
         yield from read_builtin(source.path[8:])
         return
@@ -184,23 +187,84 @@ def read(config: Config, source: Source) -> Iterator[tuple[Any, str]]:
             yield data, origin
         return
     for f in _files(config, source):
-        for data, origin in _reader(f)(f, _shown(config, f), source.options):
+        records = _reader(f)(f, _shown(config, f), source.options)
+        if source.options.get("contentful"):
+            records = _contentful_export(f, _shown(config, f), records, source.options, warn)
+        for data, origin in records:
             if not isinstance(data, dict):
                 raise InputError(f"{origin}: a record must be an object (key: value), got {type(data).__name__}")
             yield data, origin
 
 
+def _contentful_export(path: Path, shown: str, records: Iterator[tuple[Any, str]], options: dict,
+                       warn: Callable[[str], None]) -> Iterator[tuple[Any, str]]:
+    """The entries of a ``contentful space export`` file (see ``contentful``)."""
+    from .contentful import ContentfulError, read_export
+    if _reader(path) is not read_json:
+        raise InputError(f"{shown}: a Contentful space export is a .json file")
+    for export, _origin in records:
+        try:
+            yield from read_export(export, shown, options, warn)
+        except ContentfulError as e:
+            raise InputError(str(e)) from None
+
+
 def _files(config: Config, source: Source) -> list[Path]:
-    """The files of a file or folder source, in reading order."""
+    """The files of a file, folder or glob source, in reading order: by path, folder by folder
+    (``a/000/x.json`` before ``a/001/x.json`` before ``b.json``); hidden files and folders are skipped."""
+    if _is_glob(source.path):
+        return _glob(config.root, source.path)
     path = config.root / source.path
     if path.is_dir():
-        return sorted(p for p in path.iterdir() if p.is_file() and _reader(p))
+        return _in_order(path, path.rglob("*"))
     if path.is_file():
         if not _reader(path):
             raise InputError(f"{source.path}: unsupported file type (supported: "
                              f"{', '.join(READERS)}, each optionally .gz)")
         return [path]
     raise InputError(f"{source.path}: file not found")
+
+
+def _is_glob(path: str) -> bool:
+    return any(c in path for c in "*?[")
+
+
+def _glob(root: Path, pattern: str) -> list[Path]:
+    """The readable files matching ``pattern`` (``export/**/*.json``: ``**`` is any depth of folders)."""
+    parts = Path(pattern).parts
+    fixed = next(i for i, part in enumerate(parts) if _is_glob(part))
+    base = root.joinpath(*parts[:fixed])
+    if not base.is_dir():
+        raise InputError(f"{Path(*parts[:fixed]) if fixed else '.'}/: folder not found (source {pattern})")
+    return _in_order(base, base.glob(str(Path(*parts[fixed:]))), named=set(parts[fixed:]))
+
+
+def _in_order(base: Path, found, named: set[str] = frozenset()) -> list[Path]:
+    """The readable files of ``found`` (paths under ``base``), sorted by their path parts; hidden files
+    and folders are left out unless ``named`` (a glob's parts) names them."""
+    keep = []
+    for p in found:
+        rel = p.relative_to(base).parts
+        if not any(part.startswith(".") and part not in named for part in rel) and p.is_file() and _reader(p):
+            keep.append((rel, p))
+    return [p for _rel, p in sorted(keep)]
+
+
+def empty_reason(config: Config, source: Source) -> str:
+    """Why a source may have read no record, for the warning that says so."""
+    if source.is_http:
+        return "the API returned no items"
+    if source.options.get("contentful"):
+        kind = source.options.get("content_type")
+        return f"the export holds no published entry{f' of content type {kind!r}' if kind else ''}"
+    if _is_glob(source.path):
+        files = _glob(config.root, source.path)
+        return "no file matches the pattern" if not files else f"its {len(files)} matching file(s) hold no record"
+    path = config.root / source.path
+    if path.is_dir():
+        return (f"the folder and its sub-folders hold no {', '.join(READERS)} file" if not _files(config, source)
+                else "its files hold no record")
+    return "the file holds no record"
 
 
 def _shown(config: Config, f: Path) -> str:

@@ -104,6 +104,59 @@ def normalise_text(value: str) -> str:
     return " ".join(value.split())
 
 
+# -- Markdown (CMS long-text fields; Contentful Rich Text arrives as Markdown) -----------------
+
+@cache
+def _markdown():
+    from markdown_it import MarkdownIt
+    return MarkdownIt("commonmark")
+
+
+def _markdown_blocks(value: str) -> list[tuple[bool, str]]:
+    """(is a heading, plain text) of each block of Markdown text, in order: headings, paragraphs,
+    list items (with their marker), code; emphasis and link syntax removed, link text kept, images
+    left out. Raw HTML is kept as written (and the markup check then objects to it)."""
+    blocks: list[tuple[bool, str]] = []
+    markers: list[str] = []
+    tokens = _markdown().parse(value)
+    for i, t in enumerate(tokens):
+        if t.type == "list_item_open":
+            markers.append(f"{t.info}{t.markup} " if t.info else f"{t.markup} ")
+        elif t.type == "inline":
+            text = "".join(c.content if c.type in ("text", "code_inline", "html_inline") else
+                           "\n" if c.type in ("softbreak", "hardbreak") else "" for c in _skip_images(t.children or []))
+            if text.strip():
+                blocks.append((tokens[i - 1].type == "heading_open", (markers.pop() if markers else "") + text.strip()))
+        elif t.type in ("code_block", "fence", "html_block") and t.content.strip():
+            blocks.append((False, t.content.strip("\n")))
+        elif t.type == "list_item_close" and markers:
+            markers.pop()
+    return blocks
+
+
+def _skip_images(children: list) -> list:
+    return [c for c in children if c.type != "image"]
+
+
+@transform("markdown")
+def markdown_text(value: str) -> str:
+    """Markdown as plain text (``schema:articleBody``): headings, paragraphs and list items each a
+    paragraph of their own, separated by a blank line; markup removed, the words kept exactly."""
+    return "\n\n".join(text for _heading, text in _markdown_blocks(value))
+
+
+@transform("headings")
+def markdown_headings(value: str) -> str | None:
+    """The headings of Markdown text, one a line (``dcterms:tableOfContents``); None when it has none
+    (guard with ``when: {field: ..., test: has_headings}``)."""
+    return "\n".join(text for heading, text in _markdown_blocks(value) if heading) or None
+
+
+@test("has_headings")
+def has_headings(value: str) -> bool:
+    return any(heading for heading, _text in _markdown_blocks(value))
+
+
 @transform("slug", memo=True)
 def slug(value: str) -> str:
     """URI-safe id: lower case ASCII letters, digits and hyphens ("Dr Cynthia Liem" -> "dr-cynthia-liem")."""

@@ -1,10 +1,13 @@
-"""JSON-LD compacted against one ``context.jsonld`` derived from the mappings.
+"""JSON-LD compacted against one context derived from the mappings (``context.jsonld``).
 
 schema.org is the default vocabulary, so records read like schema.org markup
 (``"@type": "BlogPosting", "headline": ...``); other vocabularies use the mapping prefixes
 (``"dc:title"``). Properties whose values are always IRIs are declared ``"@type": "@id"``.
-Compaction is done here directly from the triples (no JSON-LD processor on the hot path);
-tests check that expansion gives back the same graph.
+Every document carries its context inline (a record file the part of it that the record uses,
+``dataset.jsonld`` all of it), so each file is read alone, offline, by any JSON-LD processor
+(pyoxigraph reads no remote context; bulk loaders fetch none). Compaction is done here directly
+from the triples (no JSON-LD processor on the hot path); tests check that expansion gives back
+the same graph.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ class Compactor:
             for p, k in m.object_kinds().items():
                 kinds.setdefault(p, set()).update(k)
         self.iri_terms = {self.term(p) for p, k in kinds.items() if k == {True}}
+        self._full: dict | None = None
 
     def term(self, iri: str) -> str:
         """The compact form of an IRI (memoised: called for every predicate, class and datatype)."""
@@ -52,6 +56,26 @@ class Compactor:
         for t in sorted(self.iri_terms):
             ctx[t] = {"@type": "@id"}
         return {"@context": ctx}
+
+    def context_for(self, nodes: list[dict]) -> dict:
+        """The part of ``context()`` that ``nodes`` use: the vocabulary, the prefixes of their compact
+        terms, types and datatypes, and the IRI-valued terms among their properties."""
+        used: set[str] = set()
+        for node in nodes:
+            for key, values in node.items():
+                used.add(key)
+                if key == "@type":
+                    used.update([values] if isinstance(values, str) else values)
+                else:
+                    for v in values if isinstance(values, list) else [values]:
+                        if isinstance(v, dict) and "@type" in v:
+                            used.add(v["@type"])
+        prefixes = {t.split(":", 1)[0] for t in used if ":" in t}
+        if self._full is None:
+            self._full = self.context()["@context"]
+        full = self._full
+        return {k: v for k, v in full.items()
+                if k == "@vocab" or k in prefixes or (k in used and isinstance(v, dict))}
 
     def value(self, term: str, obj: str):
         if obj.startswith("<"):
@@ -94,14 +118,15 @@ class Compactor:
             out.append(_node(subject, props))
         return out
 
-    def document(self, triples, context_ref: str) -> dict:
-        return self.document_of(self.nodes(triples), context_ref)
+    def document(self, triples) -> dict:
+        """A document of ``triples`` with its context inline."""
+        return self.document_of(self.nodes(triples))
 
-    @staticmethod
-    def document_of(nodes: list[dict], context_ref: str) -> dict:
+    def document_of(self, nodes: list[dict]) -> dict:
+        context = self.context_for(nodes)
         if len(nodes) == 1:
-            return {"@context": context_ref, **nodes[0]}
-        return {"@context": context_ref, "@graph": nodes}
+            return {"@context": context, **nodes[0]}
+        return {"@context": context, "@graph": nodes}
 
 
 def _node(subject: str, props: dict[str, list]) -> dict:
@@ -159,19 +184,19 @@ def _encode(value, out: list[str], newline: str) -> None:
 
 
 class JsonLd:
-    """``records/<entity>/<id>.jsonld`` (indented), ``context.jsonld``, and ``dataset.jsonld``: one
-    ``@graph`` with a node per line, so that it streams."""
+    """``records/<entity>/<id>.jsonld`` (indented, with the context it uses), ``context.jsonld``, and
+    ``dataset.jsonld``: the whole context, then one ``@graph`` with a node per line, so that it streams."""
 
     def __init__(self, pub, out: Path, files: Files) -> None:
         self.c, self.files, self.first = Compactor(pub), files, True
         (out / "context.jsonld").write_bytes(dumps(self.c.context()))
         self.fh = (out / "dataset.jsonld").open("wb")
-        self.fh.write(b'{"@context": "context.jsonld", "@graph": [')
+        context = json.dumps(self.c.context()["@context"], ensure_ascii=False)
+        self.fh.write(f'{{"@context": {context}, "@graph": ['.encode("utf-8"))
 
     def add(self, row, fresh) -> None:
         nodes = self.c.nodes(row.triples)
-        self.files.write(record_file(row.entity, row.id, "jsonld"), row,
-                         lambda: dumps(self.c.document_of(nodes, "../../context.jsonld")))
+        self.files.write(record_file(row.entity, row.id, "jsonld"), row, lambda: dumps(self.c.document_of(nodes)))
         for node in nodes:
             self.fh.write((b"\n" if self.first else b",\n") + json.dumps(node, ensure_ascii=False).encode("utf-8"))
             self.first = False
@@ -182,11 +207,10 @@ class JsonLd:
 
 
 def record_jsonld(pub, triples, _subject: str) -> bytes:
-    """One record with the context inlined (for ``heritage-ld map``)."""
-    c = Compactor(pub)
-    return dumps({**c.context(), **{k: v for k, v in c.document(triples, "").items() if k != "@context"}})
+    """One record with its context inline (for ``heritage-ld map``)."""
+    return dumps(Compactor(pub).document(triples))
 
 
 register(Format("jsonld", "application/ld+json", "jsonld",
-                "JSON-LD per record (records/) and whole dataset (dataset.jsonld), with context.jsonld",
+                "JSON-LD per record (records/) and whole dataset (dataset.jsonld), each with its context inline",
                 JsonLd, record_jsonld, cost=7.8, folder="records"))

@@ -54,6 +54,8 @@ def report_lines(pub) -> Iterator[str]:
     """The report for people, line by line (each ending in a newline)."""
     yield (f"heritage-ld validation report: {pub.published} records published, "
            f"{len(pub.held_back)} held back, {len(pub.edm_held_back)} held back from EDM only\n\n")
+    for warning in pub.source_warnings:
+        yield f"WARNING {warning}\n"
     current = None
     for i in pub.issues:
         key = (i.entity, i.record_id)
@@ -64,7 +66,7 @@ def report_lines(pub) -> Iterator[str]:
         value = f" (value: {i.value!r})" if i.value is not None else ""
         channel = " [EDM only]" if i.channel == "edm" else ""
         yield f"  {i.severity.upper()}{channel} {where}{value}: {i.message}\n"
-    if current is None:
+    if current is None and not pub.source_warnings:
         yield "No problems found.\n"
 
 
