@@ -26,7 +26,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from .sources import InputError
+from .sources import InputError, parse_json
 
 PAGINATION = ("page", "offset", "cursor", "link", "none")
 
@@ -291,7 +291,7 @@ class HttpSource:
             seen_urls.add(url)
             body, resp = self.get(url)
             try:
-                data = json.loads(body)
+                data = parse_json(body)
             except (json.JSONDecodeError, UnicodeDecodeError) as e:
                 where = f"line {e.lineno} column {e.colno}: {e.msg}" if isinstance(e, json.JSONDecodeError) else str(e)
                 raise InputError(f"{url}: page {n}: malformed JSON ({where})") from None
