@@ -93,8 +93,9 @@ def test_a_writer_failing_in_a_helper_process_stops_the_run_and_keeps_the_output
 
 
 def test_a_full_disk_in_a_helper_process_reads_as_in_one_process(tmp_path, monkeypatch):
-    """An OSError in a writer process is raised as that OSError (the command line prints it without a
-    traceback and says nothing was changed), and the output stays as it was."""
+    """An OSError in a writer process is raised as that OSError would be in one process (a RunError
+    naming its file and what to do, which the command line prints without a traceback), and the
+    output stays as it was."""
     import errno
     from heritage_ld.writers import jsonld
     project = copy_project(tmp_path)
@@ -106,9 +107,10 @@ def test_a_full_disk_in_a_helper_process_reads_as_in_one_process(tmp_path, monke
     def full(self, row, fresh):
         raise OSError(errno.ENOSPC, "No space left on device", "dataset.jsonld")
     monkeypatch.setattr(jsonld.JsonLd, "add", full)
-    with pytest.raises(OSError, match="No space left on device") as info:
+    with pytest.raises(pipeline.RunError, match="^dataset.jsonld: no space left on the device: free some space "
+                       r"\(df -h\) and run again; nothing was published") as info:
         pipeline.publish(project, now=NOW + 60, run=executor.make(workers=2))
-    assert info.value.errno == errno.ENOSPC and info.value.filename == "dataset.jsonld"
+    assert info.value.__cause__.errno == errno.ENOSPC and info.value.__cause__.filename == "dataset.jsonld"
     assert files(project / "output") == before
 
 

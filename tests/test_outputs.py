@@ -274,7 +274,7 @@ def test_failed_write_leaves_previous_output_untouched(tmp_path, monkeypatch):
         raise OSError("disk full")
     monkeypatch.setitem(writers.FORMATS, "void", writers.Format("void", "text/turtle", "ttl", "x", boom))
     monkeypatch.setattr(writers, "_MODULES", ())
-    with pytest.raises(OSError):
+    with pytest.raises(pipeline.RunError, match="disk full; nothing was published"):
         pipeline.publish(project)
     after = {p: p.read_bytes() for p in (project / "output").rglob("*") if p.is_file()}
     assert after == before

@@ -129,8 +129,8 @@ def test_work_database_is_removed_and_stale_ones_cleared(tmp_path):
     project = copy_project(tmp_path)
     folder = load(project).catalog.parent
     folder.mkdir(parents=True)
-    from heritage_ld.work import _host
-    for name in (f"work-{_host()}-999999999-abc", "work-999999999-def"):   # runs of this host that died
+    from heritage_ld.work import host_tag
+    for name in (f"work-{host_tag()}-999999999-abc", "work-999999999-def"):   # runs of this host that died
         (folder / f"{name}.sqlite").write_bytes(b"x")
     other = folder / "work-another-host.example-999999999-abc.sqlite"     # on a shared volume: not ours to judge
     other.write_bytes(b"x")

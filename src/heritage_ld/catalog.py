@@ -8,12 +8,15 @@ state or the new one.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+import resource
 import socket
 import sqlite3
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -56,8 +59,19 @@ CREATE TABLE IF NOT EXISTS report (      -- the last run's validation report, in
 """
 
 
+VERSION = 1  # PRAGMA user_version of the catalogs this code writes (0: before versions were recorded)
+REQUIRED_COLUMNS = {"entity", "id", "sets", "source", "hash", "first_published", "last_changed", "deleted",
+                    "triples", "edm_xml", "mapping"}
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
 class DeletionGuard(Exception):
     """A run would withdraw more records than allowed; str() says how many and how to proceed."""
+
+
+class CatalogError(Exception):
+    """A catalog that cannot be used (not a catalog, damaged, of a newer version, in use); str()
+    names the file and says what to do."""
 
 
 @dataclass
@@ -98,21 +112,104 @@ def content_hash(triples: list[Triple], edm_xml: bytes | None, sets: list[str] =
 
 
 def decode_row(r: tuple) -> Row:
-    return Row(r[0], r[1], json.loads(r[2]), r[3], r[4], r[5], r[6], bool(r[7]),
-               [tuple(t) for t in json.loads(r[8])], r[9], r[10], r[11])
+    try:
+        return Row(r[0], r[1], json.loads(r[2]), r[3], r[4], r[5], r[6], bool(r[7]),
+                   [tuple(t) for t in json.loads(r[8])], r[9], r[10], r[11])
+    except (ValueError, TypeError):
+        raise sqlite3.DatabaseError(f"the row of {r[0]} {r[1]} is damaged") from None
+
+
+def describe(e: sqlite3.Error, path: Path) -> str:
+    """What a SQLite error on the database ``path`` means for the user, and what to do."""
+    name = getattr(e, "sqlite_errorname", "")
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in str(e):
+        return (f"{path} is locked by another process (a heritage-ld publish or push, or an sqlite3 shell): "
+                "wait for it to finish and run again")
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in str(e) or "damaged" in str(e):
+        return (f"{path} is damaged ({e}): restore it from a backup, or try `sqlite3 {path} .recover`; deleting "
+                "it starts a new catalog and loses the tombstones and datestamps harvesters rely on")
+    if name.startswith(("SQLITE_FULL", "SQLITE_IOERR")):
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        size = "" if limit == resource.RLIM_INFINITY else f" of {limit} bytes"
+        return (f"writing in {path.parent}/ failed ({e}): free some space (df -h), or raise the file size "
+                f"limit{size} (ulimit -f), and run again")
+    if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")):
+        return f"cannot write {path} ({e}): make it and its folder writable for this user and run again"
+    return f"{path}: {e}"
+
+
+def _create(path: Path) -> None:
+    """A new, empty catalog at ``path``, made complete under another name first: a file at ``path``
+    is always a whole catalog (a crash cannot leave an empty one there to be taken for new)."""
+    tmp = path.with_name(f".{path.name}.new-{os.getpid()}")
+    try:
+        db = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(SCHEMA)
+            db.execute(f"PRAGMA user_version = {VERSION}")
+        finally:
+            db.close()
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process made it meanwhile
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{tmp}{suffix}").unlink(missing_ok=True)
+
+
+def _check_header(path: Path) -> None:
+    with path.open("rb") as fh:
+        head = fh.read(len(SQLITE_HEADER))
+    if not head:
+        raise CatalogError(f"{path} is empty (0 bytes), not a catalog: restore it from a backup. Only if there "
+                           "is none, delete it to start a new catalog (the tombstones, datestamps and deletion "
+                           "guard of what was published are then lost)")
+    if head != SQLITE_HEADER:
+        raise CatalogError(f"{path} is not a heritage-ld catalog (not an SQLite database): restore it from a "
+                           "backup, or check [project] catalog in heritage-ld.toml")
 
 
 class Catalog:
     def __init__(self, path: Path) -> None:
+        """Open the catalog at ``path``, or make a new one if there is no file there; a file that is
+        not a catalog of this version (empty, another database, damaged, newer) is a CatalogError."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        if not path.exists():
+            _create(path)
+        _check_header(path)
         self.db = sqlite3.connect(path, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(SCHEMA)
-        if "run" not in {c[1] for c in self.db.execute("PRAGMA table_info(records)")}:  # catalogs before 0.2
-            self.db.execute("ALTER TABLE records ADD COLUMN run INTEGER NOT NULL DEFAULT 0")
+        try:
+            version, columns = self._check_schema()   # before anything is written to it
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.executescript(SCHEMA)  # tables added since the catalog was made
+            if "run" not in columns:  # catalogs before 0.2
+                self.db.execute("ALTER TABLE records ADD COLUMN run INTEGER NOT NULL DEFAULT 0")
+            if version < VERSION:
+                self.db.execute(f"PRAGMA user_version = {VERSION}")
+        except sqlite3.Error as e:
+            self.db.close()
+            raise CatalogError(describe(e, path)) from None
+        except CatalogError:
+            self.db.close()
+            raise
         self._announced: int | None = None   # rowid of this run's row in ``publishing``
+
+    def _check_schema(self) -> tuple[int, set[str]]:
+        """(catalog version, columns of ``records``), or a CatalogError if it is no catalog of this version."""
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > VERSION:
+            raise CatalogError(f"{self.path} was written by a newer heritage-ld (catalog version {version}; "
+                               f"this one reads up to {VERSION}): upgrade heritage-ld")
+        columns = {c[1] for c in self.db.execute("PRAGMA table_info(records)")}
+        if not REQUIRED_COLUMNS <= columns:
+            raise CatalogError(f"{self.path} is an SQLite database but not a heritage-ld catalog (no records "
+                               "table): restore the catalog from a backup, or check [project] catalog in "
+                               "heritage-ld.toml")
+        return version, columns
 
     def close(self) -> None:
         self.db.close()
@@ -264,6 +361,30 @@ class Catalog:
         return self.db.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
                                (now, read, published, changes.added, changes.changed, len(changes.deleted),
                                 json.dumps(held_back))).lastrowid
+
+
+@contextmanager
+def publishing(path: Path) -> Iterator[None]:
+    """Held for a whole publish: a second one on the same catalog is a CatalogError at once (the
+    lock is the kernel's, on ``<catalog>.lock``: it goes with the process that held it, however it ended)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = path.with_name(path.name + ".lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
+            raise CatalogError(f"{path}: another heritage-ld publish{f' ({holder})' if holder else ''} is running "
+                               "on this catalog: wait for it to finish and run again") from None
+        try:  # who holds it, for the message above
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        except OSError:
+            pass
+        yield
+    finally:
+        os.close(fd)
 
 
 def pid_alive(pid: int) -> bool:

@@ -4,6 +4,7 @@ Exit codes: 0 everything published, 1 some records held back, 2 usage, configura
 """
 from __future__ import annotations
 
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -11,16 +12,16 @@ from pathlib import Path
 import click
 
 from . import executor, pipeline
-from .catalog import Catalog, DeletionGuard
+from .catalog import Catalog, CatalogError, DeletionGuard, describe
 from .config import ConfigError, load as load_config
 from .mapping import MappingError
 from .sources import InputError
 from .validate import ShapesError
 from .work import Reader, Work, path_for
 from .writers import formats
-from .writers.report import report_lines, status as record_status
+from .writers.report import report_lines, shown, status as record_status
 
-USER_ERRORS = (ConfigError, MappingError, InputError, ShapesError, DeletionGuard)
+USER_ERRORS = (ConfigError, MappingError, InputError, ShapesError, DeletionGuard, CatalogError, pipeline.RunError)
 reference_option = click.option(
     "--reference-validation", "reference", is_flag=True,
     help="Validate with pyshacl itself instead of the compiled checks (same results, slower).")
@@ -69,8 +70,6 @@ def _run(label: str, fn, *args, **kwargs):
             return fn(*args, progress, **kwargs)
     except USER_ERRORS as e:
         _fail(e)
-    except OSError as e:
-        _fail(f"{e} (the previous output and catalog are unchanged)")
 
 
 def _summary(pub: pipeline.Publication, wrote: Path | None) -> None:
@@ -89,7 +88,7 @@ def _summary(pub: pipeline.Publication, wrote: Path | None) -> None:
         click.echo(f"notes            {pub.notes}  (what transforms approximated: see the report)")
     click.echo(f"time             {secs:.2f} s")
     for key, issues in sorted({**pub.edm_held_back, **pub.held_back}.items()):
-        click.secho(f"  {key[0]} {key[1]}: {record_status(pub, key)}: {issues[0].message}"
+        click.secho(f"  {key[0]} {shown(key[1])}: {record_status(pub, key)}: {shown(issues[0].message)}"
                     + (f" (+{len(issues) - 1} more)" if len(issues) > 1 else ""), fg="yellow")
     if wrote:
         click.echo(f"output           {wrote}/  (report: {wrote}/validation-report.txt)")
@@ -162,7 +161,10 @@ def status(project: Path, since: str | None) -> None:
         _fail(e)
     if not cfg.catalog.exists():
         _fail(f"{cfg.catalog}: no catalog yet; run heritage-ld publish first")
-    cat = Catalog(cfg.catalog)
+    try:
+        cat = Catalog(cfg.catalog)
+    except CatalogError as e:
+        _fail(e)
     iso = lambda ts: datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     try:
         counts = cat.counts()
@@ -174,7 +176,7 @@ def status(project: Path, since: str | None) -> None:
             click.echo(f"last run: {iso(run['started'])}: {run['read']} source records read, {run['published']} "
                        f"published; {run['added']} new, {run['changed']} changed, {run['deleted']} withdrawn")
             for entity, rid, message in run["held_back"]:
-                click.secho(f"  held back: {entity} {rid}: {message}", fg="yellow")
+                click.secho(f"  held back: {entity} {shown(rid)}: {shown(message)}", fg="yellow")
         if since:
             try:
                 ts = datetime.fromisoformat(since.replace("Z", "+00:00"))
@@ -184,7 +186,9 @@ def status(project: Path, since: str | None) -> None:
             rows = cat.changed_since(int(ts.timestamp()))
             click.echo(f"changed since {iso(int(ts.timestamp()))}: {len(rows)}")
             for entity, rid, stamp, deleted in rows:
-                click.echo(f"  {iso(stamp)}  {'withdrawn' if deleted else 'changed  '}  {entity} {rid}")
+                click.echo(f"  {iso(stamp)}  {'withdrawn' if deleted else 'changed  '}  {entity} {shown(rid)}")
+    except sqlite3.Error as e:
+        _fail(describe(e, cfg.catalog))
     finally:
         cat.close()
 
@@ -291,6 +295,8 @@ def serve(project: Path, host: str, port: int, workers: int) -> None:
         server.run(project, host, port, workers)
     except USER_ERRORS as e:
         _fail(e)
+    except sqlite3.Error as e:
+        _fail(describe(e, cfg.catalog))
 
 
 @main.command(name="push")
@@ -326,8 +332,10 @@ def push_command(project: Path, url: str, full: bool, workers: int, retries: int
     try:
         result = push(project, url, PushOptions(full=full, workers=workers, retries=retries, timeout=timeout,
                                                 allow_addresses=list(allow)))
-    except (PushError, ConfigError, InputError) as e:
+    except (PushError, ConfigError, InputError, CatalogError) as e:
         _fail(e)
+    except sqlite3.Error as e:
+        _fail(describe(e, load_config(project).catalog))
     except OSError as e:
         _fail(f"{url}: {e}")
     click.echo(f"pushed to {result.endpoint}: {result.put} graphs put, {result.deleted} deleted, "

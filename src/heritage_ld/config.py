@@ -1,6 +1,7 @@
 """Project configuration: ``heritage-ld.toml`` beside ``mapping/`` and ``shapes/``."""
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ class Config:
     max_delete_share: float = 0.10
     chunk_size: int = 500
     record_files: bool = True      # per-record files in output/ (records/, edm/); the server needs none
+    iri_schemes: tuple[str, ...] = ("http", "https")   # schemes allowed in IRIs taken from data
 
     def sets(self, entity: str) -> list[str]:
         """OAI-PMH set specs of a record: its entity type, and the dataset hierarchy if configured."""
@@ -99,5 +101,10 @@ def load(root: Path) -> Config:
     record_files = project.get("record_files", True)
     if not isinstance(record_files, bool):
         raise ConfigError(f"{path}: [project] record_files must be true or false")
+    schemes = project.get("iri_schemes", [])
+    if not isinstance(schemes, list) or not all(isinstance(s, str) and re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", s)
+                                                for s in schemes):
+        raise ConfigError(f"{path}: [project] iri_schemes must be a list of URI schemes, e.g. [\"urn\", \"ftp\"]")
     return Config(root, base, values, sources, dict(shapes), output, catalog, float(share),
-                  int(validation.get("chunk_size", 500)), record_files)
+                  int(validation.get("chunk_size", 500)), record_files,
+                  tuple(dict.fromkeys(["http", "https", *(s.lower() for s in schemes)])))

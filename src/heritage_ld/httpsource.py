@@ -35,7 +35,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from . import contentful
-from .sources import InputError
+from .sources import InputError, parse_json
 
 PAGINATION = ("page", "offset", "cursor", "link", "none")
 
@@ -495,7 +495,7 @@ class HttpSource:
                     break
                 raise
             try:
-                data = json.loads(body)
+                data = parse_json(body)
             except (json.JSONDecodeError, UnicodeDecodeError) as e:
                 where = f"line {e.lineno} column {e.colno}: {e.msg}" if isinstance(e, json.JSONDecodeError) else str(e)
                 raise InputError(f"{url}: page {n}: malformed JSON ({where})") from None

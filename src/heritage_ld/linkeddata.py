@@ -138,7 +138,7 @@ class LinkedData:
     def __init__(self, root: Path, store: "StoreSync | None" = None) -> None:
         from .sparql import StoreSync
         self.cfg = config_mod.load(root)
-        self.mappings = Mappings(self.cfg.mapping_dir, self.cfg.values)
+        self.mappings = Mappings(self.cfg.mapping_dir, self.cfg.values, self.cfg.iri_schemes)
         self.store = store or StoreSync(self.cfg)
         self.base = self.cfg.base_uri
         self.mount = urlsplit(self.base).path or "/"

@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable, Iterator
 import yaml
 
 from . import terms
+from .sources import BoundedComposer, check_aliases
 from .terms import RDF_TYPE, Triple
 from .transforms import FIELD_TESTS, IRI_TRANSFORMS, TESTS, TRANSFORMS, Noted, Typed, TransformError, segment
 
@@ -71,8 +72,8 @@ class _YDict(dict):
     key_lines: dict[str, int]
 
 
-class _Loader(yaml.SafeLoader):
-    pass
+class _Loader(BoundedComposer, yaml.SafeLoader):
+    cut_deep = False  # a mapping nested too deep is an error, not a value
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _YDict:
@@ -98,7 +99,11 @@ def load_yaml(path: Path) -> Any:
         loader = _Loader(text)
         loader.name = str(path)
         try:
-            return loader.get_single_data()
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            check_aliases(node)
+            return loader.construct_document(node)
         finally:
             loader.dispose()
     except yaml.YAMLError as e:
@@ -176,16 +181,22 @@ def _short(value: Any) -> str:
 
 
 _MARKUP = re.compile(r"<\s*/?\s*[A-Za-z][A-Za-z0-9:-]*(\s[^<>]*)?/?>|&[a-zA-Z]+;|&#\d+;")
-_SUSPECT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff<&]")  # what check_text could object to
+
+
+def check_chars(path: str | None, value: str) -> str:
+    """``value`` as taken from the source, if it has no control character, lone surrogate or
+    non-character (``terms.UNUSABLE``); checked before any transform could hide one."""
+    if value.isascii() and value.isprintable():
+        return value
+    if problem := terms.unusable_char(value):
+        raise ValueIssue(path, _short(value), f"{problem}: remove it in the source")
+    return value
 
 
 def check_text(path: str, value: str) -> str:
-    if not _SUSPECT.search(value):
-        return value
-    if m := terms.XML_ILLEGAL.search(value):
-        raise ValueIssue(path, _short(value), f"contains control character U+{ord(m.group()):04X}, "
-                         "which XML cannot carry: remove it in the source")
-    if m := _MARKUP.search(value):
+    """``check_chars``, and no HTML markup."""
+    check_chars(path, value)
+    if ("<" in value or "&" in value) and (m := _MARKUP.search(value)):
         raise ValueIssue(path, _short(value), f"contains markup {m.group()!r}: give plain text "
                          "(the CMS export should strip HTML)")
     return value
@@ -314,6 +325,8 @@ def _freeze(node: Any) -> Any:
 Values = Callable[[dict, "Context"], list[str]]
 Template = Callable[[dict, "Context"], list[str]]
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
+IRI_SCHEMES = ("http", "https")  # schemes of IRIs taken from data; heritage-ld.toml may add others
 _SPEC_KEYS = {"field", "transform", "language", "datatype", "value", "uri", "link", "ref", "config", "when",
               "template"}
 _CONTEXT_PLACEHOLDERS = ("base", "id")
@@ -343,8 +356,10 @@ def template_fields(text: str) -> list[str]:
 class _Compiler:
     """Compiles one mapping file; every error names file, line and key."""
 
-    def __init__(self, path: Path, prefixes: dict[str, str], config_keys: Iterable[str]):
+    def __init__(self, path: Path, prefixes: dict[str, str], config_keys: Iterable[str],
+                 iri_schemes: Iterable[str] = IRI_SCHEMES):
         self.path, self.prefixes, self.config_keys = path, prefixes, set(config_keys)
+        self.iri_schemes = frozenset(s.lower() for s in iri_schemes)
         self.fields: set[str] = set()
         self.link_targets: list[tuple[str, int]] = []   # (entity, line), checked once all files are loaded
         self.tables: dict[str, Callable[[str], str | None]] = {}   # the file's ``tables``, usable as transforms
@@ -386,7 +401,8 @@ class _Compiler:
         names = names if isinstance(names, list) else [names]
         out = []
         for name in names:
-            fn = self.tables.get(name) or TRANSFORMS.get(name)
+            fn = self.tables.get(name) if isinstance(name, str) else None
+            fn = fn or (TRANSFORMS.get(name) if isinstance(name, str) else None)
             if fn is None:
                 raise self.error(node, key, f"unknown transform {name!r}; known: {', '.join(sorted(TRANSFORMS))}"
                                  + (f"; tables of this file: {', '.join(sorted(self.tables))}" if self.tables else ""))
@@ -472,6 +488,15 @@ class _Compiler:
                              f"as a path segment (https:%2F%2F...): write {{{first.group(1)}|iri}}, or "
                              f"{{{first.group(1)}|https}} for //host/path URLs")
         parts = [p for p in parts if p != ""]
+        first = _PLACEHOLDER.search(text)
+        lead = first and first.group(1).split("|")[0].strip()
+        if first and ":" not in text[:first.start()] and lead != "base" and not lead.startswith("config."):
+            # the data gives the scheme (e.g. "{url|iri}"): only schemes consumers can dereference
+            return self.scheme_checked(self.combine(parts, fields), None if lead == "id" else lead)
+        return self.combine(parts, fields)
+
+    @staticmethod
+    def combine(parts: list, fields: list[Template]) -> Template:
         if not fields:  # one IRI: constants (which hold no braces) and context placeholders
             fmt = "".join(p if p.__class__ is str else "{}" for p in parts)
             fns = [p for p in parts if p.__class__ is not str]
@@ -482,6 +507,22 @@ class _Compiler:
         def run(rec: dict, ctx: Context) -> list[str]:
             pieces = [[p] if p.__class__ is str else p(rec, ctx) if p in fields else [p(ctx)] for p in parts]
             return ["".join(combo) for combo in itertools.product(*pieces)]
+        return run
+
+    def scheme_checked(self, tpl: Template, path: str | None) -> Template:
+        """``tpl``, whose IRIs must have one of the allowed schemes (``iri_schemes``); another one
+        (javascript:, file:, data:...) is a ValueIssue."""
+        allowed = self.iri_schemes
+
+        def run(rec: dict, ctx: Context) -> list[str]:
+            out = tpl(rec, ctx)
+            for v in out:
+                scheme, colon, _rest = v.partition(":")
+                if colon and scheme.lower() not in allowed and _SCHEME.fullmatch(scheme):
+                    raise ValueIssue(path, _short(v), f"{v!r} is not an IRI consumers can dereference: scheme "
+                                     f"{scheme!r} is not one of {', '.join(sorted(allowed))} (others can be "
+                                     "allowed with iri_schemes in [project] of heritage-ld.toml)")
+            return out
         return run
 
     def placeholder(self, expr: str, text: str, node: Any, key: str,
@@ -507,7 +548,7 @@ class _Compiler:
         def values(rec: dict, ctx: Context) -> list[str]:
             out = []
             for v in get(rec):
-                s: str | None = v if v.__class__ is str else scalar(path, v)
+                s: str | None = check_chars(path, v) if v.__class__ is str else scalar(path, v)
                 if chain:
                     s = chain(s, ctx)[0]
                     if s is None:
@@ -730,7 +771,7 @@ class _Compiler:
                 if memo is not None and (term := memo.get(v)) is not None:
                     out.append(term)
                     continue
-                s: str | None = v
+                s: str | None = check_chars(where, v)   # as the source has it: a transform may hide it
                 dt = datatype
                 noted = len(ctx.notes)
                 if chain:
@@ -739,7 +780,7 @@ class _Compiler:
                         continue
                     if auto and typed:
                         dt = typed
-                check_text(where, s)
+                check_text(where, s)   # markup, in what the transforms made of it
                 if integer and not _INTEGER.fullmatch(s.strip()):
                     raise ValueIssue(path, _short(s), f"{s!r} is not a whole number")
                 if callable(tag):
@@ -949,9 +990,10 @@ class Mappings:
     TOP_KEYS = {"entity", "id", "fields", "embedded", "tables", "subjects"}
     MEMO_LIMIT = 65536  # main-subject IRIs remembered per Mappings (then the memo starts afresh)
 
-    def __init__(self, folder: Path, config_keys: Iterable[str]):
+    def __init__(self, folder: Path, config_keys: Iterable[str], iri_schemes: Iterable[str] = IRI_SCHEMES):
         import hashlib
         self.folder = folder
+        self.iri_schemes = tuple(iri_schemes)
         prefix_file = folder / "prefixes.yaml"
         raw = load_yaml(prefix_file) if prefix_file.exists() else {}
         if not isinstance(raw, dict):
@@ -988,7 +1030,7 @@ class Mappings:
 
     def _compile(self, path: Path, config_keys: set[str]) -> EntityMapping:
         doc = load_yaml(path)
-        c = _Compiler(path, self.prefixes, config_keys)
+        c = _Compiler(path, self.prefixes, config_keys, self.iri_schemes)
         if not isinstance(doc, _YDict):
             raise MappingError(path, 1, "mapping", "a mapping file is a YAML mapping with entity, id, fields, subjects")
         c.check_keys(doc, self.TOP_KEYS, "a mapping file")

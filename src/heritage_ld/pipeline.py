@@ -15,6 +15,7 @@ early: before pass 1 where the source files are byte for byte those last read, e
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -28,14 +29,17 @@ from typing import Callable, Iterable, Iterator
 
 from . import code_digest
 from . import config as config_mod
-from . import sources
-from .catalog import Catalog, Changes, DeletionGuard, content_hash
+from . import sources, terms
+from .catalog import Catalog, CatalogError, Changes, DeletionGuard, content_hash, describe, publishing
 from .executor import Executor, Serial, project
 from .mapping import Context, Issue, Mapped, Mappings, Record
 from .terms import Triple, split_literal
 from .validate import Shapes, validate
 from .work import KnownIds, Reader, Work, memo, memo_id, memo_path, path_for, reader, remove_stale
 from .writers.edmxml import edm_record, is_provided_cho
+from .writers.rdf import record_file
+
+NAME_MAX = 255  # bytes of one file name (ext4, XFS, Btrfs, APFS, NTFS in UTF-16 units)
 
 Key = tuple[str, str]  # (entity, id)
 MAPPING_CHECK = "https://w3id.org/heritage-ld#MappingConstraint"
@@ -112,7 +116,7 @@ class IssueLog:
 
 def load_project(root: Path) -> tuple[config_mod.Config, Mappings, Shapes]:
     cfg = config_mod.load(root)
-    mappings = Mappings(cfg.mapping_dir, cfg.values)
+    mappings = Mappings(cfg.mapping_dir, cfg.values, cfg.iri_schemes)
     for s in cfg.sources:
         if s.entity not in mappings.entities:
             raise config_mod.ConfigError(f"{root / 'heritage-ld.toml'}: source {s.path}: no mapping for entity "
@@ -148,12 +152,19 @@ def read_records(cfg: config_mod.Config, mappings: Mappings, work: Work,
                 embedded_in = rec_data.get("_embeddedIn")
                 if embedded_in:
                     rec_data = {k: v for k, v in rec_data.items() if k != "_embeddedIn"}
-                canon = _canonical(rec_data)
+                id_field = mappings.entities[entity].id_path
+                try:
+                    canon, problems = _canonical(rec_data), []
+                except (UnicodeEncodeError, TypeError, ValueError, RecursionError):  # sources.usable says why
+                    rec_data, problems = sources.usable(rec_data)
+                    canon, rid = _canonical(rec_data), mappings.record_id(entity, rec_data)
                 if rid is None:
                     rid = f"(no id) {where}"
-                    id_field = mappings.entities[entity].id_path
-                    issues[(entity, rid)].append(_issue(entity, rid, where, f"record has no id: fill {id_field!r}",
-                                                        id_field))
+                    problems.insert(0, (id_field, None, f"record has no id: fill {id_field!r}"))
+                elif problem := _id_problem(entity, rid):
+                    problems.insert(0, (id_field, rid if len(rid) <= 80 else rid[:77] + "...", problem))
+                for field_path, value, message in problems:
+                    issues[(entity, rid)].append(_issue(entity, rid, where, message, field_path, value))
                 parent = next(((e, ids[0]) for e, ids in embedded_in.items()), None) if embedded_in else None
                 digest.update(b"\x1e".join([entity.encode(), rid.encode(), canon, where.encode(),
                                             repr((parent, src.linked_only)).encode()]))
@@ -165,6 +176,19 @@ def read_records(cfg: config_mod.Config, mappings: Mappings, work: Work,
             entity, rid, where, f"duplicate id {rid!r}: {copies} different records use it ({where}); give each its "
             "own id", mappings.entities[entity].id_path, rid))
     return read, dict(issues), digest.hexdigest()
+
+
+def _id_problem(entity: str, rid: str) -> str | None:
+    """Why ``rid`` cannot be a record's id, if it cannot: ids name files (``records/<entity>/<id>.jsonld``,
+    at most NAME_MAX bytes), IRIs, named graphs and OAI-PMH identifiers."""
+    if problem := terms.unusable_char(rid, terms.UNUSABLE_IN_ID):
+        return f"the id {problem}: remove it in the source"
+    name = record_file(entity, rid, "jsonld").rpartition("/")[2]
+    if len(name) > NAME_MAX:
+        return (f"the id is too long: its {len(rid)} characters make a file name of {len(name)} bytes "
+                f"(records/{entity}/<id>.jsonld, percent-encoded), more than the {NAME_MAX} a file system "
+                "allows: give the record a shorter id")
+    return None
 
 
 def project_digest(root: Path, cfg: config_mod.Config, mappings: Mappings) -> str:
@@ -199,19 +223,22 @@ def build(root: Path, progress: Callable[[int], None] | None = None, *, referenc
     publication while its issues are still read lazily from the run's work database (a report
     larger than memory), and the returned one has none."""
     cfg = config_mod.load(root)
-    remove_stale(cfg.catalog.parent)
-    work = Work(path_for(cfg.catalog))
     try:
-        pub = _build(root, work, progress, reference, run or Serial(), strict=strict)
-        if on_report is None:
-            pub.issues = list(report(work))
-        else:
-            pub.issues = _Replay(work)
-            on_report(pub)
-            pub.issues = []
-        return pub
-    finally:
-        work.close()
+        remove_stale(cfg.catalog.parent)
+        work = Work(path_for(cfg.catalog))
+        try:
+            pub = _build(root, work, progress, reference, run or Serial(), strict=strict)
+            if on_report is None:
+                pub.issues = list(report(work))
+            else:
+                pub.issues = _Replay(work)
+                on_report(pub)
+                pub.issues = []
+            return pub
+        finally:
+            work.close()
+    except (OSError, sqlite3.Error) as e:
+        raise _run_error(e, cfg, cfg.catalog.parent, "nothing was published") from e
 
 
 class _Replay:
@@ -517,6 +544,37 @@ def _last_report(catalog: Catalog, pub: Publication) -> None:
     pub.report_digest = catalog.get_meta("report")
 
 
+class RunError(Exception):
+    """A run stopped by the place it runs in: no space left, a file size limit, a read-only folder,
+    a locked or damaged catalog. str() is one line: what happened, what to do, what changed."""
+
+
+_OS_ADVICE = {
+    errno.ENOSPC: "no space left on the device: free some space (df -h) and run again",
+    errno.EDQUOT: "the disk quota is used up: free some space and run again",
+    errno.EFBIG: "the file size limit was reached: raise it (ulimit -f) and run again",
+    errno.EROFS: "read-only file system: make it writable, or set output or catalog in heritage-ld.toml to "
+                 "a writable place, and run again",
+    errno.EACCES: "permission denied: make it writable for this user and run again",
+    errno.EPERM: "operation not permitted: make it writable for this user and run again",
+    errno.EBUSY: "it is a mount point, which heritage-ld cannot replace in one step: set output in "
+                 "heritage-ld.toml to a folder inside it",
+    errno.EIO: "input/output error: check the disk and run again",
+}
+
+
+def _run_error(e: OSError | sqlite3.Error | CatalogError, cfg: config_mod.Config, writing: Path,
+               state: str) -> RunError:
+    """``e`` as a RunError: what happened (in ``writing`` where ``e`` names no file), what to do, ``state``."""
+    if isinstance(e, CatalogError):
+        what = str(e)
+    elif isinstance(e, sqlite3.Error):
+        what = describe(e, cfg.catalog)
+    else:
+        what = f"{e.filename or f'writing {writing}'}: {_OS_ADVICE.get(e.errno) or e.strerror or e}"
+    return RunError(f"{what}; {state}")
+
+
 def publish(root: Path, progress: Callable[[int], None] | None = None, *, now: int | None = None,
             allow_deletions: bool = False, reference: bool = False,
             run: Executor | None = None, strict: bool = False) -> tuple[Publication, Changes]:
@@ -525,13 +583,36 @@ def publish(root: Path, progress: Callable[[int], None] | None = None, *, now: i
 
     Order: catalog changes in one transaction -> output written to a staging folder ->
     commit -> staging swapped in. A crash before the commit leaves both old; after it, the next
-    run sees the catalog digest differ from ``output/.state`` and rewrites the output."""
-    from .writers import read_state, write_all
+    run sees the catalog digest differ from ``output/.state`` and rewrites the output. One
+    publish at a time per catalog (a second one is a CatalogError); a failure of the place it
+    runs in (disk full, read-only, damaged catalog) is a RunError saying what changed."""
+    from .writers import recover, replaceable
     cfg = config_mod.load(root)
     if now is None and os.environ.get("SOURCE_DATE_EPOCH"):  # reproducible-builds convention: a fixed clock
         now = int(os.environ["SOURCE_DATE_EPOCH"])
-    run = run or Serial()
-    remove_stale(cfg.catalog.parent)
+    committed: list[bool] = []
+    try:
+        with publishing(cfg.catalog):
+            remove_stale(cfg.catalog.parent)
+            recover(cfg.output)      # leftovers of runs that died
+            replaceable(cfg.output)  # a read-only output/ stops the run before any work
+            return _publish(root, cfg, progress, now, allow_deletions, reference, run or Serial(), committed, strict)
+    except (OSError, sqlite3.Error, CatalogError) as e:
+        raise _run_error(e, cfg, cfg.output, "the catalog has this run's changes but output/ does not yet: run "
+                         "heritage-ld publish again once fixed" if committed else
+                         "nothing was published: the catalog and output/ are as they were") from e
+
+
+def _publish(root: Path, cfg: config_mod.Config, progress: Callable[[int], None] | None, now: int | None,
+             allow_deletions: bool, reference: bool, run: Executor, committed: list[bool], strict: bool
+             ) -> tuple[Publication, Changes]:
+    """``publish`` under the catalog's lock; ``committed`` gets an item once the catalog has committed."""
+    from .writers import read_state, write_all
+
+    def commit() -> None:
+        catalog.commit()
+        committed.append(True)
+
     catalog = Catalog(cfg.catalog)
     work = Work(path_for(cfg.catalog))
     log = IssueLog(catalog.path, catalog.db)
@@ -574,10 +655,11 @@ def publish(root: Path, progress: Callable[[int], None] | None = None, *, now: i
             pub.issues = log
             state = pub.state_digest(catalog_digest)
             if read_state(cfg.output).get("state") == state:
-                catalog.commit()
+                commit()
             else:
                 write_all(pub, catalog, cfg.output, state, processes=run.workers,
-                          before_swap=lambda: (checkpoint("staged"), catalog.commit(), checkpoint("committed")))
+                          before_swap=lambda: (checkpoint("staged"), commit(), checkpoint("committed")),
+                          after_swap=lambda: checkpoint("swapped"))
             published = True
         finally:
             catalog.rollback()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+import pyoxigraph as ox
+
 Triple = tuple[str, str, str]
 
 XSD = "http://www.w3.org/2001/XMLSchema#"
@@ -15,8 +17,20 @@ RDF_TYPE = "<http://www.w3.org/1999/02/22-rdf-syntax-ns#type>"
 
 # Characters XML 1.0 cannot carry (and which no metadata field should contain).
 XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-# RFC 3987 IRI: scheme, then no characters N-Triples forbids inside <...>.
+# The Unicode non-characters: U+FDD0..U+FDEF and the last two code points of every plane.
+_NONCHARACTERS = "\ufdd0-\ufdef" + "".join(f"{chr(p + 0xFFFE)}{chr(p + 0xFFFF)}" for p in range(0, 0x110000, 0x10000))
+# What no value taken from data may contain: control characters (C0 but tab, line feed and carriage
+# return; DEL; C1), lone surrogates (UTF-8 cannot encode them) and non-characters.
+UNUSABLE = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff{_NONCHARACTERS}]")
+# ... and what no record id may contain besides: any control character (an id names files and IRIs).
+UNUSABLE_IN_ID = re.compile(f"[\x00-\x1f\x7f-\x9f\ud800-\udfff{_NONCHARACTERS}]")
+# RFC 3987 IRI: scheme, then no characters N-Triples forbids inside <...>; the rest is checked by
+# pyoxigraph (percent-encoding, authority, the code points RFC 3987 allows) and ``_IRI_SPACE``.
 _IRI = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:[^\x00-\x20<>\"{}|^`\\]*")
+# Unicode spaces and bidirectional formatting characters: RFC 3987 forbids the latter, and parsers
+# (rdflib's N-Triples) take the former for the end of the IRI.
+_IRI_SPACE = re.compile("[\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u200e\u200f\u202a-\u202e"
+                        "\u2066-\u2069]")
 _LANG = re.compile(r"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*")
 MEMO_LIMIT = 16384  # IRIs and language tags remembered as checked (then the memo starts afresh)
 _IRI_MEMO: dict[str, bool] = {}
@@ -26,11 +40,35 @@ def is_iri(value: str) -> bool:
     """True if ``value`` is an absolute IRI that N-Triples, Turtle and RDF/XML can all carry."""
     ok = _IRI_MEMO.get(value)
     if ok is None:
-        ok = bool(_IRI.fullmatch(value))
+        ok = bool(_IRI.fullmatch(value)) and not _IRI_SPACE.search(value)
+        if ok:
+            try:
+                ox.NamedNode(value)
+            except ValueError:
+                ok = False
         if len(_IRI_MEMO) >= MEMO_LIMIT:
             _IRI_MEMO.clear()
         _IRI_MEMO[value] = ok
     return ok
+
+
+def unusable_char(value: str, pattern: re.Pattern = UNUSABLE) -> str | None:
+    """What is wrong with ``value`` (e.g. "contains control character U+000B, which XML cannot carry"),
+    if it has a character of ``pattern``; None if it has none."""
+    m = pattern.search(value)
+    if m is None:
+        return None
+    c = m.group()
+    code = f"U+{ord(c):04X}"
+    if "\ud800" <= c <= "\udfff":
+        return (f"contains {code}, half of a UTF-16 surrogate pair without its other half, which UTF-8 cannot "
+                "encode (a broken \\u escape in the source?)")
+    if XML_ILLEGAL.match(c):
+        kind = "non-character" if c in "\ufffe\uffff" else "control character"
+        return f"contains {kind} {code}, which XML cannot carry"
+    if ord(c) < 0xA0:
+        return f"contains control character {code}"
+    return f"contains non-character {code}, which is not meant for text"
 
 
 def iri(value: str) -> str:

@@ -292,13 +292,19 @@ class Memo:
     def mapped(self, entity: str, rid: str, key: bytes) -> tuple[str, str, bytes | None, str] | None:
         """(triples JSON, subjects JSON, mapping issues, link checks JSON) as mapped last time, if ``key``
         is the same."""
-        return self.db.execute("SELECT triples, subjects, mapped_issues, asked FROM result WHERE entity = ? "
-                               "AND id = ? AND map_key = ?", (entity, rid, key)).fetchone()
+        try:
+            return self.db.execute("SELECT triples, subjects, mapped_issues, asked FROM result WHERE entity = ? "
+                                   "AND id = ? AND map_key = ?", (entity, rid, key)).fetchone()
+        except sqlite3.DatabaseError:  # damaged: computed again
+            return None
 
     def checked(self, entity: str, rid: str, key: bytes) -> tuple[bytes | None, int, int, bytes | None, str] | None:
         """(issues, held, edm_held, EDM document, hash) as pass 3 found them last time, if ``key`` is the same."""
-        return self.db.execute("SELECT issues, held, edm_held, edm, hash FROM result WHERE entity = ? AND id = ? "
-                               "AND check_key = ?", (entity, rid, key)).fetchone()
+        try:
+            return self.db.execute("SELECT issues, held, edm_held, edm, hash FROM result WHERE entity = ? "
+                                   "AND id = ? AND check_key = ?", (entity, rid, key)).fetchone()
+        except sqlite3.DatabaseError:  # damaged: computed again
+            return None
 
 
 def memo_path(catalog: Path) -> Path:
@@ -331,7 +337,7 @@ def remove_stale(folder: Path) -> None:
     """Work databases of runs of this host that died (their pid is gone) are removed; those of other
     hosts sharing the folder are theirs to clear."""
     from .catalog import pid_alive
-    here = _host()
+    here = host_tag()
     for f in folder.glob("work-*.sqlite"):
         m = _WORK_NAME.fullmatch(f.stem)   # names from before 0.3 have no host: this host's
         if m and m["host"] in (None, here) and not pid_alive(int(m["pid"])):
@@ -342,10 +348,11 @@ def remove_stale(folder: Path) -> None:
 _WORK_NAME = re.compile(r"work-(?:(?P<host>.+)-)?(?P<pid>\d+)-[^-]+")
 
 
-def _host() -> str:
+def host_tag() -> str:
+    """This host's name as file names carry it."""
     return "".join(c if c.isalnum() or c in ".-" else "_" for c in socket.gethostname())
 
 
 def path_for(catalog: Path) -> Path:
     """A new work database for a run of this process (a new name each run: workers cache readers by path)."""
-    return catalog.parent / f"work-{_host()}-{os.getpid()}-{uuid.uuid4().hex[:12]}.sqlite"
+    return catalog.parent / f"work-{host_tag()}-{os.getpid()}-{uuid.uuid4().hex[:12]}.sqlite"

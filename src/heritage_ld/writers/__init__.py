@@ -13,11 +13,13 @@ bytes wherever it runs.
 from __future__ import annotations
 
 import ctypes
+import errno
 import hashlib
 import importlib
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import sqlite3
 import tempfile
@@ -27,7 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Protocol
 
 from .. import code_digest
-from ..catalog import decode_row
+from ..catalog import decode_row, pid_alive
+from ..work import host_tag
 
 if TYPE_CHECKING:
     from ..catalog import Catalog, Row
@@ -154,16 +157,20 @@ def writers_digest(pub: "Publication") -> str:
 
 
 def write_all(pub: "Publication", catalog: "Catalog", out: Path, state: str = "",
-              before_swap: Callable[[], object] | None = None, processes: int = 1) -> None:
+              before_swap: Callable[[], object] | None = None, processes: int = 1,
+              after_swap: Callable[[], object] | None = None) -> None:
     """Write every format from the catalog's live records into a staging folder, then swap it in for ``out``.
 
     ``state`` is stored in ``.state`` (what the output was made from); ``before_swap`` runs once
-    the staging folder is complete (the catalog commits there); ``processes`` > 1 shares the
-    formats among that many processes (this one and forked helpers)."""
+    the staging folder is complete (the catalog commits there), ``after_swap`` once it has become
+    ``out``; ``processes`` > 1 shares the formats among that many processes (this one and forked
+    helpers). An ``out`` that cannot be replaced (read-only, a mount point) is an OSError before
+    anything is written."""
     out = out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
-    _recover(out)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    recover(out)
+    replaceable(out)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-{host_tag()}-{os.getpid()}-", dir=out.parent))
     umask = os.umask(0o022)
     os.umask(umask)
     os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes it 0700; the published folder must be readable
@@ -196,6 +203,8 @@ def write_all(pub: "Publication", catalog: "Catalog", out: Path, state: str = ""
         if before_swap:
             before_swap()
         swap(staging, out)
+        if after_swap:
+            after_swap()
     finally:
         for h in helpers:
             h.stop()
@@ -329,7 +338,7 @@ _AT_FDCWD = -100
 
 def swap(new: Path, out: Path) -> None:
     """Make ``new`` the content of ``out``. Linux: one renameat2(RENAME_EXCHANGE); else two renames
-    with a ``.previous`` folder that ``_recover`` restores if a crash falls between them."""
+    with a ``.previous`` folder that ``recover`` restores if a crash falls between them."""
     if out.exists():
         try:
             libc = ctypes.CDLL(None, use_errno=True)
@@ -347,9 +356,50 @@ def swap(new: Path, out: Path) -> None:
         os.rename(new, out)
 
 
-def _recover(out: Path) -> None:
+def recover(out: Path) -> None:
+    """Put back ``out`` if a crash fell between the two renames of ``swap``, and remove the staging
+    folders of dead runs: those of this host whose process is gone, and ones without host and pid
+    in their name (made by earlier versions; ``publish`` holds the catalog's lock, so no run of
+    this version can be writing them). Staging folders of live runs and of other hosts are theirs
+    to remove."""
+    out = out.resolve()
     previous = out.with_name(f".{out.name}.previous")
     if previous.exists() and not out.exists():
         os.rename(previous, out)
+    here = host_tag()
     for stale in out.parent.glob(f".{out.name}.staging-*"):
-        shutil.rmtree(stale, ignore_errors=True)
+        m = _STAGING.fullmatch(stale.name[len(out.name) + 10:])
+        if m is None or (m["host"] == here and not pid_alive(int(m["pid"]))):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+_STAGING = re.compile(r"(?P<host>.+)-(?P<pid>\d+)-[^-]+")
+
+
+def replaceable(out: Path) -> None:
+    """An OSError unless ``swap`` can replace ``out`` and remove the old one: a read-only folder
+    or a mount point cannot be (a read-only parent shows when the staging folder is made there)."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise OSError(errno.ENOTDIR, "the output folder is a file", str(out))
+    if os.statvfs(out).f_flag & os.ST_RDONLY:
+        raise OSError(errno.EROFS, "Read-only file system", str(out))
+    if not os.access(out, os.W_OK):
+        raise OSError(errno.EACCES, "Permission denied", str(out))
+    if _is_mount_point(out):
+        raise OSError(errno.EBUSY, "the output folder is a mount point, which cannot be replaced by a rename",
+                      str(out))
+
+
+def _is_mount_point(path: Path) -> bool:
+    """``os.path.ismount``, which misses a bind mount within one file system: Linux lists those in
+    /proc/self/mountinfo (the fifth field, with octal escapes)."""
+    if os.path.ismount(path):
+        return True
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as fh:
+            points = {re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), line.split()[4]) for line in fh}
+    except (OSError, IndexError):
+        return False
+    return str(path.resolve()) in points

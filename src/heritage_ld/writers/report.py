@@ -50,22 +50,28 @@ def report_triples(pub) -> Iterator[list[tuple[str, str, str]]]:
         yield t
 
 
+def shown(text: str) -> str:
+    """``text`` as one line of the text report: what cannot be shown (line breaks, control and
+    non-characters, lone surrogates) as Python escapes."""
+    return text if text.isprintable() else repr(text)[1:-1]
+
+
 def report_lines(pub) -> Iterator[str]:
     """The report for people, line by line (each ending in a newline)."""
     yield (f"heritage-ld validation report: {pub.published} records published, "
            f"{len(pub.held_back)} held back, {len(pub.edm_held_back)} held back from EDM only\n\n")
     for warning in pub.source_warnings:
-        yield f"WARNING {warning}\n"
+        yield f"WARNING {shown(warning)}\n"
     current = None
     for i in pub.issues:
         key = (i.entity, i.record_id)
         if key != current:
             current = key
-            yield f"\n{i.entity} {i.record_id} [{status(pub, key)}]\n  source: {i.source}\n"
-        where = f"field {i.field}" if i.field else (f"property {i.predicate}" if i.predicate else "record")
+            yield f"\n{i.entity} {shown(i.record_id)} [{status(pub, key)}]\n  source: {shown(i.source)}\n"
+        where = f"field {shown(i.field)}" if i.field else (f"property {i.predicate}" if i.predicate else "record")
         value = f" (value: {i.value!r})" if i.value is not None else ""
         channel = " [EDM only]" if i.channel == "edm" else ""
-        yield f"  {i.severity.upper()}{channel} {where}{value}: {i.message}\n"
+        yield f"  {i.severity.upper()}{channel} {where}{value}: {shown(i.message)}\n"
     if current is None and not pub.source_warnings:
         yield "No problems found.\n"
 
