@@ -496,7 +496,8 @@ def publish(root: Path, progress: Callable[[int], None] | None = None, *, now: i
                 return last["read"]
             return None
 
-        pub = _build(root, work, progress, reference, run, stop_if=last_read)
+        # --reference-validation validates again even when nothing changed (no early stop)
+        pub = _build(root, work, progress, reference, run, stop_if=(lambda _k, _d: None) if reference else last_read)
         if pub.unchanged:
             _last_report(catalog, pub)
         checkpoint("mapped")
