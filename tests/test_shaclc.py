@@ -2,6 +2,8 @@
 sample, on hypothesis-generated graphs (faulty ones included) and on constructs our shapes don't use."""
 from __future__ import annotations
 
+import logging
+
 import rdflib
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -192,3 +194,142 @@ def test_pipeline_reports_the_same_issues_as_reference_validation(tmp_path):
     assert sorted(map(key, fast.issues)) == sorted(map(key, ref.issues))
     assert fast.held_back.keys() == ref.held_back.keys() and fast.edm_held_back.keys() == ref.edm_held_back.keys()
     assert len(fast.held_back) >= 2 and fast.edm_held_back
+
+
+# -- issue 13: shapes a user writes, through the pipeline (each of these failed before the fix) --------
+PREFIXES = """@prefix sh: <http://www.w3.org/ns/shacl#> . @prefix ex: <https://data.example.org/> .
+@prefix schema: <http://schema.org/> . @prefix xsd: <http://www.w3.org/2001/XMLSchema#> .
+@prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> . @prefix rdf: <http://www.w3.org/1999/02/22-rdf-syntax-ns#> .
+"""
+SANNE = "https://data.example.org/person/sanne-de-vries"
+
+
+def with_shapes(tmp_path, ttl: str, channel: str = "all"):
+    """The sample project with shapes/extra.ttl added (``ttl``, after PREFIXES)."""
+    project = copy_project(tmp_path)
+    (project / "shapes/extra.ttl").write_text(PREFIXES + ttl)
+    toml = project / "heritage-ld.toml"
+    text = toml.read_text()
+    toml.write_text(text.replace('"shapes/europeana.ttl" = "edm"', f'"shapes/europeana.ttl" = "edm", "shapes/extra.ttl" = "{channel}"'))
+    return project
+
+
+def extra_issues(pub) -> list:
+    """The issues of shapes/extra.ttl (their components are SHACL's; the sample has none of these)."""
+    return sorted((i.record_id, i.focus, i.predicate, i.value, i.component.rsplit("#")[-1], i.severity)
+                  for i in pub.issues if i.message.startswith("extra:"))
+
+
+def both(project) -> list:
+    """The extra issues of a build, the same with --reference-validation (pyshacl)."""
+    fast = extra_issues(pipeline.build(project))
+    assert fast == extra_issues(pipeline.build(project, reference=True))
+    return fast
+
+
+def test_a_shape_that_is_a_class_targets_its_instances(tmp_path):
+    """Implicit class target: the persons fail (6 of them); before, the shape was ignored and they published."""
+    project = with_shapes(tmp_path, """schema:Person a rdfs:Class, sh:NodeShape ;
+        sh:property [ sh:path schema:name ; sh:maxLength 2 ; sh:message "extra: name too long" ] .""")
+    found = both(project)
+    assert len(found) == 6 and all(i[4] == "MaxLengthConstraintComponent" for i in found)
+    pub = pipeline.build(project)
+    assert sum(e == "person" for e, _ in pub.held_back) == 6
+
+
+def test_implicit_class_target_takes_subclasses():
+    g = rdflib.Graph().parse(data=PREFIXES + """ex:Super a rdfs:Class, sh:NodeShape ; sh:in ( ex:good ) .""",
+                             format="turtle")
+    data = [(f"<{B}bad>", "<http://www.w3.org/1999/02/22-rdf-syntax-ns#type>", f"<{B}Sub>"),
+            (f"<{B}good>", "<http://www.w3.org/1999/02/22-rdf-syntax-ns#type>", f"<{B}Sub>"),
+            (f"<{B}Sub>", SUBCLASS_OF, f"<{B}Super>")]
+    found = compile_shapes(g).validate(data)
+    assert [(r.focus, r.value) for r in found] == [(f"<{B}bad>", f"<{B}bad>")]
+    assert norm(ours(data, compile_shapes(g))) == norm(reference(data, g))
+
+
+def test_nested_property_shape_checks_each_value(tmp_path):
+    """The author's name is checked on the author (focus: the person), not on the article."""
+    project = with_shapes(tmp_path, """ex:ArticleAuthors a sh:NodeShape ; sh:targetClass schema:BlogPosting ;
+        sh:property [ sh:path schema:author ;
+            sh:property [ sh:path schema:name ; sh:maxLength 5 ; sh:message "extra: author name too long" ] ] .""")
+    found = both(project)
+    assert found and {i[1] for i in found} == {SANNE} | {i[1] for i in found if "/person/" in i[1]}
+    assert all("/person/" in i[1] and i[2] == "http://schema.org/name" for i in found)
+    assert ("muziek-uit-het-archief", SANNE, "http://schema.org/name", "Sanne de Vries",
+            "MaxLengthConstraintComponent", "Violation") in found
+
+
+def test_a_list_path_is_a_sequence_even_with_an_inverse_path():
+    """pyshacl and the W3C suite read the list; the result carries the path (a node of the shapes graph)."""
+    g = rdflib.Graph().parse(data=PREFIXES + """ex:S sh:targetNode ex:a ;
+        sh:property [ sh:path _:seq ; sh:minLength 4 ] .
+        _:seq rdf:first ex:p ; rdf:rest ( ex:q ) ; sh:inversePath ex:p .""", format="turtle")
+    data = [(f"<{B}a>", f"<{B}p>", f"<{B}b>"), (f"<{B}b>", f"<{B}q>", '"abc"'), (f"<{B}c>", f"<{B}p>", f"<{B}a>")]
+    found = compile_shapes(g).validate(data)
+    assert [(r.focus, r.value) for r in found] == [(f"<{B}a>", '"abc"')]
+    seq = next(g.objects(next(g.objects(None, SH.property)), SH.path))
+    assert found[0].path == seq and (seq, rdflib.RDF.first, None) in g
+    assert norm(ours(data, compile_shapes(g))) == norm(reference(data, g))
+
+
+def test_has_value_on_a_node_shape_gives_no_value():
+    g = rdflib.Graph().parse(data=PREFIXES + "ex:S sh:targetNode ex:a ; sh:hasValue ex:b .", format="turtle")
+    found = compile_shapes(g).validate([(f"<{B}a>", f"<{B}p>", f"<{B}c>")])
+    assert [(r.focus, r.value, r.component.rsplit("#")[-1]) for r in found] == \
+        [(f"<{B}a>", None, "HasValueConstraintComponent")]
+
+
+def test_focus_nodes_that_are_no_subjects_of_the_record(tmp_path):
+    """sh:targetObjectsOf, a literal sh:targetNode and an IRI only linked to are validated, by the records
+    whose triples select them, in the compiled path and in the pyshacl branch alike."""
+    project = with_shapes(tmp_path, """
+    ex:Licences sh:targetObjectsOf schema:license ; sh:nodeKind sh:Literal ; sh:message "extra: licence" .
+    ex:Language sh:targetNode "nl" ; sh:datatype xsd:integer ; sh:message "extra: language" .
+    ex:ByNc sh:targetNode <http://creativecommons.org/licenses/by/4.0/> ; sh:class ex:Licence ;
+        sh:message "extra: by" .""")
+    found = both(project)
+    licences = [i for i in found if i[4] == "NodeKindConstraintComponent"]
+    assert len(licences) == 5 and all(i[1] == i[3] and i[1].startswith("http") for i in licences)
+    assert {i[1] for i in found if i[4] == "DatatypeConstraintComponent"} == {'"nl"'}
+    assert len([i for i in found if i[4] == "ClassConstraintComponent"]) == 1
+
+
+def test_fallback_takes_every_shape_a_shape_uses(tmp_path, caplog):
+    """Shapes named by IRI without rdf:type (in sh:or, sh:qualifiedValueShape) go to pyshacl with the shape
+    using them; the message names the shape's place in the file, not a blank node id."""
+    project = with_shapes(tmp_path, """
+    [] sh:targetClass schema:Person ; sh:closed false ; sh:message "extra: or" ;
+        sh:or ( ex:HasEmail ex:HasPhone ) .
+    ex:HasEmail sh:property [ sh:path schema:email ; sh:minCount 1 ] .
+    ex:HasPhone sh:property [ sh:path schema:telephone ; sh:minCount 1 ] .
+    ex:Named sh:targetClass schema:BlogPosting ;
+        sh:property [ sh:path schema:author ; sh:qualifiedValueShape ex:Expert ; sh:qualifiedMinCount 1 ;
+                      sh:message "extra: qualified" ] .
+    ex:Expert sh:property [ sh:path schema:email ; sh:minCount 1 ] .""")
+    with caplog.at_level(logging.WARNING, logger="heritage_ld.shaclc"):
+        found = both(project)
+    assert len([i for i in found if i[4] == "OrConstraintComponent"]) == 6  # no person has either
+    assert len([i for i in found if i[4] == "QualifiedMinCountConstraintComponent"]) == 2
+    messages = [r.getMessage() for r in caplog.records if "pyshacl validates" in r.getMessage()]
+    assert any(m.startswith("the blank-node shape [ sh:targetClass schema:Person ] (shapes/extra.ttl) uses sh:closed")
+               for m in messages), messages
+    line = (project / "shapes/extra.ttl").read_text().split("\n").index("    ex:Named sh:targetClass schema:BlogPosting ;") + 1
+    assert any(m.startswith(f"shape ex:Named (shapes/extra.ttl line {line}) uses sh:qualifiedMinCount,") for m in messages)
+    assert not any("_:" in m for m in messages)
+
+
+def test_a_severity_iri_without_hash(tmp_path):
+    project = with_shapes(tmp_path, """ex:Crit sh:targetClass schema:Person ; sh:property [ sh:path schema:name ;
+        sh:maxLength 2 ; sh:message "extra: crit" ; sh:severity <https://data.example.org/severity/critical> ] .""")
+    found = both(project)
+    assert len(found) == 6 and {i[5] for i in found} == {"https://data.example.org/severity/critical"}
+
+
+def test_reference_validation_after_an_unchanged_run_validates_again(tmp_path):
+    """README: --reference-validation always validates again (it stopped early when nothing changed)."""
+    project = copy_project(tmp_path)
+    pipeline.publish(project)
+    assert pipeline.publish(project)[0].unchanged
+    pub, _changes = pipeline.publish(project, reference=True)
+    assert not pub.unchanged and "validate+edm" in pub.seconds

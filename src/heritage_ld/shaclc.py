@@ -261,10 +261,11 @@ class Compiler:
         self.cache[node] = cs  # before compiling: recursive shapes
         g = self.g
         path = self.one(node, SH.path)
-        for p in set(g.predicates(node)):  # other vocabularies are no constraints, but for declared components
-            if (p.startswith(SH_NS) or p in self.parameters) and p not in SUPPORTED \
-                    or path is None and p in PROPERTY_ONLY:
-                raise Unsupported(p.n3(g.namespace_manager) + (" on a node shape" if p in PROPERTY_ONLY else ""))
+        for p in sorted(set(g.predicates(node))):  # other vocabularies are no constraints, but declared components
+            if (p.startswith(SH_NS) or p in self.parameters) and p not in SUPPORTED:
+                raise Unsupported(p.n3(g.namespace_manager))
+            if path is None and p in PROPERTY_ONLY:
+                raise Unsupported(f"{p.n3(g.namespace_manager)} on a node shape")
         deactivated = self.one(node, SH.deactivated)
         if deactivated is not None and not _boolean(deactivated):
             raise Unsupported(f"sh:deactivated {deactivated.n3(g.namespace_manager)}")

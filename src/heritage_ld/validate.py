@@ -47,12 +47,12 @@ class Shapes:
 
     @classmethod
     def load(cls, root: Path, files: dict[str, str]) -> "Shapes":
-        graph = rdflib.Graph()
+        graph = rdflib.Graph(bind_namespaces="core")  # and the files' prefixes, for messages
         channel_of: dict[rdflib.term.Node, str] = {}
         file_of: dict[rdflib.term.Node, tuple[str, str]] = {}
         for name, channel in files.items():
             path = root / name
-            part = rdflib.Graph()
+            part = rdflib.Graph(bind_namespaces="none")
             try:
                 text = path.read_text(encoding="utf-8")
                 part.parse(data=text, format="turtle", publicID=path.resolve().as_uri())
@@ -66,7 +66,7 @@ class Shapes:
                 file_of[s] = (name, text)
             graph += part
             for prefix, ns in part.namespace_manager.namespaces():
-                graph.bind(prefix, ns, override=False)
+                graph.bind(prefix, ns, replace=True)
         return cls(graph, channel_of, file_of)
 
     def place(self, node: rdflib.term.Node) -> str:
