@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import rdflib
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pyshacl import validate
 from rdflib.namespace import SH
@@ -326,6 +326,17 @@ def test_a_severity_iri_without_hash(tmp_path):
     assert len(found) == 6 and {i[5] for i in found} == {"https://data.example.org/severity/critical"}
 
 
+def test_a_record_pyshacl_fails_on_is_held_back(tmp_path):
+    """A SHACL "failure" (pyshacl stops: sh:lessThan given a blank node) holds the records back, with the cause."""
+    project = with_shapes(tmp_path, """ex:Less sh:targetClass schema:Person ;
+        sh:property [ sh:path schema:name ; sh:lessThan [ sh:inversePath schema:author ] ] .""")
+    pub = pipeline.build(project)
+    failures = [i for i in pub.issues if i.component == "https://w3id.org/heritage-ld#ShaclFailure"]
+    assert len(failures) == 6 and {i.message for i in failures} == {
+        "pyshacl cannot validate this record: Value of sh:lessThan MUST be a URI Identifier."}
+    assert {(i.entity, i.record_id) for i in failures} <= set(pub.held_back)
+
+
 def test_reference_validation_after_an_unchanged_run_validates_again(tmp_path):
     """README: --reference-validation always validates again (it stopped early when nothing changed)."""
     project = copy_project(tmp_path)
@@ -333,3 +344,69 @@ def test_reference_validation_after_an_unchanged_run_validates_again(tmp_path):
     assert pipeline.publish(project)[0].unchanged
     pub, _changes = pipeline.publish(project, reference=True)
     assert not pub.unchanged and "validate+edm" in pub.seconds
+
+
+# -- generated shapes: the constructs above, and what falls back, against pyshacl --------------
+from test_shacl_w3c import Case, pipeline as through_pipeline, pyshacl_results  # noqa: E402
+
+from heritage_ld.validate import Shapes  # noqa: E402
+
+PATHS = ["ex:p", "ex:q", "[ sh:inversePath ex:p ]", "( ex:p ex:q )", "[ sh:alternativePath ( ex:p ex:q ) ]",
+         "[ sh:zeroOrMorePath ex:p ]", "[ sh:oneOrMorePath ex:q ]", "[ sh:zeroOrOnePath ex:p ]",
+         "[ sh:inversePath ( ex:p ex:q ) ]", "_:listAndInverse"]
+ANY_SHAPE = ['sh:datatype xsd:integer', 'sh:nodeKind sh:IRI', 'sh:nodeKind sh:Literal', 'sh:class ex:C',
+             'sh:in ( ex:a "1" )', 'sh:hasValue ex:b', 'sh:pattern "^a"', 'sh:minLength 2', 'sh:maxLength 1',
+             'sh:languageIn ( "en" )', 'sh:node ex:N', 'sh:not [ sh:class ex:D ]', 'sh:equals ex:q',
+             'sh:disjoint ex:q', 'sh:or ( ex:N [ sh:nodeKind sh:Literal ] )', 'sh:xone ( ex:N [ sh:hasValue ex:a ] )',
+             'sh:and ( [ sh:nodeKind sh:IRI ] ex:N )', 'sh:severity sh:Warning',
+             'sh:severity <https://data.example.org/severity/x>', 'sh:deactivated false',
+             'sh:closed true', 'sh:minInclusive 1']                         # the last two fall back to pyshacl
+PROPERTY_ONLY = ['sh:minCount 1', 'sh:maxCount 1', 'sh:uniqueLang true',
+                 'sh:qualifiedValueShape ex:N ; sh:qualifiedMinCount 1']
+TARGETS = ["sh:targetClass ex:C", "sh:targetSubjectsOf ex:p", "sh:targetObjectsOf ex:p", "sh:targetNode ex:b",
+           'sh:targetNode "1"^^xsd:integer', "implicit"]
+TERMS = [f"<{B}{x}>" for x in "abc"] + ["_:x", '"1"^^<http://www.w3.org/2001/XMLSchema#integer>', '"abc"@en',
+                                       '"abc"@en-GB', '"a"', f"<{B}C>"]
+
+
+@st.composite
+def property_shape(draw, depth: int = 0) -> str:
+    parts = [f"sh:path {draw(st.sampled_from(PATHS))}"]
+    parts += draw(st.lists(st.sampled_from(ANY_SHAPE + PROPERTY_ONLY), max_size=3, unique_by=lambda c: c.split()[0]))
+    if depth == 0:
+        parts += [f"sh:property {p}" for p in draw(st.lists(property_shape(1), max_size=1))]
+    return "[ " + " ; ".join(parts) + " ]"
+
+
+@st.composite
+def shapes_graph(draw) -> str:
+    target = draw(st.sampled_from(TARGETS))
+    head = "ex:C a rdfs:Class, sh:NodeShape" if target == "implicit" else f"ex:S a sh:NodeShape ; {target}"
+    parts = [head] + draw(st.lists(st.sampled_from(ANY_SHAPE), max_size=2, unique_by=lambda c: c.split()[0]))
+    parts += [f"sh:property {p}" for p in draw(st.lists(property_shape(), min_size=1, max_size=2))]
+    return (PREFIXES + " ;\n  ".join(parts) + " .\n"
+            "ex:N sh:property [ sh:path ex:q ; sh:minCount 1 ] .\n"   # named, untyped, used by sh:node/or/xone
+            "_:listAndInverse rdf:first ex:p ; rdf:rest ( ex:q ) ; sh:inversePath ex:q .\n")
+
+
+data_triple = st.tuples(st.sampled_from(TERMS[:4]), st.sampled_from([f"<{B}p>", f"<{B}q>"]), st.sampled_from(TERMS))
+typing = st.tuples(st.sampled_from(TERMS[:4]), st.just("<http://www.w3.org/1999/02/22-rdf-syntax-ns#type>"),
+                   st.sampled_from([f"<{B}C>", f"<{B}D>"]))
+
+
+@settings(max_examples=int(__import__('os').environ.get('I13_EX', 120)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(shapes_graph(), st.lists(st.one_of(data_triple, typing), min_size=1, max_size=10), st.booleans())
+def test_generated_shapes_agree(ttl, triples, subclass):
+    """Whole graph: the pipeline's results (compiled, and pyshacl for what falls back) are pyshacl's own.
+    Per record: the compiled path and the pyshacl branch give the same results."""
+    triples = triples + ([(f"<{B}D>", SUBCLASS_OF, f"<{B}C>")] if subclass else []) \
+        + [(f"<{B}z>", f"<{B}mentions>", t) for t in (f"<{B}b>", '"1"^^<http://www.w3.org/2001/XMLSchema#integer>')]
+    data = rdflib.Graph().parse(data="".join(f"{s} {p} {o} .\n" for s, p, o in triples), format="nt")
+    shapes = rdflib.Graph().parse(data=ttl, format="turtle")
+    case = Case("generated", data, shapes, None)
+    ours_whole = through_pipeline(case, Shapes(shapes, {}), whole=True, reference=False)
+    event("falls back" if Shapes(shapes, {}).compiled.fallback else "compiled")
+    event("results" if ours_whole else "no results")
+    assert ours_whole == pyshacl_results(case)
+    assert through_pipeline(case, Shapes(shapes, {}), whole=False, reference=False) == \
+        through_pipeline(case, Shapes(shapes, {}), whole=False, reference=True)

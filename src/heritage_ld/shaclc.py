@@ -285,20 +285,16 @@ class Compiler:
         cs.pure = path is None and not cs.properties and all(c in pure for c in cs.constraints)
         return cs
 
-    def path(self, node, inverse: bool = False) -> PathFn:
-        """The value nodes of a focus node by the path ``node`` (read backwards if ``inverse``)."""
+    def path(self, node) -> PathFn:
+        """The value nodes of a focus node by the path ``node``."""
         g = self.g
         if isinstance(node, URIRef):
             p = nt(node)
-            if inverse:
-                return lambda graph, f: graph.subjects(p, f)
             return lambda graph, f: graph.sp.get(f, _NONE).get(p, ())
         if isinstance(node, Literal):
             raise Unsupported(f"the path {node.n3(g.namespace_manager)}")
         if (node, RDF.first, None) in g:   # a list is a sequence path, whatever else the node has
-            parts = [self.path(x, inverse) for x in self.lst(node)]
-            if inverse:
-                parts.reverse()
+            parts = [self.path(x) for x in self.lst(node)]
             if len(parts) < 2:
                 raise Unsupported("a sequence path of fewer than two members")
 
@@ -313,11 +309,14 @@ class Compiler:
             raise Unsupported(f"the path {_describe_path(g, node)}")
         kind, inner = kinds[0], g.value(node, kinds[0])
         if kind == SH.inversePath:
-            return self.path(inner, not inverse)
+            if not isinstance(inner, URIRef):  # pyshacl reads ^(p/q) as ^p/^q, SPARQL as ^q/^p
+                raise Unsupported("sh:inversePath of a path that is not an IRI")
+            p = nt(inner)
+            return lambda graph, f: graph.subjects(p, f)
         if kind == SH.alternativePath:
-            alts = [self.path(x, inverse) for x in self.lst(inner)]
+            alts = [self.path(x) for x in self.lst(inner)]
             return lambda graph, f: list(dict.fromkeys(v for fn in alts for v in fn(graph, f)))
-        step = self.path(inner, inverse)
+        step = self.path(inner)
 
         def closure(graph: Graph, f: str, zero: bool = kind != SH.oneOrMorePath,
                     once: bool = kind == SH.zeroOrOnePath) -> Values:

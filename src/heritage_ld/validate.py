@@ -16,12 +16,16 @@ from typing import Callable, Iterable, Iterator
 
 import rdflib
 from pyshacl import validate as shacl_validate
+from pyshacl.errors import ReportableRuntimeError
 from rdflib import BNode, URIRef
 from rdflib.namespace import SH
 
 from .mapping import Issue, Mapped
 from .shaclc import CompiledShapes, Fallback, Graph, Result, compile_shapes, severity_text, to_rdflib
 from .terms import Triple, split_literal
+
+
+VALIDATION_FAILURE = "https://w3id.org/heritage-ld#ShaclFailure"  # a record pyshacl stops on (SHACL "failure")
 
 
 class ShapesError(Exception):
@@ -155,8 +159,14 @@ def _pyshacl(fallback: Fallback, triples: list[Triple], own: list[Triple]) -> li
     data = rdflib.Graph()
     for s, p, o in triples:
         data.add((to_rdflib(s), to_rdflib(p), to_rdflib(o)))
-    _conforms, report, _text = shacl_validate(data, shacl_graph=shapes_graph, inference="none",
-                                              advanced=False, allow_warnings=True)
+    try:
+        _conforms, report, _text = shacl_validate(data, shacl_graph=shapes_graph, inference="none",
+                                                  advanced=False, allow_warnings=True)
+    except ReportableRuntimeError as e:  # a SHACL failure (e.g. sh:lessThan on a blank node): held back, said
+        i = min(focus)
+        return [Result(min(focus[i]), None, None, VALIDATION_FAILURE, "Violation",
+                       "pyshacl cannot validate this record: " + " ".join(str(getattr(e, "message", e)).split()),
+                       fallback.top[i])]
     out = []
     for r in report.objects(None, SH.result):  # top-level results, not nested sh:detail ones
         shape = report.value(r, SH.sourceShape)
