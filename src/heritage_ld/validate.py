@@ -10,6 +10,7 @@ record's focus nodes as the shapes' targets: the same graph and focus nodes, so 
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -25,6 +26,7 @@ from .shaclc import CompiledShapes, Fallback, Graph, Result, compile_shapes, sev
 from .terms import Triple, split_literal
 
 
+_FALLBACK_LOCK = threading.Lock()
 VALIDATION_FAILURE = "https://w3id.org/heritage-ld#ShaclFailure"  # a record pyshacl stops on (SHACL "failure")
 
 
@@ -151,17 +153,20 @@ def _pyshacl(fallback: Fallback, triples: list[Triple], own: list[Triple]) -> li
     focus = fallback.targets.select(graph, own)
     if not focus:
         return []
-    shapes_graph = rdflib.Graph()
-    shapes_graph += fallback.graph
-    for i, nodes in focus.items():
-        for f in nodes:
-            shapes_graph.add((fallback.top[i], SH.targetNode, to_rdflib(f)))
+    targets = [(fallback.top[i], SH.targetNode, to_rdflib(f)) for i, nodes in focus.items() for f in nodes]
     data = rdflib.Graph()
     for s, p, o in triples:
         data.add((to_rdflib(s), to_rdflib(p), to_rdflib(o)))
     try:
-        _conforms, report, _text = shacl_validate(data, shacl_graph=shapes_graph, inference="none",
-                                                  advanced=False, allow_warnings=True)
+        with _FALLBACK_LOCK:  # the targets are added to the shared graph for this call (a copy costs more)
+            for t in targets:
+                fallback.graph.add(t)
+            try:
+                _conforms, report, _text = shacl_validate(data, shacl_graph=fallback.graph, inference="none",
+                                                          advanced=False, allow_warnings=True)
+            finally:
+                for t in targets:
+                    fallback.graph.remove(t)
     except ReportableRuntimeError as e:  # a SHACL failure (e.g. sh:lessThan on a blank node): held back, said
         i = min(focus)
         return [Result(min(focus[i]), None, None, VALIDATION_FAILURE, "Violation",
