@@ -293,6 +293,9 @@ def test_focus_nodes_that_are_no_subjects_of_the_record(tmp_path):
     assert len(licences) == 5 and all(i[1] == i[3] and i[1].startswith("http") for i in licences)
     assert {i[1] for i in found if i[4] == "DatatypeConstraintComponent"} == {'"nl"'}
     assert len([i for i in found if i[4] == "ClassConstraintComponent"]) == 1
+    pipeline.publish(project)  # the report carries a literal focus node as a literal
+    report = rdflib.Graph().parse(project / "output/validation-report.ttl")
+    assert (None, SH.focusNode, rdflib.Literal("nl")) in report
 
 
 def test_fallback_takes_every_shape_a_shape_uses(tmp_path, caplog):

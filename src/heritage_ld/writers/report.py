@@ -37,8 +37,8 @@ def report_triples(pub) -> Iterator[list[tuple[str, str, str]]]:
              (r, iri(HLD + "source"), literal(i.source)),
              (r, iri(HLD + "channel"), literal(i.channel)),
              (r, iri(HLD + "status"), literal(status(pub, (i.entity, i.record_id))))]
-        if i.focus:
-            t.append((r, iri(SH + "focusNode"), iri(i.focus)))
+        if i.focus:  # an IRI, or (a literal sh:targetNode, a blank node) an N-Triples term
+            t.append((r, iri(SH + "focusNode"), i.focus if i.focus.startswith(('"', "_:")) else iri(i.focus)))
         if i.predicate:
             t.append((r, iri(SH + "resultPath"), iri(i.predicate)))
         if i.value is not None:
