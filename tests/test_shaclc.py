@@ -327,6 +327,11 @@ def test_a_severity_iri_without_hash(tmp_path):
         sh:maxLength 2 ; sh:message "extra: crit" ; sh:severity <https://data.example.org/severity/critical> ] .""")
     found = both(project)
     assert len(found) == 6 and {i[5] for i in found} == {"https://data.example.org/severity/critical"}
+    pipeline.publish(project)  # and the reports say so
+    report = rdflib.Graph().parse(project / "output/validation-report.ttl")
+    assert len(list(report.subjects(SH.resultSeverity, rdflib.URIRef(B + "severity/critical")))) == 6
+    assert "severity <https://data.example.org/severity/critical> field name (value: 'Unknown photographer')" in \
+        (project / "output/validation-report.txt").read_text()
 
 
 def test_a_record_pyshacl_fails_on_is_held_back(tmp_path):

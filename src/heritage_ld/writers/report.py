@@ -30,7 +30,7 @@ def report_triples(pub) -> Iterator[list[tuple[str, str, str]]]:
     for n, i in enumerate(pub.issues, 1):
         r = iri(f"{pub.config.base_uri}validation-report#result-{n}")
         t = [(rep, iri(SH + "result"), r), (r, RDF_TYPE, iri(SH + "ValidationResult")),
-             (r, iri(SH + "resultSeverity"), iri(SH + i.severity)),
+             (r, iri(SH + "resultSeverity"), iri(SH + i.severity if ":" not in i.severity else i.severity)),
              (r, iri(SH + "resultMessage"), literal(i.message, "en")),
              (r, iri(HLD + "entity"), literal(i.entity)),
              (r, iri(HLD + "recordId"), literal(i.record_id)),
@@ -63,7 +63,8 @@ def report_lines(pub) -> Iterator[str]:
         where = f"field {i.field}" if i.field else (f"property {i.predicate}" if i.predicate else "record")
         value = f" (value: {i.value!r})" if i.value is not None else ""
         channel = " [EDM only]" if i.channel == "edm" else ""
-        yield f"  {i.severity.upper()}{channel} {where}{value}: {i.message}\n"
+        severity = i.severity.upper() if ":" not in i.severity else f"severity <{i.severity}>"  # one of your own
+        yield f"  {severity}{channel} {where}{value}: {i.message}\n"
     if current is None:
         yield "No problems found.\n"
 
