@@ -5,9 +5,9 @@
 the per-record path. Supported: targets (targetClass, implicit class targets, targetSubjectsOf,
 targetObjectsOf, targetNode), every SHACL path, property shapes nested at any depth, minCount,
 maxCount, datatype, nodeKind, class, in, hasValue, pattern (+ flags), minLength, maxLength,
-languageIn, uniqueLang, node, and, or, not, xone, equals, disjoint. A top-level shape using
-anything else (closed, qualifiedValueShape, lessThan, min/maxInclusive/Exclusive, SPARQL, a
-malformed value...) is validated by pyshacl itself, one message naming the shape and the feature.
+languageIn, uniqueLang, node, and, or, not, xone, equals, disjoint, closed. A top-level shape using
+anything else (qualifiedValueShape, lessThan, min/maxInclusive/Exclusive, SPARQL, a malformed
+value...) is validated by pyshacl itself, one message naming the shape and the feature.
 Datatype checks build an rdflib Literal per distinct typed literal (cached) so ill-typed values
 count exactly as in pyshacl. The W3C SHACL Core suite (tests/test_shacl_w3c.py) and the
 differential tests (tests/test_shaclc.py) compare results with the standard and with pyshacl.
@@ -29,7 +29,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
-from typing import Callable, Collection, Iterable, NamedTuple, Sequence
+from typing import Callable, Collection, Iterable, Iterator, NamedTuple, Sequence
 
 import rdflib
 from rdflib import RDF, RDFS, BNode, Literal, URIRef
@@ -45,7 +45,7 @@ SUPPORTED = {*TARGETS, SH.path, SH.property,
              SH.minCount, SH.maxCount, SH.datatype, SH.nodeKind, SH["class"], SH["in"], SH.hasValue, SH.pattern,
              SH.flags, SH.minLength, SH.maxLength, SH.languageIn, SH.uniqueLang, SH.node, SH["and"], SH["or"],
              SH["not"], SH.xone, SH.equals, SH.disjoint, SH.severity, SH.message, SH.name, SH.description,
-             SH.deactivated, SH.order, SH.group, SH.defaultValue}
+             SH.deactivated, SH.order, SH.group, SH.defaultValue, SH.closed, SH.ignoredProperties}
 COMPONENT = {k: SH[v] for k, v in {
     "minCount": "MinCountConstraintComponent", "maxCount": "MaxCountConstraintComponent",
     "datatype": "DatatypeConstraintComponent", "nodeKind": "NodeKindConstraintComponent",
@@ -59,6 +59,8 @@ COMPONENT = {k: SH[v] for k, v in {
 
 
 SUBCLASS_OF = "<http://www.w3.org/2000/01/rdf-schema#subClassOf>"
+RDFS_RESOURCE = "<http://www.w3.org/2000/01/rdf-schema#Resource>"
+CLOSED = str(SH.ClosedConstraintComponent)
 Values = Sequence[str]      # the value nodes of a focus node, without repeats
 _NONE: dict[str, list[str]] = {}  # the predicates of a node that is no subject
 
@@ -279,11 +281,25 @@ class Compiler:
         if path is not None:
             cs.path_fn, cs.path = self.path(path), path
         cs.constraints, cs.empty_constraints, pure = self.constraints(node, path is not None)
+        cs.closed = self.closed(node)
         cs.properties = [self.shape(p) for p in g.objects(node, SH.property)]
         if isinstance(path, URIRef) and not cs.properties and not cs.deactivated:
             cs.predicate = nt(path)
-        cs.pure = path is None and not cs.properties and all(c in pure for c in cs.constraints)
+        cs.pure = path is None and not cs.properties and cs.closed is None and all(c in pure for c in cs.constraints)
         return cs
+
+    def closed(self, node) -> frozenset[str] | None:
+        """sh:closed true: the predicates a value node may have (the IRI paths of the shape's property shapes,
+        sh:ignoredProperties); None if the shape is not closed."""
+        g, closed = self.g, self.one(node, SH.closed)
+        ignored = self.one(node, SH.ignoredProperties)
+        if closed is None and ignored is None or closed == Literal(False):
+            return None
+        if closed != Literal(True):
+            raise Unsupported("sh:ignoredProperties without sh:closed" if closed is None
+                              else f"sh:closed {closed.n3(g.namespace_manager)}")
+        allowed = {nt(p) for prop in g.objects(node, SH.property) for p in g.objects(prop, SH.path)}
+        return frozenset(allowed | ({nt(p) for p in self.lst(ignored)} if ignored is not None else set()))
 
     def path(self, node) -> PathFn:
         """The value nodes of a focus node by the path ``node``."""
@@ -504,6 +520,7 @@ class CompiledShape:
         self.properties: list[CompiledShape] = []
         self.pure = False                    # conformance depends on the focus term alone (not on the graph)
         self.predicate: str | None = None    # the path, if a predicate and the shape has no nested properties
+        self.closed: frozenset[str] | None = None  # sh:closed: the predicates a value node may have
 
     def results(self, graph: Graph, focus: str) -> list[Result]:
         """The results of ``focus``: this shape's constraints on its value nodes, then each property shape
@@ -522,6 +539,9 @@ class CompiledShape:
         return out
 
     def _check(self, graph: Graph, focus: str, vals: Values, out: list[Result]) -> None:
+        if self.closed is not None:
+            for v, p, o in self._unexpected(graph, vals):
+                out.append(Result(focus, URIRef(p[1:-1]), o, CLOSED, self.severity, self.message, self.node))
         for component, test, check in self.constraints if vals else self.empty_constraints:
             if test is None:
                 for value in check(graph, focus, vals):
@@ -531,11 +551,22 @@ class CompiledShape:
                     if not test(graph, x):
                         out.append(Result(focus, self.path, x, component, self.severity, self.message, self.node))
 
+    def _unexpected(self, graph: Graph, vals: Values) -> Iterator[tuple[str, str, str]]:
+        """sh:closed: the triples of the value nodes whose predicates the shape does not list."""
+        for v in vals:
+            for p, objs in graph.sp.get(v, _NONE).items():
+                if p not in self.closed:
+                    for o in objs:
+                        if not (p == RDF_TYPE and o == RDFS_RESOURCE):  # as pyshacl
+                            yield v, p, o
+
     def conforms(self, graph: Graph, focus: str) -> bool:
         """``not self.results(graph, focus)``, stopping at the first failure."""
         if self.deactivated:
             return True
         vals = self.path_fn(graph, focus) if self.path_fn else (focus,)
+        if self.closed is not None and next(self._unexpected(graph, vals), None):
+            return False
         for _component, test, check in self.constraints if vals else self.empty_constraints:
             if test is None:
                 if check(graph, focus, vals):
