@@ -158,8 +158,8 @@ def to_rdflib(term: str) -> rdflib.term.Node:
         return URIRef(term[1:-1])
     if term.startswith("_:"):
         return BNode(term[2:])
-    lex, lang, dt = split_literal(term)
-    return Literal(lex, lang=lang, datatype=URIRef(dt) if dt else None)
+    lex, lang, dt = split_literal(term)  # as written: "01"^^xsd:integer stays "01" (it is not the term "1")
+    return Literal(lex, lang=lang, datatype=URIRef(dt) if dt else None, normalize=False)
 
 
 def datatype_ok(term: str, dt: str) -> bool:
