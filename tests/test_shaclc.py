@@ -360,6 +360,8 @@ def test_reference_validation_after_an_unchanged_run_validates_again(tmp_path):
 # -- generated shapes: the constructs above, and what falls back, against pyshacl --------------
 from test_shacl_w3c import Case, pipeline as through_pipeline, pyshacl_results  # noqa: E402
 
+from pyshacl.errors import ReportableRuntimeError  # noqa: E402
+
 from heritage_ld.validate import Shapes  # noqa: E402
 
 PATHS = ["ex:p", "ex:q", "[ sh:inversePath ex:p ]", "( ex:p ex:q )", "[ sh:alternativePath ( ex:p ex:q ) ]",
@@ -372,14 +374,16 @@ ANY_SHAPE = ['sh:datatype xsd:integer', 'sh:in ( 1 1.5 )', 'sh:hasValue 1', 'sh:
              'sh:and ( [ sh:nodeKind sh:IRI ] ex:N )', 'sh:severity sh:Warning',
              'sh:severity <https://data.example.org/severity/x>', 'sh:deactivated false',
              'sh:closed true', 'sh:closed true ; sh:ignoredProperties ( rdf:type ex:q )',
-             'sh:minInclusive 1', 'sh:closed 1']                         # the last two fall back to pyshacl
+             'sh:minInclusive 1', 'sh:maxExclusive 1.5', 'sh:minExclusive "a"', 'sh:maxInclusive "2021-01-01"^^xsd:date',
+             'sh:closed 1']                                            # the last one falls back to pyshacl
 PROPERTY_ONLY = ['sh:minCount 1', 'sh:maxCount 1', 'sh:uniqueLang true',
-                 'sh:qualifiedValueShape ex:N ; sh:qualifiedMinCount 1']
+                 'sh:qualifiedValueShape ex:N ; sh:qualifiedMinCount 1', 'sh:lessThan ex:q']  # these two fall back
 TARGETS = ["sh:targetClass ex:C", "sh:targetSubjectsOf ex:p", "sh:targetObjectsOf ex:p", "sh:targetNode ex:b",
            'sh:targetNode "1"^^xsd:integer', "implicit"]
 TERMS = [f"<{B}{x}>" for x in "abc"] + ["_:x", '"1"^^<http://www.w3.org/2001/XMLSchema#integer>', '"abc"@en',
                                        '"abc"@en-GB', '"a"', f"<{B}C>", '"01"^^<http://www.w3.org/2001/XMLSchema#integer>',
-                                       '"1.50"^^<http://www.w3.org/2001/XMLSchema#decimal>', '"x1"^^<http://www.w3.org/2001/XMLSchema#integer>']
+                                       '"1.50"^^<http://www.w3.org/2001/XMLSchema#decimal>', '"x1"^^<http://www.w3.org/2001/XMLSchema#integer>',
+                                       '"2020-12-31"^^<http://www.w3.org/2001/XMLSchema#date>', '"b"']
 
 
 @st.composite
@@ -392,12 +396,19 @@ def property_shape(draw, depth: int = 0) -> str:
 
 
 @st.composite
-def shapes_graph(draw) -> str:
+def node_shape(draw, name: str) -> str:
     target = draw(st.sampled_from(TARGETS))
-    head = "ex:C a rdfs:Class, sh:NodeShape" if target == "implicit" else f"ex:S a sh:NodeShape ; {target}"
+    head = "ex:C a rdfs:Class, sh:NodeShape" if target == "implicit" else f"{name} a sh:NodeShape ; {target}"
     parts = [head] + draw(st.lists(st.sampled_from(ANY_SHAPE), max_size=2, unique_by=lambda c: c.split()[0]))
     parts += [f"sh:property {p}" for p in draw(st.lists(property_shape(), min_size=1, max_size=2))]
-    return (PREFIXES + " ;\n  ".join(parts) + " .\n"
+    return " ;\n  ".join(parts) + " .\n"
+
+
+@st.composite
+def shapes_graph(draw) -> str:
+    """One or two top-level shapes (one may compile and the other fall back), and the shapes they use."""
+    shapes = [draw(node_shape(name)) for name in ["ex:S", "ex:T"][:draw(st.integers(1, 2))]]
+    return (PREFIXES + "".join(shapes) +
             "ex:N sh:property [ sh:path ex:q ; sh:minCount 1 ] .\n"   # named, untyped, used by sh:node/or/xone
             "_:listAndInverse rdf:first ex:p ; rdf:rest ( ex:q ) ; sh:inversePath ex:q .\n")
 
@@ -424,6 +435,11 @@ def test_generated_shapes_agree(ttl, triples, subclass):
     ours_whole = through_pipeline(case, Shapes(shapes, {}), whole=True, reference=False)
     event("falls back" if Shapes(shapes, {}).compiled.fallback else "compiled")
     event("results" if ours_whole else "no results")
-    assert ours_whole == pyshacl_results(case)
+    try:
+        expected = pyshacl_results(case)
+    except ReportableRuntimeError:  # a SHACL failure (sh:lessThan on a blank node): the record is held back
+        assert any(k[3] == rdflib.URIRef("https://w3id.org/heritage-ld#ShaclFailure") for k in ours_whole)
+        return
+    assert ours_whole == expected
     assert through_pipeline(case, Shapes(shapes, {}), whole=False, reference=False) == \
         through_pipeline(case, Shapes(shapes, {}), whole=False, reference=True)

@@ -5,9 +5,10 @@
 the per-record path. Supported: targets (targetClass, implicit class targets, targetSubjectsOf,
 targetObjectsOf, targetNode), every SHACL path, property shapes nested at any depth, minCount,
 maxCount, datatype, nodeKind, class, in, hasValue, pattern (+ flags), minLength, maxLength,
-languageIn, uniqueLang, node, and, or, not, xone, equals, disjoint, closed. A top-level shape using
-anything else (qualifiedValueShape, lessThan, min/maxInclusive/Exclusive, SPARQL, a malformed
-value...) is validated by pyshacl itself, one message naming the shape and the feature.
+languageIn, uniqueLang, node, and, or, not, xone, equals, disjoint, closed, min/maxInclusive and
+min/maxExclusive (with pyshacl's literal comparison). A top-level shape using anything else
+(qualifiedValueShape, lessThan, SPARQL, a malformed value...) is validated by pyshacl itself, one
+message naming the shape and the feature.
 Datatype checks build an rdflib Literal per distinct typed literal (cached) so ill-typed values
 count exactly as in pyshacl. The W3C SHACL Core suite (tests/test_shacl_w3c.py) and the
 differential tests (tests/test_shaclc.py) compare results with the standard and with pyshacl.
@@ -32,6 +33,7 @@ from functools import lru_cache, partial
 from typing import Callable, Collection, Iterable, Iterator, NamedTuple, Sequence
 
 import rdflib
+from pyshacl.rdfutil.compare import compare_literal
 from rdflib import RDF, RDFS, BNode, Literal, URIRef
 from rdflib.collection import Collection
 from rdflib.namespace import SH, XSD
@@ -45,7 +47,8 @@ SUPPORTED = {*TARGETS, SH.path, SH.property,
              SH.minCount, SH.maxCount, SH.datatype, SH.nodeKind, SH["class"], SH["in"], SH.hasValue, SH.pattern,
              SH.flags, SH.minLength, SH.maxLength, SH.languageIn, SH.uniqueLang, SH.node, SH["and"], SH["or"],
              SH["not"], SH.xone, SH.equals, SH.disjoint, SH.severity, SH.message, SH.name, SH.description,
-             SH.deactivated, SH.order, SH.group, SH.defaultValue, SH.closed, SH.ignoredProperties}
+             SH.deactivated, SH.order, SH.group, SH.defaultValue, SH.closed, SH.ignoredProperties,
+             SH.minInclusive, SH.minExclusive, SH.maxInclusive, SH.maxExclusive}
 COMPONENT = {k: SH[v] for k, v in {
     "minCount": "MinCountConstraintComponent", "maxCount": "MaxCountConstraintComponent",
     "datatype": "DatatypeConstraintComponent", "nodeKind": "NodeKindConstraintComponent",
@@ -55,7 +58,12 @@ COMPONENT = {k: SH[v] for k, v in {
     "uniqueLang": "UniqueLangConstraintComponent", "node": "NodeConstraintComponent",
     "and": "AndConstraintComponent", "or": "OrConstraintComponent", "not": "NotConstraintComponent",
     "xone": "XoneConstraintComponent", "equals": "EqualsConstraintComponent",
-    "disjoint": "DisjointConstraintComponent"}.items()}
+    "disjoint": "DisjointConstraintComponent", "minInclusive": "MinInclusiveConstraintComponent",
+    "minExclusive": "MinExclusiveConstraintComponent", "maxInclusive": "MaxInclusiveConstraintComponent",
+    "maxExclusive": "MaxExclusiveConstraintComponent"}.items()}
+RANGES: dict[str, Callable[[int], bool]] = {  # how a value may compare with the bound
+    "minInclusive": lambda c: c >= 0, "minExclusive": lambda c: c > 0,
+    "maxInclusive": lambda c: c <= 0, "maxExclusive": lambda c: c < 0}
 
 
 SUBCLASS_OF = "<http://www.w3.org/2000/01/rdf-schema#subClassOf>"
@@ -198,6 +206,20 @@ def _actual(v: Literal, dt: URIRef) -> bool:
     checks = {XSD.string: (str, bytes), RDF.langString: (str, bytes), XSD.integer: int, XSD.float: float,
               XSD.decimal: Decimal, XSD.boolean: bool, XSD.date: d.date, XSD.time: d.time, XSD.dateTime: d.datetime}
     return isinstance(value, checks[dt]) if dt in checks else True
+
+
+def _in_range(bound: Literal, ok: Callable[[int], bool], graph: Graph, t: str) -> bool:
+    """sh:minInclusive and the like: is ``t`` a literal that compares with ``bound`` so that ``ok``? As in
+    pyshacl (whose comparison it uses): a string only with a string; what does not compare fails."""
+    if not t.startswith('"'):
+        return False
+    v = to_rdflib(t)
+    if isinstance(v.value, str) != isinstance(bound.value, str):
+        return False
+    try:
+        return ok(compare_literal(v, bound))
+    except (TypeError, NotImplementedError):
+        return False
 
 
 def _lang_matches(lang: str, ranges: list[str]) -> bool:
@@ -414,6 +436,11 @@ class Compiler:
             except re.error:
                 raise Unsupported(f"sh:pattern {x.n3()} (not a Python regular expression)") from None
             test("pattern", lambda graph, t: not t.startswith("_:") and rx.search(_string(t)) is not None, memo=True)
+        for name, ok in RANGES.items():
+            if (x := v(SH[name])) is not None:
+                if not isinstance(x, Literal):
+                    raise Unsupported(f"sh:{name} {x.n3(g.namespace_manager)}")
+                test(name, partial(_in_range, x, ok), memo=True)
         if (n := integer(SH.minLength)) is not None:
             test("minLength", lambda graph, t, n=n: not t.startswith("_:") and len(_string(t)) >= n)
         if (n := integer(SH.maxLength)) is not None:

@@ -149,29 +149,37 @@ def _default_message(component: str, path: str | None) -> str:
 def _pyshacl(fallback: Fallback, triples: list[Triple], own: list[Triple]) -> list[Result]:
     """pyshacl on one record's graph, for the focus nodes its own triples select: each fallback shape
     gets them as sh:targetNode (its own targets are not in ``fallback.graph``)."""
-    graph = Graph(triples)
-    focus = fallback.targets.select(graph, own)
+    focus = fallback.targets.select(Graph(triples), own)
     if not focus:
         return []
-    targets = [(fallback.top[i], SH.targetNode, to_rdflib(f)) for i, nodes in focus.items() for f in nodes]
     data = rdflib.Graph()
     for s, p, o in triples:
         data.add((to_rdflib(s), to_rdflib(p), to_rdflib(o)))
     try:
-        with _FALLBACK_LOCK:  # the targets are added to the shared graph for this call (a copy costs more)
-            for t in targets:
-                fallback.graph.add(t)
+        return _pyshacl_call(fallback, data, focus)
+    except ReportableRuntimeError:  # a SHACL failure: the shapes one by one, to know which failed
+        out = []
+        for i in sorted(focus):
             try:
-                _conforms, report, _text = shacl_validate(data, shacl_graph=fallback.graph, inference="none",
-                                                          advanced=False, allow_warnings=True)
-            finally:
-                for t in targets:
-                    fallback.graph.remove(t)
-    except ReportableRuntimeError as e:  # a SHACL failure (e.g. sh:lessThan on a blank node): held back, said
-        i = min(focus)
-        return [Result(min(focus[i]), None, None, VALIDATION_FAILURE, "Violation",
-                       "pyshacl cannot validate this record: " + " ".join(str(getattr(e, "message", e)).split()),
-                       fallback.top[i])]
+                out += _pyshacl_call(fallback, data, {i: focus[i]})
+            except ReportableRuntimeError as e:  # e.g. sh:lessThan on a blank node: held back, with the cause
+                out.append(Result(min(focus[i]), None, None, VALIDATION_FAILURE, "Violation", "pyshacl cannot "
+                                  "validate this record: " + " ".join(str(getattr(e, "message", e)).split()),
+                                  fallback.top[i]))
+        return out
+
+
+def _pyshacl_call(fallback: Fallback, data: rdflib.Graph, focus: dict[int, set[str]]) -> list[Result]:
+    targets = [(fallback.top[i], SH.targetNode, to_rdflib(f)) for i, nodes in focus.items() for f in nodes]
+    with _FALLBACK_LOCK:  # the targets are added to the shared graph for this call (a copy costs more)
+        for t in targets:
+            fallback.graph.add(t)
+        try:
+            _conforms, report, _text = shacl_validate(data, shacl_graph=fallback.graph, inference="none",
+                                                      advanced=False, allow_warnings=True)
+        finally:
+            for t in targets:
+                fallback.graph.remove(t)
     out = []
     for r in report.objects(None, SH.result):  # top-level results, not nested sh:detail ones
         shape = report.value(r, SH.sourceShape)
