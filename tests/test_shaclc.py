@@ -167,13 +167,13 @@ def test_other_core_constructs_agree(triples):
 def test_unsupported_shape_falls_back_to_pyshacl(caplog):
     g = rdflib.Graph().parse(data="""
 @prefix sh: <http://www.w3.org/ns/shacl#> . @prefix ex: <https://data.example.org/> .
-ex:Closed a sh:NodeShape ; sh:targetClass ex:C ; sh:property [ sh:path ex:p ; sh:minInclusive 1 ] .
+ex:Closed a sh:NodeShape ; sh:targetClass ex:C ; sh:property [ sh:path ex:p ; sh:lessThan ex:q ] .
 ex:Open a sh:NodeShape ; sh:targetClass ex:C ; sh:property [ sh:path ex:p ; sh:minCount 1 ] .
 """, format="turtle")
     compiled = compile_shapes(g)
     assert [str(s.node) for s in compiled.top] == [B + "Open"]
-    assert compiled.fallback is not None and (None, SH.minInclusive, None) in compiled.fallback.graph
-    assert "ex:Closed uses sh:minInclusive, which the compiled validator does not support" \
+    assert compiled.fallback is not None and (None, SH.lessThan, None) in compiled.fallback.graph
+    assert "ex:Closed uses sh:lessThan, which the compiled validator does not support" \
         in caplog.text
 
 
@@ -305,7 +305,7 @@ def test_fallback_takes_every_shape_a_shape_uses(tmp_path, caplog):
     [] sh:targetClass schema:Person ; sh:message "extra: sparql" ;
         sh:sparql [ sh:select "SELECT $this WHERE { $this a <https://data.example.org/Nothing> }" ] .
     ex:Either sh:targetClass schema:Person ; sh:message "extra: or" ; sh:or ( ex:HasEmail ex:HasPhone ) ;
-        sh:property [ sh:path schema:birthDate ; sh:minInclusive "1900-01-01"^^xsd:date ] .
+        sh:property [ sh:path schema:birthDate ; sh:lessThan schema:deathDate ] .
     ex:HasEmail sh:property [ sh:path schema:email ; sh:minCount 1 ] .
     ex:HasPhone sh:property [ sh:path schema:telephone ; sh:minCount 1 ] .
     ex:Named sh:targetClass schema:BlogPosting ;
