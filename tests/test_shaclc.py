@@ -443,3 +443,17 @@ def test_generated_shapes_agree(ttl, triples, subclass):
     assert ours_whole == expected
     assert through_pipeline(case, Shapes(shapes, {}), whole=False, reference=False) == \
         through_pipeline(case, Shapes(shapes, {}), whole=False, reference=True)
+
+
+def test_what_falls_back_is_said_once(tmp_path):
+    """`publish --workers 2`: the coordinator compiles the shapes before the workers fork."""
+    import subprocess
+    import sys
+    project = with_shapes(tmp_path, """ex:Dates sh:targetClass schema:Person ;
+        sh:property [ sh:path schema:birthDate ; sh:lessThan schema:deathDate ] .""")
+    toml = project / "heritage-ld.toml"
+    toml.write_text(toml.read_text().replace("chunk_size = 500", "chunk_size = 4"))  # chunks for both workers
+    run = subprocess.run([sys.executable, "-m", "heritage_ld.cli", "publish", "--project", str(project), "--workers", "2"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.count("shape ex:Dates (shapes/extra.ttl line 4) uses sh:lessThan") == 1, run.stderr

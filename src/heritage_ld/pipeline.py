@@ -231,6 +231,8 @@ def _build(root: Path, work: Work, progress: Callable[[int], None] | None, refer
 
     t1 = time.perf_counter()
     shared = Shared(str(work.path), project_key, memo_id(cfg.catalog), reference)
+    # the shapes compiled here, once: forked workers inherit them (and what falls back to pyshacl is said once)
+    project(str(root), project_key)[2].compiled_for(reference)
     for part in run.run(_map_chunk, root, shared, _chunks(work.keys(), cfg.chunk_size)):
         work.add_mapped(part)
         if progress:
