@@ -13,7 +13,7 @@ from rdflib.namespace import SH
 from heritage_ld.catalog import Catalog
 from heritage_ld.config import load
 from heritage_ld import pipeline
-from heritage_ld.shaclc import compile_shapes
+from heritage_ld.shaclc import compile_shapes, path_text
 
 from test_outputs import ROOT, copy_project
 
@@ -270,6 +270,7 @@ def test_a_list_path_is_a_sequence_even_with_an_inverse_path():
     assert [(r.focus, r.value) for r in found] == [(f"<{B}a>", '"abc"')]
     seq = next(g.objects(next(g.objects(None, SH.property)), SH.path))
     assert found[0].path == seq and (seq, rdflib.RDF.first, None) in g
+    assert path_text(g, seq) == f"(<{B}p>/<{B}q>)"
     assert norm(ours(data, compile_shapes(g))) == norm(reference(data, g))
 
 

@@ -491,6 +491,21 @@ def _boolean(x) -> bool:
     return x in (Literal(True), Literal(False))
 
 
+def path_text(g: rdflib.Graph, node) -> str:
+    """A SHACL path in SPARQL's property path syntax (``^<p>/<q>``), for messages."""
+    if isinstance(node, URIRef):
+        return f"<{node}>"
+    if (node, RDF.first, None) in g:
+        return "(" + "/".join(path_text(g, x) for x in Collection(g, node)) + ")"
+    for kind, fmt in ((SH.inversePath, "^{}"), (SH.zeroOrMorePath, "{}*"), (SH.oneOrMorePath, "{}+"),
+                      (SH.zeroOrOnePath, "{}?")):
+        if (inner := g.value(node, kind)) is not None:
+            return fmt.format(path_text(g, inner))
+    if (alts := g.value(node, SH.alternativePath)) is not None:
+        return "(" + "|".join(path_text(g, x) for x in Collection(g, alts)) + ")"
+    return "[]"
+
+
 def _describe_path(g: rdflib.Graph, node) -> str:
     return "[ " + " ; ".join(f"{p.n3(g.namespace_manager)} {o.n3(g.namespace_manager)}"
                              for p, o in sorted(g.predicate_objects(node))) + " ]"

@@ -22,7 +22,7 @@ from rdflib import BNode, URIRef
 from rdflib.namespace import SH
 
 from .mapping import Issue, Mapped
-from .shaclc import CompiledShapes, Fallback, Graph, Result, compile_shapes, severity_text, to_rdflib
+from .shaclc import CompiledShapes, Fallback, Graph, Result, compile_shapes, path_text, severity_text, to_rdflib
 from .terms import Triple, split_literal
 
 
@@ -129,7 +129,8 @@ def validate(batch: list[Mapped], context_triples: Callable[[Mapped], Iterable[T
         path = r.predicate
         issues.append(Issue(
             m.record.entity, m.record.id, m.record.source, fields_of(m.record.entity).get(path or ""),
-            _value_text(r.value), r.message or _default_message(r.component, path), r.severity,
+            _value_text(r.value), r.message or _default_message(
+                r.component, path or (path_text(shapes.graph, r.path) if r.path is not None else None)), r.severity,
             focus=r.focus[1:-1] if r.focus.startswith("<") else r.focus, predicate=path,
             component=r.component, channel=shapes.channel_of.get(r.shape, "all")))
     return issues
