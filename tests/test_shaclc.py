@@ -210,7 +210,8 @@ def with_shapes(tmp_path, ttl: str, channel: str = "all"):
     (project / "shapes/extra.ttl").write_text(PREFIXES + ttl)
     toml = project / "heritage-ld.toml"
     text = toml.read_text()
-    toml.write_text(text.replace('"shapes/europeana.ttl" = "edm"', f'"shapes/europeana.ttl" = "edm", "shapes/extra.ttl" = "{channel}"'))
+    toml.write_text(text.replace('"shapes/europeana.ttl" = "edm"',
+                                 f'"shapes/europeana.ttl" = "edm", "shapes/extra.ttl" = "{channel}"'))
     return project
 
 
@@ -321,8 +322,10 @@ def test_fallback_takes_every_shape_a_shape_uses(tmp_path, caplog):
     assert any(m.startswith("the blank-node shape [ sh:targetClass schema:Person ] (shapes/extra.ttl) uses sh:sparql")
                for m in messages), messages
     assert not [i for i in found if i[4] == "SPARQLConstraintComponent"]
-    line = (project / "shapes/extra.ttl").read_text().split("\n").index("    ex:Named sh:targetClass schema:BlogPosting ;") + 1
-    assert any(m.startswith(f"shape ex:Named (shapes/extra.ttl line {line}) uses sh:qualifiedMinCount,") for m in messages)
+    lines = (project / "shapes/extra.ttl").read_text().split("\n")
+    line = lines.index("    ex:Named sh:targetClass schema:BlogPosting ;") + 1
+    assert any(m.startswith(f"shape ex:Named (shapes/extra.ttl line {line}) uses sh:qualifiedMinCount,")
+               for m in messages)
     assert not any("_:" in m for m in messages)
 
 
@@ -368,23 +371,25 @@ from heritage_ld.validate import Shapes  # noqa: E402
 PATHS = ["ex:p", "ex:q", "[ sh:inversePath ex:p ]", "( ex:p ex:q )", "[ sh:alternativePath ( ex:p ex:q ) ]",
          "[ sh:zeroOrMorePath ex:p ]", "[ sh:oneOrMorePath ex:q ]", "[ sh:zeroOrOnePath ex:p ]",
          "[ sh:inversePath ( ex:p ex:q ) ]", "_:listAndInverse"]
-ANY_SHAPE = ['sh:datatype xsd:integer', 'sh:in ( 1 1.5 )', 'sh:hasValue 1', 'sh:nodeKind sh:IRI', 'sh:nodeKind sh:Literal', 'sh:class ex:C',
+ANY_SHAPE = ['sh:datatype xsd:integer', 'sh:in ( 1 1.5 )', 'sh:hasValue 1', 'sh:nodeKind sh:IRI',
+             'sh:nodeKind sh:Literal', 'sh:class ex:C',
              'sh:in ( ex:a "1" )', 'sh:hasValue ex:b', 'sh:pattern "^a"', 'sh:minLength 2', 'sh:maxLength 1',
              'sh:languageIn ( "en" )', 'sh:node ex:N', 'sh:not [ sh:class ex:D ]', 'sh:equals ex:q',
              'sh:disjoint ex:q', 'sh:or ( ex:N [ sh:nodeKind sh:Literal ] )', 'sh:xone ( ex:N [ sh:hasValue ex:a ] )',
              'sh:and ( [ sh:nodeKind sh:IRI ] ex:N )', 'sh:severity sh:Warning',
              'sh:severity <https://data.example.org/severity/x>', 'sh:deactivated false',
              'sh:closed true', 'sh:closed true ; sh:ignoredProperties ( rdf:type ex:q )',
-             'sh:minInclusive 1', 'sh:maxExclusive 1.5', 'sh:minExclusive "a"', 'sh:maxInclusive "2021-01-01"^^xsd:date',
+             'sh:minInclusive 1', 'sh:maxExclusive 1.5', 'sh:minExclusive "a"',
+             'sh:maxInclusive "2021-01-01"^^xsd:date',
              'sh:closed 1']                                            # the last one falls back to pyshacl
 PROPERTY_ONLY = ['sh:minCount 1', 'sh:maxCount 1', 'sh:uniqueLang true',
                  'sh:qualifiedValueShape ex:N ; sh:qualifiedMinCount 1', 'sh:lessThan ex:q']  # these two fall back
 TARGETS = ["sh:targetClass ex:C", "sh:targetSubjectsOf ex:p", "sh:targetObjectsOf ex:p", "sh:targetNode ex:b",
            'sh:targetNode "1"^^xsd:integer', "implicit"]
-TERMS = [f"<{B}{x}>" for x in "abc"] + ["_:x", '"1"^^<http://www.w3.org/2001/XMLSchema#integer>', '"abc"@en',
-                                       '"abc"@en-GB', '"a"', f"<{B}C>", '"01"^^<http://www.w3.org/2001/XMLSchema#integer>',
-                                       '"1.50"^^<http://www.w3.org/2001/XMLSchema#decimal>', '"x1"^^<http://www.w3.org/2001/XMLSchema#integer>',
-                                       '"2020-12-31"^^<http://www.w3.org/2001/XMLSchema#date>', '"b"']
+XS = "http://www.w3.org/2001/XMLSchema#"
+TERMS = [f"<{B}{x}>" for x in "abc"] + ["_:x", f'"1"^^<{XS}integer>', '"abc"@en', '"abc"@en-GB', '"a"', f"<{B}C>",
+                                       f'"01"^^<{XS}integer>', f'"1.50"^^<{XS}decimal>', f'"x1"^^<{XS}integer>',
+                                       f'"2020-12-31"^^<{XS}date>', '"b"']
 
 
 @st.composite
@@ -419,7 +424,7 @@ typing = st.tuples(st.sampled_from(TERMS[:4]), st.just("<http://www.w3.org/1999/
                    st.sampled_from([f"<{B}C>", f"<{B}D>"]))
 
 
-@settings(max_examples=int(__import__('os').environ.get('I13_EX', 120)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(shapes_graph(), st.lists(st.one_of(data_triple, typing), min_size=1, max_size=10), st.booleans())
 def test_generated_shapes_agree(ttl, triples, subclass):
     """Whole graph: the pipeline's results (compiled, and pyshacl for what falls back) are pyshacl's own.
@@ -454,7 +459,7 @@ def test_what_falls_back_is_said_once(tmp_path):
         sh:property [ sh:path schema:birthDate ; sh:lessThan schema:deathDate ] .""")
     toml = project / "heritage-ld.toml"
     toml.write_text(toml.read_text().replace("chunk_size = 500", "chunk_size = 4"))  # chunks for both workers
-    run = subprocess.run([sys.executable, "-m", "heritage_ld.cli", "publish", "--project", str(project), "--workers", "2"],
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run([sys.executable, "-m", "heritage_ld.cli", "publish", "--project", str(project),
+                          "--workers", "2"], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert run.stderr.count("shape ex:Dates (shapes/extra.ttl line 4) uses sh:lessThan") == 1, run.stderr

@@ -499,7 +499,8 @@ def publish(root: Path, progress: Callable[[int], None] | None = None, *, now: i
             return None
 
         # --reference-validation validates again even when nothing changed (no early stop)
-        pub = _build(root, work, progress, reference, run, stop_if=(lambda _k, _d: None) if reference else last_read)
+        pub = _build(root, work, progress, reference, run,
+                     stop_if=(lambda _key, _digest: None) if reference else last_read)
         if pub.unchanged:
             _last_report(catalog, pub)
         checkpoint("mapped")
