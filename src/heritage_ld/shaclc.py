@@ -571,13 +571,15 @@ class CompiledShape:
             return []
         out: list[Result] = []
         vals = self.path_fn(graph, focus) if self.path_fn else (focus,)
-        self._check(graph, focus, vals, out)
-        for prop in self.properties:
-            for v in vals:
+        if self.constraints or self.closed is not None:
+            self._check(graph, focus, vals, out)
+        for v in vals if self.properties else ():
+            preds = graph.sp.get(v, _NONE)
+            for prop in self.properties:
                 if prop.predicate is None:
                     out += prop.results(graph, v)
                 else:  # inline: a predicate path without nested shapes
-                    prop._check(graph, v, graph.sp.get(v, _NONE).get(prop.predicate, ()), out)
+                    prop._check(graph, v, preds.get(prop.predicate, ()), out)
         return out
 
     def _check(self, graph: Graph, focus: str, vals: Values, out: list[Result]) -> None:
@@ -646,6 +648,13 @@ class Targets:
         (the record's graph: its triples and those of the records it links to)."""
         focus: dict[int, set[str]] = {}
         by_class, subj, obj, nodes = self.by_class, self.subjects_of, self.objects_of, self.nodes
+        if not (subj or obj or nodes):  # class targets alone, the usual case
+            for s, p, o in own:
+                if p == RDF_TYPE:
+                    for c in graph.superclasses(o):
+                        for i in by_class.get(c, ()):
+                            focus.setdefault(i, set()).add(s)
+            return focus
         for s, p, o in own:
             if p == RDF_TYPE and by_class:
                 for c in graph.superclasses(o):
@@ -688,7 +697,7 @@ class CompiledShapes:
     def validate(self, triples: Iterable[Triple], own: Iterable[Triple] | None = None) -> list[Result]:
         """The results of the focus nodes that the record's own triples ``own`` select (all of ``triples``
         if None) in the record's graph ``triples`` (``own`` and the triples of the records it links to)."""
-        triples = list(triples)
+        triples = triples if isinstance(triples, list) else list(triples)
         graph = Graph(triples)
         focus = self.targets.select(graph, triples if own is None else own)
         out: list[Result] = []
