@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import rdflib
 from pyshacl import validate as pyshacl_validate
-from rdflib import RDF, BNode, Literal, URIRef
+from rdflib import RDF, BNode, URIRef
 from rdflib.collection import Collection
 from rdflib.namespace import SH
 

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache, partial
-from typing import Callable, Collection, Iterable, Iterator, NamedTuple, Sequence
+from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
 
 import rdflib
 from pyshacl.rdfutil.compare import compare_literal
@@ -134,7 +134,7 @@ class Graph:
     def subjects(self, p: str, o: str) -> Values:
         return self.op.get(o, {}).get(p, ())
 
-    def superclasses(self, cls: str) -> Collection[str]:
+    def superclasses(self, cls: str) -> set[str] | tuple[str]:
         """``cls`` and the classes it is an rdfs:subClassOf, transitively."""
         if SUBCLASS_OF not in self.sp.get(cls, _NONE):
             return (cls,)
