@@ -183,7 +183,7 @@ def m_validate(root: Path, work: Path, t: Timer, args) -> dict:
 
 @measure("validate_pyshacl")
 def m_validate_pyshacl(root: Path, work: Path, t: Timer, args) -> dict:
-    """--reference-validation: pyshacl on each chunk of records, one call a chunk."""
+    """--reference-validation: pyshacl one call per record (its graph, its focus nodes as targets)."""
     return _validate(root, t, reference=True)
 
 

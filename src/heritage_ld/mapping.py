@@ -37,11 +37,20 @@ class Issue:
     field: str | None
     value: str | None
     message: str
-    severity: str = "Violation"          # Violation | Warning | Info (SHACL severities)
+    severity: str = "Violation"          # Violation | Warning | Info (SHACL severities), or a shape's own IRI
     focus: str | None = None             # IRI of the resource concerned
     predicate: str | None = None         # property IRI concerned
     component: str | None = None         # SHACL constraint component (or heritage-ld check) IRI
     channel: str = "all"                 # "all" holds the record back; "edm" only from EDM outputs
+
+    @property
+    def holds_back(self) -> bool:
+        """Violations hold a record back, and so do severities of a shape's own (as pyshacl counts
+        them: only Warning and Info let a record conform)."""
+        return self.severity not in RELAXED
+
+
+RELAXED = ("Warning", "Info")
 
 
 @dataclass

@@ -85,7 +85,7 @@ class Publication:
         self.held_back, self.edm_held_back, self.warnings, self.notes = {}, {}, 0, 0
         h = hashlib.sha256()
         for i in issues:
-            if i.severity == "Violation":
+            if i.holds_back:
                 (self.held_back if i.channel == "all" else self.edm_held_back).setdefault(
                     (i.entity, i.record_id), []).append(i)
             elif i.severity == "Info":
@@ -102,7 +102,7 @@ class IssueLog:
 
     def __init__(self, path: Path, db: sqlite3.Connection | None = None, violations_only: bool = False) -> None:
         self.path, self.db = path, db   # ``db``: read through the publishing transaction
-        self.where = "WHERE severity = 'Violation'" if violations_only else ""
+        self.where = "WHERE severity NOT IN ('Warning', 'Info')" if violations_only else ""
 
     def __iter__(self) -> Iterator[Issue]:
         db = self.db or sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
@@ -278,6 +278,8 @@ def _build(root: Path, work: Work, progress: Callable[[int], None] | None, refer
 
     t1 = time.perf_counter()
     shared = Shared(str(work.path), project_key, memo_id(cfg.catalog), reference)
+    # the shapes compiled here, once: forked workers inherit them (and what falls back to pyshacl is said once)
+    project(str(root), project_key)[2].compiled_for(reference)
     for part in run.run(_map_chunk, root, shared, _chunks(work.keys(), cfg.chunk_size)):
         work.add_mapped(part)
         if progress:
@@ -316,7 +318,7 @@ def report(work: Work) -> Iterator[Issue]:
 def _report_order(issues: list[Issue]) -> list[Issue]:
     """One record's issues: violations first; one field feeding several properties (dc:date and
     schema:datePublished) reports once."""
-    issues.sort(key=lambda i: (i.entity, i.record_id, i.severity != "Violation", i.field or "", i.message,
+    issues.sort(key=lambda i: (i.entity, i.record_id, not i.holds_back, i.field or "", i.message,
                                i.focus or "", i.predicate or ""))
     unique: dict[tuple, Issue] = {}
     for i in issues:
@@ -448,6 +450,8 @@ def _explain_shared(db: Reader, key: Key, triples: list[Triple], issues: list[Is
         if not i.focus or not i.predicate:
             continue
         focus, pred = f"<{i.focus}>", f"<{i.predicate}>"
+        if not any(t[0] == focus for t in triples):
+            continue   # a resource of another record, checked from here (a nested shape): not shared
         others = [tuple(o) for o in db.owners(focus) if tuple(o) != key]
         if not others:
             continue
@@ -466,8 +470,8 @@ def _explain_shared(db: Reader, key: Key, triples: list[Triple], issues: list[Is
 def _edm(m: Mapped, issues: list[Issue], linked: list[Triple]) -> tuple[bool, bool, bytes | None]:
     """(held back, held back from EDM, EDM document): the document only for a published ProvidedCHO;
     a document that cannot be written is an EDM-channel violation added to ``issues``."""
-    held = any(i.severity == "Violation" and i.channel == "all" for i in issues)
-    edm_held = any(i.severity == "Violation" and i.channel == "edm" for i in issues)
+    held = any(i.holds_back and i.channel == "all" for i in issues)
+    edm_held = any(i.holds_back and i.channel == "edm" for i in issues)
     main = next(iter(m.subjects.values()), None)
     if held or edm_held or not main or not is_provided_cho(m.triples, main):
         return held, edm_held, None
@@ -624,7 +628,10 @@ def _publish(root: Path, cfg: config_mod.Config, progress: Callable[[int], None]
                 return last["read"]
             return None
 
-        pub = _build(root, work, progress, reference, run, stop_if=last_read, strict=strict)
+        # --reference-validation validates again even when nothing changed (no early stop)
+        pub = _build(root, work, progress, reference, run,
+                     stop_if=(lambda _key, _digest: None) if reference else last_read,
+                     strict=strict)
         if pub.unchanged:
             _last_report(catalog, pub)
             pub.source_warnings = json.loads(catalog.get_meta("source_warnings") or "[]")

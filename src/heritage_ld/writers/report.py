@@ -30,15 +30,15 @@ def report_triples(pub) -> Iterator[list[tuple[str, str, str]]]:
     for n, i in enumerate(pub.issues, 1):
         r = iri(f"{pub.config.base_uri}validation-report#result-{n}")
         t = [(rep, iri(SH + "result"), r), (r, RDF_TYPE, iri(SH + "ValidationResult")),
-             (r, iri(SH + "resultSeverity"), iri(SH + i.severity)),
+             (r, iri(SH + "resultSeverity"), iri(SH + i.severity if ":" not in i.severity else i.severity)),
              (r, iri(SH + "resultMessage"), literal(i.message, "en")),
              (r, iri(HLD + "entity"), literal(i.entity)),
              (r, iri(HLD + "recordId"), literal(i.record_id)),
              (r, iri(HLD + "source"), literal(i.source)),
              (r, iri(HLD + "channel"), literal(i.channel)),
              (r, iri(HLD + "status"), literal(status(pub, (i.entity, i.record_id))))]
-        if i.focus:
-            t.append((r, iri(SH + "focusNode"), iri(i.focus)))
+        if i.focus:  # an IRI, or (a literal sh:targetNode, a blank node) an N-Triples term
+            t.append((r, iri(SH + "focusNode"), i.focus if i.focus.startswith(('"', "_:")) else iri(i.focus)))
         if i.predicate:
             t.append((r, iri(SH + "resultPath"), iri(i.predicate)))
         if i.value is not None:
@@ -71,7 +71,8 @@ def report_lines(pub) -> Iterator[str]:
         where = f"field {shown(i.field)}" if i.field else (f"property {i.predicate}" if i.predicate else "record")
         value = f" (value: {i.value!r})" if i.value is not None else ""
         channel = " [EDM only]" if i.channel == "edm" else ""
-        yield f"  {i.severity.upper()}{channel} {where}{value}: {shown(i.message)}\n"
+        severity = i.severity.upper() if ":" not in i.severity else f"severity <{i.severity}>"  # one of your own
+        yield f"  {severity}{channel} {where}{value}: {shown(i.message)}\n"
     if current is None and not pub.source_warnings:
         yield "No problems found.\n"
 
