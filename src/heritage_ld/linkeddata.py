@@ -420,8 +420,10 @@ class LinkedData:
         last = max((lc for _h, lc in stamps), default=None)
         digest = hashlib.sha256(json.dumps([__version__, ctype, stamps]).encode()).hexdigest()[:32]
         etag = f'"{digest}-{fmt}"'
-        headers = [("Vary", "Accept"), ("ETag", etag), ("Cache-Control", "public, no-cache"),
-                   ("Link", ", ".join(f'<?format={f}>; rel="alternate"; type="{t}"' for f, (t, _) in formats.items()))]
+        headers = [("Vary", "Accept"), ("ETag", etag), ("Cache-Control", "public, no-cache")]
+        if fmt != "jsonld":  # pyld (3.3) fails to load a JSON-LD document sent with several rel="alternate" links
+            headers.append(("Link", ", ".join(f'<?format={f}>; rel="alternate"; type="{t}"'
+                                              for f, (t, _) in formats.items())))
         if last is not None:
             headers.append(("Last-Modified", http_date(last)))
         if not given:
@@ -521,7 +523,7 @@ class LinkedData:
         file system cannot look the path up (a name too long, a symlink loop, no permission...)."""
         try:
             return self._file(environ, rel)
-        except (OSError, ValueError):
+        except (OSError, ValueError, RuntimeError):  # RuntimeError: pathlib's resolve() on a symlink loop
             return None
 
     def _file(self, environ: dict, rel: str) -> Response | None:
