@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -73,3 +74,18 @@ def test_a_full_sparql_pool_answers_503_at_once(srv):
     stopped = [t for t, r in answers if r.status_code == 503 and "limit" in r.text]
     assert len(stopped) == 2 and all(SPARQL_TIMEOUT - 1 < t < SPARQL_TIMEOUT + 10 for t in stopped), answers
     assert max(probes) < 2, probes
+
+
+@pytest.mark.parametrize("section", ['[server]\nrequest_timeout = "soon"', "[server]\nconnections = 1",
+                                     "[sparql]\nconcurrency = 0", '[sparql]\nservice_endpoints = ["ftp://x/"]',
+                                     '[sparql]\nallow_addresses = ["not an address"]'])
+def test_bad_server_settings_stop_serve_with_a_message(tmp_path, section):
+    from heritage_ld import pipeline
+    project = copy_sample_project(tmp_path / "project")
+    pipeline.publish(project)
+    toml = project / "heritage-ld.toml"
+    toml.write_text(toml.read_text() + "\n" + section + "\n")
+    r = subprocess.run([str(Path(sys.executable).with_name("heritage-ld")), "serve", "--project", str(project),
+                        "--port", "1"], capture_output=True, text=True, timeout=120)
+    key = section.split("\n")[1].split(" ")[0]
+    assert r.returncode == 2 and f"{key} must be" in r.stderr and "Traceback" not in r.stderr, r.stderr

@@ -240,6 +240,9 @@ def federating(tmp_path_factory):
                             "--bind", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     failing = Listener(b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\nContent-Length: 31\r\n"
                        b"Connection: close\r\n\r\nSECRET internal stack trace xyz")
+    target = Listener()
+    redirecting = Listener(f"HTTP/1.1 307 Temporary Redirect\r\nLocation: {target.url}\r\nContent-Length: 0\r\n"
+                           "Connection: close\r\n\r\n".encode())
     remote = f"http://127.0.0.1:{port}/query"
     try:
         for _ in range(100):
@@ -252,13 +255,15 @@ def federating(tmp_path_factory):
         else:
             pytest.fail("oxigraph serve did not start")
         ipv6 = f"http://[::1]:{port}/query"
-        extra = (f'\n[sparql]\ntimeout = 10\nservice_endpoints = ["{remote}", "{failing.url}", "{ipv6}"]\n'
-                 'allow_addresses = ["127.0.0.1"]\n')
+        extra = (f'\n[sparql]\ntimeout = 10\nservice_endpoints = ["{remote}", "{failing.url}", "{ipv6}", '
+                 f'"{redirecting.url}"]\nallow_addresses = ["127.0.0.1"]\n')
         project = copy_sample_project(tmp / "project")
         for url, project, _proc in serve_project(project, extra):
-            yield SimpleNamespace(endpoint=url + "sparql", remote=remote, failing=failing, ipv6=ipv6)
+            yield SimpleNamespace(endpoint=url + "sparql", remote=remote, failing=failing, ipv6=ipv6,
+                                  redirecting=redirecting, target=target)
     finally:
-        failing.close()
+        for one in (failing, target, redirecting):
+            one.close()
         oxi.terminate()
         oxi.wait(10)
 
@@ -284,6 +289,14 @@ def test_what_a_remote_endpoint_says_is_never_passed_on(federating):
         "query": f"SELECT * {{ SERVICE <{federating.failing.url}> {{ ?s ?p ?o }} }}"})
     assert federating.failing.received, "the listed endpoint was called"
     assert r.status_code == 500 and "SECRET" not in r.text and "federated query failed" in r.text
+
+
+def test_a_listed_endpoints_redirects_are_not_followed(federating):
+    r = requests.get(federating.endpoint, timeout=30, params={
+        "query": f"SELECT * {{ SERVICE <{federating.redirecting.url}> {{ ?s ?p ?o }} }}"})
+    assert federating.redirecting.received and r.status_code == 500
+    time.sleep(0.3)
+    assert federating.target.received == []
 
 
 # -- limits ------------------------------------------------------------------------------------------

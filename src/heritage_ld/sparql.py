@@ -10,11 +10,14 @@ open a generation read-only and never see it written to. A sync runs at server s
 the catalog changed (``PRAGMA data_version``, then the state (last run, count, max datestamp)),
 on the next request; a file lock makes one process do it.
 
-**Queries** run in a child process (forkserver, so it inherits no store handle) that is killed at
-the time limit (503). Results are limited to ``max_results`` rows or triples: a larger result is
-refused with 413 and a message, never silently truncated. SPARQL Update is refused (403); the
-store is opened read-only anyway. Settings: ``[sparql] timeout`` (seconds, default 10) and
-``max_results`` (default 10000) in heritage-ld.toml.
+**Queries** run in query processes (fresh interpreters, so they inherit no store handle), at most
+``concurrency`` at once in the whole server (503 + Retry-After beyond), each killed at the time limit
+(503). Results are limited to ``max_results`` rows or triples: a larger result is refused with 413 and
+a message, never silently truncated. SPARQL Update is refused (403); the store is opened read-only
+anyway. Federated queries (``SERVICE``) are refused (400) unless ``service_endpoints`` lists the
+endpoint; the query processes cannot open sockets (seccomp), except the one a listed federated query
+runs in. Settings: ``[sparql] timeout`` (seconds, default 10), ``max_results`` (default 10000),
+``concurrency`` (default 2), ``service_endpoints`` and ``allow_addresses`` in heritage-ld.toml.
 """
 from __future__ import annotations
 
@@ -49,6 +52,7 @@ from xml.sax.saxutils import escape as xml_escape, quoteattr
 import pyoxigraph as ox
 
 from . import config as config_mod
+from .terms import is_iri
 from .linkeddata import Refused, Response, negotiate, read_body, text
 from .writers.rdf import graph_iri, provenance
 
@@ -266,7 +270,7 @@ def settings(cfg: config_mod.Config) -> Settings:
         raise config_mod.ConfigError(f"{path}: [sparql] concurrency must be a whole number from 1 to 64 "
                                      "(queries at once)")
     if not isinstance(endpoints, list) or not all(isinstance(e, str) and e.startswith(("http://", "https://"))
-                                                  and ox.NamedNode(e) for e in endpoints):
+                                                  and is_iri(e) for e in endpoints):
         raise config_mod.ConfigError(f"{path}: [sparql] service_endpoints must be a list of http(s) IRIs, "
                                      'e.g. ["https://query.wikidata.org/sparql"]')
     try:
