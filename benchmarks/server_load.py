@@ -250,6 +250,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="heritage-ld serve --workers")
     ap.add_argument("--url", help="an already running server (of a project published with base_uri = URL)")
     ap.add_argument("--results", type=Path, help="append the run to this JSON file")
+    ap.add_argument("--label", default="", help="a note kept with the run in --results")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="server-load-"))
     proc = None
@@ -272,8 +273,8 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
         shutil.rmtree(work, ignore_errors=True)
-    summary |= {"when": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-                "workers": args.workers}
+    summary |= {"label": args.label, "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "machine": f"{platform.machine()}, {os.cpu_count()} cores", "workers": args.workers}
     ident = summary["requests"].get("oai_identify", {})
     print(json.dumps(summary, indent=1))
     print(f"OAI Identify: p50 {ident.get('p50_ms')} ms, p99 {ident.get('p99_ms')} ms (target < {TARGET_P99_MS:g}),"

@@ -410,9 +410,8 @@ class LinkedData:
             refs = self.linked_from(iri, own) if own else []
             keys |= {k for k, _p in refs}
             ref_list = [(self.mappings.iri_for(k[0], k[1], self.base) or "", p) for k, p in refs]
-            shown = formats if graph else FORMATS
-            body = html.record_page(view, body.decode("utf-8"), [(label, f"?format={f}", t) for f, (t, label)
-                                                                 in shown.items()], ref_list, crumbs).encode("utf-8")
+            links = [(label, f"?format={f}", t) for f, (t, label) in formats.items()]
+            body = html.record_page(view, body.decode("utf-8"), links, ref_list, crumbs).encode("utf-8")
         ctype = CONTENT_TYPES.get(media, CONTENT_TYPES[fmt])
         if profile:
             ctype += f'; profile="{JSONLD}{profile}' + (f' {JSONLD}compacted"' if profile == "flattened" else '"')

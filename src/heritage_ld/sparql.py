@@ -31,7 +31,6 @@ import json
 import math
 import os
 import pickle
-import queue
 import re
 import select
 import shutil
@@ -52,8 +51,8 @@ from xml.sax.saxutils import escape as xml_escape, quoteattr
 import pyoxigraph as ox
 
 from . import config as config_mod
-from .terms import is_iri
 from .linkeddata import Refused, Response, negotiate, read_body, text
+from .terms import is_iri
 from .writers.rdf import graph_iri, provenance
 
 RESULT_TYPES = {  # SELECT / ASK, in order of preference
@@ -353,11 +352,11 @@ class Endpoint:
                 return text("400 Bad Request", f"federated queries (SERVICE) are not allowed here: {what} is not "
                             + (f"one of the endpoints this server may call ({', '.join(allowed)}; write it as a "
                                "full <IRI>)" if allowed else "allowed (this endpoint answers from its own data only)"))
+        from .httpsource import check_public_address
+        from .sources import InputError
         for target in dict.fromkeys(targets):
-            from .httpsource import check_public_address
-            from .sources import InputError
             try:
-                check_public_address(str(target), list(self.settings.allow_addresses),
+                check_public_address(target, list(self.settings.allow_addresses),
                                      "list it in [sparql] allow_addresses if the endpoint is meant to be there")
             except InputError as e:
                 return text("400 Bad Request", f"federated query refused: {e}")
@@ -413,7 +412,7 @@ def child_env() -> dict[str, str]:
 
 
 class Busy(Exception):
-    """Every query process of this server process is taken."""
+    """Every query slot of the server is taken."""
 
 
 class QueryPool:
