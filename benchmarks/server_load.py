@@ -7,8 +7,9 @@ runs at once, all from one asyncio process on 127.0.0.1:
   POST body (to /sparql) one byte every 5 s; each reconnects when the server closes it;
 - ``--sparql`` clients each sending a query that never ends (a cartesian product), again as soon as the
   previous one is answered (by the time limit, or 503 when the SPARQL pool is full);
-- ``--clients`` normal clients, each looping over OAI-PMH Identify, GetRecord, ListIdentifiers and record
-  pages (Turtle, HTML) with ``--think`` seconds between requests.
+- ``--clients`` normal clients, each looping over OAI-PMH Identify, ListIdentifiers and record pages
+  (Turtle, HTML) with a random pause of 0 to 2 x ``--think`` seconds between requests, on a connection kept
+  open (HTTP/1.1 keep-alive, as harvesters and browsers do; reopened when the server closes it).
 
 Prints and writes (``--results``, JSON) per kind of request: count, p50, p99, max, errors; the load average
 of the machine at the start and end. The target: Identify p99 < 200 ms.
@@ -87,11 +88,59 @@ async def fetch(host: str, port: int, target: str, timeout: float, headers: str 
     return await asyncio.wait_for(go(), timeout)
 
 
+class Client:
+    """A client keeping its connection open between requests (HTTP/1.1 keep-alive), as harvesters and
+    browsers do; it reconnects when the server has closed it."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def get(self, target: str, timeout: float, headers: str = "") -> int:
+        try:
+            return await asyncio.wait_for(self._get(target, headers), timeout)
+        except BaseException:
+            self.close()
+            raise
+
+    async def _get(self, target: str, headers: str) -> int:
+        for attempt in (1, 2):
+            fresh = self.conn is None
+            if fresh:
+                self.conn = await asyncio.open_connection(self.host, self.port)
+            reader, writer = self.conn
+            try:
+                writer.write(f"GET {target} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{headers}\r\n".encode())
+                await writer.drain()
+                head = await reader.readuntil(b"\r\n\r\n")
+            except (OSError, asyncio.IncompleteReadError):
+                self.close()
+                if fresh or attempt == 2:
+                    raise ConnectionError("no HTTP response (connection closed)") from None
+                continue  # the server had closed the idle connection
+            fields = dict(line.split(b":", 1) for line in head.split(b"\r\n")[1:] if b":" in line)
+            fields = {k.strip().lower(): v.strip().lower() for k, v in fields.items()}
+            await reader.readexactly(int(fields.get(b"content-length", b"0")))
+            if fields.get(b"connection") == b"close":
+                self.close()
+            return int(head.split(b" ", 2)[1])
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn[1].close()
+            self.conn = None
+
+
 async def timed(stats: Stats, kind: str, host: str, port: int, target: str, timeout: float,
-                headers: str = "", ok=range(200, 400)) -> int | None:
+                headers: str = "", ok=range(200, 400), client: Client | None = None) -> int | None:
+    """One request (on ``client``'s connection, else a new one), recorded in ``stats``; its status."""
     start = time.monotonic()
     try:
-        status, _ = await fetch(host, port, target, timeout, headers)
+        if client is not None:
+            status = await client.get(target, timeout, headers)
+        else:
+            status, _ = await fetch(host, port, target, timeout, headers)
     except (OSError, asyncio.TimeoutError, ValueError, IndexError) as e:
         stats.add(kind, time.monotonic() - start, f"{type(e).__name__}: {e}"[:120])
         return None
@@ -160,10 +209,12 @@ async def normal(stats: Stats, host: str, port: int, stop: asyncio.Event, think:
                  timeout: float, seed: int) -> None:
     rnd = random.Random(seed)
     identify = targets[0]
+    client = Client(host, port)
     while not stop.is_set():
         kind, target, headers = identify if rnd.random() < 0.4 else rnd.choice(targets)
-        await timed(stats, kind, host, port, target, timeout, headers)
+        await timed(stats, kind, host, port, target, timeout, headers, client=client)
         await asyncio.sleep(rnd.uniform(0, 2 * think))
+    client.close()
 
 
 async def load(url: str, seconds: float, clients: int, drips: int, sparql: int, think: float,
