@@ -458,7 +458,7 @@ class QueryPool:
 class QueryWorker:
     """One long-lived query process (a fresh interpreter, so no RocksDB state is inherited across fork),
     fed one query at a time through pipes; killed and replaced when a query overruns its time, which is
-    how a query is cancelled. It runs at a lower priority and, unless ``network``, cannot open sockets."""
+    how a query is cancelled. It runs at the lowest CPU priority and, unless ``network``, cannot open sockets."""
 
     def __init__(self, network: bool = False) -> None:
         self.network = network
@@ -548,7 +548,10 @@ def worker_main(network: bool = False) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (AttributeError, OSError):
         pass
-    os.nice(10)  # the server's own routes (OAI-PMH, pages) come first on a busy machine
+    try:  # the lowest CPU priority: the server's own routes (OAI-PMH, pages) always come first
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        os.nice(19)
     if not network and not forbid_sockets():
         print("heritage-ld: warning: this system cannot stop SPARQL query processes from opening sockets; "
               "federated queries are refused by reading the query only", file=sys.stderr)
