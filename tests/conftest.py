@@ -26,3 +26,49 @@ def copy_sample_project(dest: Path) -> Path:
 def project(tmp_path) -> Path:
     """A copy of the sample project in tmp_path that the test may edit freely."""
     return copy_sample_project(tmp_path)
+
+
+class Listener:
+    """A real TCP listener on 127.0.0.1 that records every connection made to it (and what was sent), and
+    answers each with ``reply`` (raw HTTP) if given; for checking that nothing reaches a given address."""
+
+    def __init__(self, reply: bytes = b"") -> None:
+        import socket
+        import threading
+        self.reply, self.received = reply, []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/sparql"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(2)
+                try:
+                    self.received.append(conn.recv(65536))
+                    if self.reply:
+                        conn.sendall(self.reply)
+                except OSError:
+                    self.received.append(b"")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()
+
+
+@pytest.fixture
+def listener():
+    """A Listener that must (usually) receive nothing; closed after the test."""
+    found = Listener()
+    yield found
+    found.close()

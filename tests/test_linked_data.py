@@ -174,8 +174,7 @@ def test_every_minted_iri_dereferences(srv):
         assert r.status_code == 200, s
         got = graph(r.content, "nt")
         for t in dump.triples((rdflib.URIRef(s), None, None)):
-            if "/graph/" not in s:  # a graph IRI's description is its provenance
-                assert t in got, (s, t)
+            assert t in got, (s, t)
 
 
 def test_records_with_iris_elsewhere_are_served_by_entity_and_id(srv):
@@ -263,6 +262,106 @@ def test_no_path_traversal(srv, path):
     body = r.read()
     assert r.status in (400, 404), (path, r.status)
     assert b"base_uri" not in body and b"SQLite" not in body
+
+
+def raw_get(srv, path: str, accept: str = "text/turtle") -> tuple[int, bytes]:
+    """GET ``path`` as sent (no client normalising it); a connection closed without an answer raises."""
+    conn = http.client.HTTPConnection("127.0.0.1", int(srv.url.rsplit(":", 1)[1].strip("/")), timeout=10)
+    try:
+        conn.request("GET", path, headers={"Accept": accept})
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
+
+
+def test_paths_the_file_system_cannot_take_are_answered(srv):
+    """Every OSError of the file lookup (a name over 255 bytes, a path over PATH_MAX, a symlink loop, a file
+    taken for a folder) is an answer, not a dropped connection."""
+    (srv.out / "loop").symlink_to("loop")
+    (srv.out / "loop2").symlink_to("loop3")
+    (srv.out / "loop3").symlink_to("loop2")
+    try:
+        paths = ["/" + "a" * 256, "/edm/" + "%C3%A9" * 200, "/" + "/".join(["b" * 200] * 20), "/loop", "/loop/x",
+                 "/loop2/", "/dataset.nt/x", "/" + "c" * 300 + "/", "/article/" + "d" * 300]
+        for path in paths:
+            status, body = raw_get(srv, path)
+            assert status in (404, 414), (path[:40], status, body[:200])
+        assert raw_get(srv, "/dataset.nt")[0] == 200  # the server goes on serving files
+    finally:
+        for name in ("loop", "loop2", "loop3"):
+            (srv.out / name).unlink()
+
+
+# -- formats of older clients, named graphs, JSON-LD profiles -------------------------------------
+
+def test_text_plain_is_n_triples_and_rdflib_loads_every_format(srv):
+    r = requests.get(srv.url + ARTICLE, headers={"Accept": "text/plain"})
+    assert r.status_code == 200 and r.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert isomorphic(graph(r.content, "nt"), record_file(srv, ARTICLE))
+    for fmt in (None, "nt", "turtle", "xml", "json-ld", "trig"):  # with rdflib's own Accept headers
+        if fmt == "trig":  # the record's named graph: its triples, and the provenance of the graph
+            got = rdflib.Graph()
+            for s, p, o, _g in rdflib.Dataset().parse(srv.url + ARTICLE, format=fmt).quads():
+                if "/graph/" not in str(s):
+                    got.add((s, p, o))
+        else:
+            got = rdflib.Graph().parse(srv.url + ARTICLE, format=fmt)
+        assert isomorphic(got, record_file(srv, ARTICLE)), fmt
+
+
+def record_quads(srv, key: str) -> set[tuple]:
+    """The quads of a record's named graph in output/dataset.nq."""
+    ds = rdflib.Dataset().parse(srv.out / "dataset.nq", format="nquads")
+    g = rdflib.URIRef(srv.url + "graph/" + key)
+    return {(s, p, o, c) for s, p, o, c in ds.quads() if c == g}
+
+
+@pytest.mark.parametrize("media, fmt", [("application/n-quads", "nquads"), ("application/trig", "trig")])
+def test_a_records_named_graph_as_quads(srv, media, fmt):
+    expected = record_quads(srv, ARTICLE)
+    assert len(expected) > 10
+    for path in (ARTICLE, "graph/" + ARTICLE):  # the record's IRI and its graph's IRI
+        r = requests.get(srv.url + path, headers={"Accept": media})
+        assert r.status_code == 200 and r.headers["Content-Type"].split(";")[0] == media, path
+        got = {(s, p, o, c) for s, p, o, c in rdflib.Dataset().parse(data=r.content, format=fmt).quads()}
+        assert got == expected, path
+        assert f'type="{media}"' in r.headers["Link"]
+    by_name = requests.get(srv.url + ARTICLE, params={"format": {"nquads": "nq", "trig": "trig"}[fmt]})
+    assert by_name.headers["Content-Type"].split(";")[0] == media
+    # only where a record's graph is: the dataset description has none
+    r = requests.get(srv.url + "dataset", headers={"Accept": media})
+    assert r.status_code == 406 and "text/turtle" in r.text and media not in r.text
+
+
+def test_jsonld_profiles(srv):
+    from pyld import jsonld
+    record = record_file(srv, ARTICLE)
+
+    def fetch(profile: str) -> tuple[object, str]:
+        r = requests.get(srv.url + ARTICLE, headers={"Accept": f'application/ld+json;profile="{profile}"'})
+        assert r.status_code == 200
+        return r.json(), r.headers["Content-Type"]
+
+    expanded, ctype = fetch("http://www.w3.org/ns/json-ld#expanded")
+    assert ctype == 'application/ld+json; profile="http://www.w3.org/ns/json-ld#expanded"'
+    assert isinstance(expanded, list) and all("@context" not in node for node in expanded)
+    assert jsonld.normalize(jsonld.expand(expanded), {"format": "application/n-quads"}) == \
+        jsonld.normalize(expanded, {"format": "application/n-quads"})   # already in expanded form
+    compacted, ctype = fetch("http://www.w3.org/ns/json-ld#compacted")
+    assert "@context" in compacted and ctype.endswith('#compacted"')
+    flattened, ctype = fetch("http://www.w3.org/ns/json-ld#flattened http://www.w3.org/ns/json-ld#compacted")
+    assert "@context" in flattened and "@graph" in flattened and "#flattened" in ctype
+    plain = requests.get(srv.url + ARTICLE, headers={"Accept": "application/ld+json"})
+    assert plain.headers["Content-Type"] == "application/ld+json" and plain.json() == compacted
+    for doc in (expanded, compacted, flattened):
+        nq = jsonld.to_rdf(doc, {"format": "application/n-quads"})
+        assert isomorphic(graph(nq, "nt"), record)
+    # pyld loading the IRI itself (its own Accept header and document loader)
+    assert isomorphic(graph(jsonld.to_rdf(srv.url + ARTICLE, {"format": "application/n-quads"}), "nt"), record)
+    etags = {requests.get(srv.url + ARTICLE, headers={"Accept": f'application/ld+json;profile="{p}"'}).headers["ETag"]
+             for p in ("http://www.w3.org/ns/json-ld#expanded", "http://www.w3.org/ns/json-ld#compacted")}
+    assert len(etags) == 2
 
 
 def test_home_and_entity_index(srv):

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pyoxigraph as ox
@@ -14,12 +17,12 @@ import requests
 from rdflib.compare import isomorphic
 from rdflib.query import Result
 
-from conftest import copy_sample_project
+from conftest import Listener, copy_sample_project
 from heritage_ld import pipeline
 from heritage_ld.config import load as load_config
-from heritage_ld.sparql import StoreSync, is_update
+from heritage_ld.sparql import QueryWorker, StoreSync, is_update
 from heritage_ld.writers.rdf import graph_iri
-from test_linked_data import serve_project
+from test_linked_data import free_port, serve_project
 
 LIMIT = 100
 TIMEOUT = 2
@@ -153,6 +156,147 @@ def test_is_update_reads_past_the_prologue_only():
     assert not is_update("PREFIX insert: <http://x/>\nSELECT * { ?s insert:p 'DELETE' }")
     assert not is_update("# INSERT DATA\nASK {}")
     assert is_update("BASE <http://x/> PREFIX a: <http://y/> insert data { <s> <p> <o> }")
+
+
+# -- no federated queries (SERVICE): the server fetches nothing ------------------------------------------
+
+FEDERATED = [
+    "SELECT * WHERE { SERVICE <{url}> { ?s ?p ?o } }",
+    "SELECT * WHERE { SERVICE SILENT <{url}> { ?s ?p ?o } }",
+    "select * { ?s ?p ?o . optional { select * { { service <{url}> { ?a ?b ?c } } union { ?x ?y ?z } } } }",
+    "SELECT * WHERE { VALUES ?e { <{url}> } SERVICE ?e { ?s ?p ?o } }",
+    "SELECT * WHERE { BIND(<{url}> AS ?e) SERVICE SILENT ?e { ?s ?p ?o } }",
+    "CONSTRUCT { ?s ?p ?o } WHERE { SERVICE <{url}> { ?s ?p ?o } }",
+    "ASK { SERVICE SILENT <{url}> { ?s ?p ?o } }",
+    "DESCRIBE ?s WHERE { SERVICE <{url}> { ?s ?p ?o } }",
+    "SELECT * { ?s ?p ?o .SERVICE<{url}>{?a ?b ?c} }",                        # no spaces
+    "SELECT * { FILTER(1<2)SERVICE<{url}>{?s ?p ?o} }",                      # "<" read as less-than
+    "SELECT * { BIND(<{url}> AS ?e) FILTER(1<2)SERVICE?e#>\n{?s ?p ?o} }",   # ... hiding "SERVICE?e" in an "IRI"
+    "PREFIX e: <{url}#> SELECT * { SERVICE e: { ?s ?p ?o } }",
+    "SELECT * { ?s ?p ex:a\\' . SERVICE <{url}> { ?a ?b ?c } ?s ?p ex:b\\' }",  # a quote escaped in a local name
+]
+
+
+@pytest.mark.parametrize("query", FEDERATED)
+def test_federated_queries_are_refused_and_fetch_nothing(srv, listener, query):
+    query = query.replace("{url}", listener.url)
+    accept = {"Accept": "application/sparql-results+json, text/turtle;q=0.9"}
+    for r in (requests.get(srv.endpoint, params={"query": query}, headers=accept, timeout=30),
+              requests.post(srv.endpoint, data={"query": query}, headers=accept, timeout=30),
+              requests.post(srv.endpoint, data=query.encode(), timeout=30,
+                            headers={**accept, "Content-Type": "application/sparql-query"})):
+        assert r.status_code == 400, r.text
+        assert "federated queries (SERVICE) are not allowed" in r.text
+    time.sleep(0.3)
+    assert listener.received == []
+
+
+def test_self_calls_and_updates_fetch_nothing(srv, listener):
+    own = requests.get(srv.endpoint, params={"query": f"SELECT * {{ SERVICE <{srv.endpoint}> {{ ?s ?p ?o }} }}"})
+    assert own.status_code == 400 and "not allowed" in own.text
+    for update in (f"LOAD <{listener.url}>", f"LOAD SILENT <{listener.url}> INTO GRAPH <http://x/g>",
+                   f"INSERT {{ ?s ?p ?o }} WHERE {{ SERVICE <{listener.url}> {{ ?s ?p ?o }} }}"):
+        for r in (requests.post(srv.endpoint, data={"update": update}),
+                  requests.post(srv.endpoint, data=update.encode(), headers={"Content-Type": "application/sparql-update"}),
+                  requests.get(srv.endpoint, params={"query": update})):
+            assert r.status_code in (400, 403), r.text
+    time.sleep(0.3)
+    assert listener.received == []
+
+
+def test_service_words_in_names_strings_and_iris_are_not_federation(srv):
+    q = ("PREFIX service: <http://x/> SELECT * { ?s a schema:Service ; service:p ?service . "
+         "?s <http://www.w3.org/ns/sparql-service-description#x> 'SERVICE <http://x/>' } # SERVICE <http://y/>")
+    r = requests.get(srv.endpoint, params={"query": q})
+    assert r.status_code == 200 and r.json()["results"]["bindings"] == []
+
+
+def test_query_processes_cannot_open_sockets(srv, listener):
+    """Below the query check: a query process that is handed a federated query makes no connection."""
+    path = str(StoreSync(load_config(srv.project)).path())
+    worker = QueryWorker()
+    try:
+        for query, status in ((f"SELECT * {{ SERVICE <{listener.url}> {{ ?s ?p ?o }} }}", "500"),
+                              (f"ASK {{ SERVICE SILENT <{listener.url}> {{ ?s ?p ?o }} }}", "200")):
+            job = (path, query, srv.url, {}, [], [], "json", None, 10)
+            got_status, _ctype, body = worker.run(job, 30)
+            assert got_status.startswith(status), body
+            assert listener.url.encode() not in body
+    finally:
+        worker.stop()
+    time.sleep(0.3)
+    assert listener.received == []
+
+
+@pytest.fixture(scope="module")
+def federating(tmp_path_factory):
+    """A server whose [sparql] service_endpoints lists a real oxigraph server, a listener that answers 500
+    with internal details, and an endpoint on ::1 (not in allow_addresses)."""
+    tmp = tmp_path_factory.mktemp("federation")
+    data = tmp / "remote.ttl"
+    data.write_text("<http://remote.example/s> <http://remote.example/p> 'from the remote store' .\n")
+    port = free_port()
+    oxi = subprocess.Popen([str(Path(sys.executable).with_name("oxigraph")), "serve", "--location", str(tmp / "oxi"),
+                            "--bind", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    failing = Listener(b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\nContent-Length: 31\r\n"
+                       b"Connection: close\r\n\r\nSECRET internal stack trace xyz")
+    target = Listener()
+    redirecting = Listener(f"HTTP/1.1 307 Temporary Redirect\r\nLocation: {target.url}\r\nContent-Length: 0\r\n"
+                           "Connection: close\r\n\r\n".encode())
+    remote = f"http://127.0.0.1:{port}/query"
+    try:
+        for _ in range(100):
+            try:
+                if requests.post(f"http://127.0.0.1:{port}/store?default", data=data.read_bytes(),
+                                 headers={"Content-Type": "text/turtle"}, timeout=2).status_code in (201, 204):
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("oxigraph serve did not start")
+        ipv6 = f"http://[::1]:{port}/query"
+        extra = (f'\n[sparql]\ntimeout = 10\nservice_endpoints = ["{remote}", "{failing.url}", "{ipv6}", '
+                 f'"{redirecting.url}"]\nallow_addresses = ["127.0.0.1"]\n')
+        project = copy_sample_project(tmp / "project")
+        for url, project, _proc in serve_project(project, extra):
+            yield SimpleNamespace(endpoint=url + "sparql", remote=remote, failing=failing, ipv6=ipv6,
+                                  redirecting=redirecting, target=target)
+    finally:
+        for one in (failing, target, redirecting):
+            one.close()
+        oxi.terminate()
+        oxi.wait(10)
+
+
+def test_listed_endpoints_only(federating, listener):
+    ok = requests.get(federating.endpoint, timeout=30, params={
+        "query": f"SELECT ?o {{ SERVICE <{federating.remote}> {{ ?s ?p ?o }} }}"})
+    assert ok.status_code == 200, ok.text
+    assert [b["o"]["value"] for b in ok.json()["results"]["bindings"]] == ["from the remote store"]
+    for query in (f"SELECT * {{ SERVICE <{listener.url}> {{ ?s ?p ?o }} }}",   # not listed
+                  f"SELECT * {{ VALUES ?e {{ <{federating.remote}> }} SERVICE ?e {{ ?s ?p ?o }} }}"):  # not an IRI
+        r = requests.get(federating.endpoint, params={"query": query}, timeout=30)
+        assert r.status_code == 400 and "not allowed" in r.text and federating.remote in r.text
+    private = requests.get(federating.endpoint, timeout=30, params={
+        "query": f"SELECT * {{ SERVICE <{federating.ipv6}> {{ ?s ?p ?o }} }}"})
+    assert private.status_code == 400 and "::1" in private.text and "allow_addresses" in private.text
+    time.sleep(0.3)
+    assert listener.received == []
+
+
+def test_what_a_remote_endpoint_says_is_never_passed_on(federating):
+    r = requests.get(federating.endpoint, timeout=30, params={
+        "query": f"SELECT * {{ SERVICE <{federating.failing.url}> {{ ?s ?p ?o }} }}"})
+    assert federating.failing.received, "the listed endpoint was called"
+    assert r.status_code == 500 and "SECRET" not in r.text and "federated query failed" in r.text
+
+
+def test_a_listed_endpoints_redirects_are_not_followed(federating):
+    r = requests.get(federating.endpoint, timeout=30, params={
+        "query": f"SELECT * {{ SERVICE <{federating.redirecting.url}> {{ ?s ?p ?o }} }}"})
+    assert federating.redirecting.received and r.status_code == 500
+    time.sleep(0.3)
+    assert federating.target.received == []
 
 
 # -- limits ------------------------------------------------------------------------------------------

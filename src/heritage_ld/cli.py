@@ -276,9 +276,12 @@ def serve(project: Path, host: str, port: int, workers: int) -> None:
     else a random key kept in .heritage-ld/secret.
 
     Also serves linked data: every IRI the mappings mint, by its path under base_uri (Turtle, JSON-LD,
-    N-Triples, RDF/XML, HTML by the Accept header), / and /<entity>/ pages, /dataset and
-    /.well-known/void (VoID/DCAT), the files of output/, and a read-only SPARQL endpoint at /sparql
-    ([sparql] timeout in seconds, default 10; max_results, default 10000).
+    N-Triples, RDF/XML, HTML by the Accept header; a record's named graph as N-Quads and TriG), / and
+    /<entity>/ pages, /dataset and /.well-known/void (VoID/DCAT), the files of output/, and a read-only
+    SPARQL endpoint at /sparql ([sparql] timeout in seconds, default 10; max_results, default 10000;
+    concurrency, queries at once, default 2). Federated queries (SERVICE) are refused unless [sparql]
+    service_endpoints lists the endpoint. [server] request_timeout (default 10 s) bounds how long a client
+    may take to send a request's head, and again its body.
 
     \b
     Examples:

@@ -22,6 +22,8 @@ import hashlib
 import json
 import os
 import re
+import socket
+import threading
 import time
 from email.utils import formatdate, parsedate_to_datetime
 from itertools import islice
@@ -37,7 +39,7 @@ from . import config as config_mod
 from .mapping import Mappings
 from .terms import Triple
 from .writers.jsonld import Compactor, dumps
-from .writers.rdf import nt_lines, turtle
+from .writers.rdf import graph_iri, nt_lines, provenance, turtle
 
 if TYPE_CHECKING:
     from .sparql import StoreSync
@@ -46,11 +48,18 @@ Response = tuple[str, list[tuple[str, str]], "bytes | tuple[BinaryIO, int]"]
 FORMATS = {"html": ("text/html", "HTML"), "ttl": ("text/turtle", "Turtle"),
            "jsonld": ("application/ld+json", "JSON-LD"), "nt": ("application/n-triples", "N-Triples"),
            "rdf": ("application/rdf+xml", "RDF/XML")}
-ALIASES = {"turtle": "ttl", "json-ld": "jsonld", "json": "jsonld", "ntriples": "nt", "xml": "rdf", "rdfxml": "rdf"}
-OFFERS = {t: f for f, (t, _label) in FORMATS.items()} | {"application/json": "jsonld", "application/xhtml+xml": "html"}
+GRAPH_FORMATS = {"nq": ("application/n-quads", "N-Quads"), "trig": ("application/trig", "TriG")}  # records only
+ALIASES = {"turtle": "ttl", "json-ld": "jsonld", "json": "jsonld", "ntriples": "nt", "xml": "rdf", "rdfxml": "rdf",
+           "nquads": "nq"}
+# media type -> format, in the server's order of preference (ties in Accept go to the first)
+OFFERS = ({t: f for f, (t, _label) in FORMATS.items()} | {"application/json": "jsonld", "application/xhtml+xml": "html",
+                                                          "text/plain": "nt"}   # N-Triples' old type (rdflib asks it)
+          | {t: f for f, (t, _label) in GRAPH_FORMATS.items()})
 CONTENT_TYPES = {"html": "text/html; charset=utf-8", "ttl": "text/turtle; charset=utf-8",
                  "jsonld": "application/ld+json", "nt": "application/n-triples",
-                 "rdf": "application/rdf+xml; charset=utf-8"}
+                 "rdf": "application/rdf+xml; charset=utf-8", "nq": "application/n-quads",
+                 "trig": "application/trig; charset=utf-8", "text/plain": "text/plain; charset=utf-8"}
+JSONLD = "http://www.w3.org/ns/json-ld#"
 FILE_TYPES = {".ttl": "text/turtle; charset=utf-8", ".nt": "application/n-triples", ".nq": "application/n-quads",
               ".jsonld": "application/ld+json", ".xml": "application/rdf+xml", ".txt": "text/plain; charset=utf-8",
               ".json": "application/json", ".gz": "application/gzip"}
@@ -62,6 +71,49 @@ VOID_PREFIXES = {"void": "http://rdfs.org/ns/void#", "dcat": "http://www.w3.org/
 
 def text(status: str, message: str, *headers: tuple[str, str]) -> Response:
     return status, [("Content-Type", "text/plain; charset=utf-8"), *headers], (message + "\n").encode()
+
+
+class Refused(Exception):
+    """A request answered before it is handled; ``response`` says why."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response[0])
+        self.response = response
+
+
+def read_body(environ: dict, limit: int, timeout: float) -> bytes:
+    """The request body (``Content-Length`` bytes) if it is at most ``limit`` bytes and has arrived
+    ``timeout`` seconds after the request head, whatever pace it comes at; else Refused (413, 408, 400)."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise Refused(text("400 Bad Request", "Content-Length is not a number")) from None
+    if length > limit:
+        raise Refused(text("413 Content Too Large", f"request body too large (more than {limit} bytes)"))
+    sock = environ.get("gunicorn.socket")
+    late = threading.Event()
+
+    def cut() -> None:  # wakes the read: the socket reads end of data from now on
+        late.set()
+        try:
+            sock.shutdown(socket.SHUT_RD)
+        except OSError:
+            pass
+    timer = threading.Timer(timeout, cut) if sock is not None and length else None
+    if timer:
+        timer.start()
+    try:
+        body = environ["wsgi.input"].read(length)
+    except OSError:
+        body = b""
+    finally:
+        if timer:
+            timer.cancel()
+    if len(body) == length:
+        return body
+    if late.is_set():
+        raise Refused(text("408 Request Timeout", f"the request body did not arrive within {timeout:g} s"))
+    raise Refused(text("400 Bad Request", "the request body is shorter than its Content-Length"))
 
 
 # -- content negotiation -----------------------------------------------------------------------
@@ -109,6 +161,37 @@ def negotiate(accept: str | None, offers: Sequence[str]) -> str | None:
         if match and match[1] > 0 and (best is None or match[1] > best[0]):
             best = (match[1], i)
     return offers[best[1]] if best else None
+
+
+def media_params(accept: str | None, media: str) -> dict[str, str]:
+    """The parameters (those before q) of the range of ``accept`` naming ``media`` itself, the one with the
+    highest q if there are several; {} if none names it."""
+    best: tuple[float, dict[str, str]] = (-1.0, {})
+    for part in _RANGE.findall(accept or ""):
+        fields = [f.strip() for f in part.split(";")]
+        if fields[0].lower() != media:
+            continue
+        params, q = {}, 1.0
+        for f in fields[1:]:
+            name, _, value = f.partition("=")
+            name, value = name.strip().lower(), value.strip()
+            if name == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = -1.0
+                break
+            params[name] = value[1:-1] if len(value) > 1 and value[0] == value[-1] == '"' else value
+        if q > best[0]:
+            best = (q, params)
+    return best[1]
+
+
+def jsonld_profile(accept: str | None) -> str:
+    """The JSON-LD form the ``profile`` of ``application/ld+json`` in ``accept`` asks for: "expanded",
+    "flattened" (compacted, under ``@graph``) or "compacted"; "" when it names none of them."""
+    asked = media_params(accept, "application/ld+json").get("profile", "").split()
+    return next((form for form in ("expanded", "flattened", "compacted") if JSONLD + form in asked), "")
 
 
 def not_modified(environ: dict, etag: str, last_modified: int | None) -> bool:
@@ -180,6 +263,11 @@ class LinkedData:
         found = self.find_record(rel)
         if found:
             return self.record(environ, path, *found)
+        if rel.startswith("graph/") and rel.count("/") >= 2:  # a record's named graph
+            _graph, entity, rid = rel.split("/", 2)
+            row = self.row(entity, rid) if entity in self.mappings.entities else None
+            if row:
+                return self.record(environ, path, entity, rid, "", row, at_graph=True)
         served = self.file(environ, rel)
         if served:
             return served
@@ -215,8 +303,8 @@ class LinkedData:
         return None
 
     def row(self, entity: str, rid: str) -> tuple | None:
-        return self.db.execute("SELECT hash, last_changed, deleted, triples FROM records WHERE entity = ? AND id = ?",
-                               (entity, rid)).fetchone()
+        return self.db.execute("SELECT hash, last_changed, deleted, triples, source, mapping FROM records "
+                               "WHERE entity = ? AND id = ?", (entity, rid)).fetchone()
 
     def href(self, iri: str) -> str:
         """Where a page links for ``iri``: its path here if under the base, else the IRI itself."""
@@ -266,37 +354,56 @@ class LinkedData:
             "SELECT hash, last_changed FROM records WHERE entity = ? AND id = ? AND deleted = 0", k).fetchone()))
 
     # -- representations -----------------------------------------------------------------------
-    def choose(self, environ: dict) -> tuple[str | None, bool]:
-        """(format, given by ?format); format None: nothing acceptable."""
+    def choose(self, environ: dict, formats: dict[str, tuple[str, str]]) -> tuple[str | None, str, bool]:
+        """(format, media type, given by ?format) among ``formats``; format None: nothing acceptable."""
         given = parse_qs(environ.get("QUERY_STRING", "")).get("format")
         if given:
             fmt = ALIASES.get(given[0], given[0])
-            return (fmt if fmt in FORMATS else None), True
-        return OFFERS.get(negotiate(environ.get("HTTP_ACCEPT"), list(OFFERS)) or ""), False
+            return (fmt, formats[fmt][0], True) if fmt in formats else (None, "", True)
+        offers = [t for t, f in OFFERS.items() if f in formats]
+        media = negotiate(environ.get("HTTP_ACCEPT"), offers)
+        return (OFFERS[media], media, False) if media else (None, "", False)
 
     @staticmethod
-    def not_acceptable() -> Response:
-        return text("406 Not Acceptable", "available: " + ", ".join(f"{t} (?format={f})" for f, (t, _) in
-                                                                   FORMATS.items()), ("Vary", "Accept"))
+    def not_acceptable(formats: dict[str, tuple[str, str]]) -> Response:
+        return text("406 Not Acceptable", "available here: " + ", ".join(
+            f"{t} (?format={f})" for f, (t, _) in formats.items()), ("Vary", "Accept"))
 
-    def record(self, environ: dict, path: str, entity: str, rid: str, iri: str, row: tuple) -> Response:
-        hash_, last_changed, deleted, triples = row
+    def record(self, environ: dict, path: str, entity: str, rid: str, iri: str, row: tuple,
+               at_graph: bool = False) -> Response:
+        """The record's description at its IRI or (``at_graph``) its named graph's provenance at the graph's
+        IRI; both offer the named graph itself as N-Quads and TriG."""
+        hash_, last_changed, deleted, triples, source, mapping = row
         if deleted:
             when = time.strftime("%Y-%m-%d", time.gmtime(last_changed))
             return text("410 Gone", f"{entity} {rid} was withdrawn on {when}", ("Last-Modified", http_date(last_changed)))
-        return self.represent(environ, path, iri, [tuple(t) for t in json.loads(triples)], {(entity, rid)},
-                              crumbs=[(entity, f"{self.mount}{entity}/")])
+        triples = [tuple(t) for t in json.loads(triples)]
+        pub = SimpleNamespace(config=self.cfg)
+        g = f"<{graph_iri(pub, entity, rid)}>"
+        prov_row = SimpleNamespace(entity=entity, id=rid, source=source, last_changed=last_changed, mapping=mapping)
+        prov = provenance(pub, g, prov_row)
+        graph = (g, triples + prov)
+        if at_graph:
+            return self.represent(environ, path, g[1:-1], prov, {(entity, rid)}, graph=graph)
+        return self.represent(environ, path, iri, triples, {(entity, rid)},
+                              crumbs=[(entity, f"{self.mount}{entity}/")], graph=graph)
 
     def represent(self, environ: dict, path: str, iri: str, triples: list[Triple], keys: set[tuple[str, str]],
                   crumbs: list[tuple[str, str]] = (), stamp: tuple[str, int] | None = None,
-                  compactor: Compactor | None = None) -> Response:
-        """``triples`` about ``iri`` in the negotiated format, with validators from ``keys`` (records) or ``stamp``."""
-        fmt, given = self.choose(environ)
+                  compactor: Compactor | None = None, graph: tuple[str, list[Triple]] | None = None) -> Response:
+        """``triples`` about ``iri`` in the negotiated format, with validators from ``keys`` (records) or ``stamp``;
+        ``graph`` (graph IRI, its triples) is the named graph served as N-Quads or TriG."""
+        formats = FORMATS | GRAPH_FORMATS if graph else FORMATS
+        fmt, media, given = self.choose(environ, formats)
         if fmt is None:
-            return self.not_acceptable()
+            return self.not_acceptable(formats)
+        profile = jsonld_profile(environ.get("HTTP_ACCEPT")) if fmt == "jsonld" and not given else ""
         body = b""
-        if fmt == "jsonld":
-            body = dumps((compactor or self.compactor).document(triples))
+        if fmt == "jsonld" and profile != "expanded":
+            doc = (compactor or self.compactor).document(triples)
+            if profile == "flattened" and "@graph" not in doc:  # a flattened document always has @graph
+                doc = {"@context": doc.pop("@context"), "@graph": [doc]}
+            body = dumps(doc)
         if fmt == "html":  # rendered first: the linked records it shows are part of its validators
             view = html.RecordView(iri, triples, lambda i: self._describe_into(i, keys), self.href, self.site)
             # its JSON-LD, for search engines: the record and the names, types and files of what it links to
@@ -305,14 +412,19 @@ class LinkedData:
             refs = self.linked_from(iri, own) if own else []
             keys |= {k for k, _p in refs}
             ref_list = [(self.mappings.iri_for(k[0], k[1], self.base) or "", p) for k, p in refs]
-            formats = [(label, f"?format={f}", t) for f, (t, label) in FORMATS.items()]
-            body = html.record_page(view, body.decode("utf-8"), formats, ref_list, crumbs).encode("utf-8")
+            links = [(label, f"?format={f}", t) for f, (t, label) in formats.items()]
+            body = html.record_page(view, body.decode("utf-8"), links, ref_list, crumbs).encode("utf-8")
+        ctype = CONTENT_TYPES.get(media, CONTENT_TYPES[fmt])
+        if profile:
+            ctype += f'; profile="{JSONLD}{profile}' + (f' {JSONLD}compacted"' if profile == "flattened" else '"')
         stamps = self.stamps(keys) if stamp is None else [stamp]
         last = max((lc for _h, lc in stamps), default=None)
-        digest = hashlib.sha256(json.dumps([__version__, fmt, stamps]).encode()).hexdigest()[:32]
+        digest = hashlib.sha256(json.dumps([__version__, ctype, stamps]).encode()).hexdigest()[:32]
         etag = f'"{digest}-{fmt}"'
-        headers = [("Vary", "Accept"), ("ETag", etag), ("Cache-Control", "public, no-cache"),
-                   ("Link", ", ".join(f'<?format={f}>; rel="alternate"; type="{t}"' for f, (t, _) in FORMATS.items()))]
+        headers = [("Vary", "Accept"), ("ETag", etag), ("Cache-Control", "public, no-cache")]
+        if fmt != "jsonld":  # pyld (3.3) fails to load a JSON-LD document sent with several rel="alternate" links
+            headers.append(("Link", ", ".join(f'<?format={f}>; rel="alternate"; type="{t}"'
+                                              for f, (t, _) in formats.items())))
         if last is not None:
             headers.append(("Last-Modified", http_date(last)))
         if not given:
@@ -323,10 +435,16 @@ class LinkedData:
             body = turtle(triples, self.site.prefixes)
         elif fmt == "nt":
             body = nt_lines(sorted(triples)).encode("utf-8")
-        elif fmt == "rdf":
+        elif fmt in ("rdf", "jsonld") and not body:  # RDF/XML, and expanded JSON-LD
             quads = ox.parse(nt_lines(sorted(triples)).encode("utf-8"), format=ox.RdfFormat.N_TRIPLES)
-            body = ox.serialize(quads, format=ox.RdfFormat.RDF_XML, prefixes=self.site.prefixes) or b""
-        return "200 OK", [("Content-Type", CONTENT_TYPES[fmt]), *headers], body
+            body = ox.serialize(quads, format=ox.RdfFormat.RDF_XML if fmt == "rdf" else ox.RdfFormat.JSON_LD,
+                                prefixes=self.site.prefixes if fmt == "rdf" else None) or b""
+        elif fmt in ("nq", "trig"):
+            g, graph_triples = graph
+            nq = "".join(f"{s} {p} {o} {g} .\n" for s, p, o in sorted(set(graph_triples))).encode("utf-8")
+            body = nq if fmt == "nq" else ox.serialize(ox.parse(nq, format=ox.RdfFormat.N_QUADS),
+                                                       format=ox.RdfFormat.TRIG, prefixes=self.site.prefixes) or b""
+        return "200 OK", [("Content-Type", ctype), *headers], body
 
     def _describe_into(self, iri: str, keys: set[tuple[str, str]]) -> list[Triple]:
         triples, found = self.describe(iri)
@@ -397,7 +515,14 @@ class LinkedData:
 
     # -- files ---------------------------------------------------------------------------------
     def file(self, environ: dict, rel: str) -> Response | None:
-        """A file (or folder listing) of the output folder; None if there is none at ``rel``."""
+        """A file (or folder listing) of the output folder; None if there is none at ``rel``, also when the
+        file system cannot look the path up (a name too long, a symlink loop, no permission...)."""
+        try:
+            return self._file(environ, rel)
+        except (OSError, ValueError, RuntimeError):  # RuntimeError: pathlib's resolve() on a symlink loop
+            return None
+
+    def _file(self, environ: dict, rel: str) -> Response | None:
         parts = [p for p in rel.split("/") if p]
         if not parts or any(p.startswith(".") or "\x00" in p or "\\" in p for p in parts):
             return None
@@ -411,11 +536,12 @@ class LinkedData:
             entries = sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir() if not p.name.startswith("."))
             body = html.listing_page(self.site, rel, [(n, quote(n, safe="/")) for n in entries])
             return self.html_only(environ, body, rel + json.dumps(self.store.state()))
+        fh = open(path, "rb")
         try:
-            fh = open(path, "rb")
+            st = os.fstat(fh.fileno())
         except OSError:
-            return None
-        st = os.fstat(fh.fileno())
+            fh.close()
+            raise
         etag = f'"{st.st_size:x}-{st.st_mtime_ns:x}"'
         headers = [("ETag", etag), ("Last-Modified", http_date(st.st_mtime)), ("Cache-Control", "public, no-cache")]
         if not_modified(environ, etag, int(st.st_mtime)):

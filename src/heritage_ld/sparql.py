@@ -10,19 +10,25 @@ open a generation read-only and never see it written to. A sync runs at server s
 the catalog changed (``PRAGMA data_version``, then the state (last run, count, max datestamp)),
 on the next request; a file lock makes one process do it.
 
-**Queries** run in a child process (forkserver, so it inherits no store handle) that is killed at
-the time limit (503). Results are limited to ``max_results`` rows or triples: a larger result is
-refused with 413 and a message, never silently truncated. SPARQL Update is refused (403); the
-store is opened read-only anyway. Settings: ``[sparql] timeout`` (seconds, default 10) and
-``max_results`` (default 10000) in heritage-ld.toml.
+**Queries** run in query processes (fresh interpreters, so they inherit no store handle), at most
+``concurrency`` at once in the whole server (503 + Retry-After beyond), each killed at the time limit
+(503). Results are limited to ``max_results`` rows or triples: a larger result is refused with 413 and
+a message, never silently truncated. SPARQL Update is refused (403); the store is opened read-only
+anyway. Federated queries (``SERVICE``) are refused (400) unless ``service_endpoints`` lists the
+endpoint; the query processes cannot open sockets (seccomp), except the one a listed federated query
+runs in. Settings: ``[sparql] timeout`` (seconds, default 10), ``max_results`` (default 10000),
+``concurrency`` (default 2), ``service_endpoints`` and ``allow_addresses`` in heritage-ld.toml.
 """
 from __future__ import annotations
 
 import csv
 import ctypes
+import errno
 import fcntl
 import io
+import ipaddress
 import json
+import math
 import os
 import pickle
 import re
@@ -33,7 +39,6 @@ import sqlite3
 import struct
 import subprocess
 import sys
-import threading
 import time
 import tomllib
 from dataclasses import dataclass
@@ -46,7 +51,8 @@ from xml.sax.saxutils import escape as xml_escape, quoteattr
 import pyoxigraph as ox
 
 from . import config as config_mod
-from .linkeddata import Response, negotiate, text
+from .linkeddata import Refused, Response, negotiate, read_body, text
+from .terms import is_iri
 from .writers.rdf import graph_iri, provenance
 
 RESULT_TYPES = {  # SELECT / ASK, in order of preference
@@ -67,6 +73,37 @@ _UPDATE = re.compile(r"(INSERT|DELETE|LOAD|CLEAR|CREATE|DROP|COPY|MOVE|ADD|WITH)
 def is_update(query: str) -> bool:
     """True if ``query`` is a SPARQL Update request (its first keyword after the prologue)."""
     return bool(_UPDATE.match(query, _PROLOGUE.match(query).end()))
+
+
+# SPARQL's lexical tokens, as far as finding the SERVICE keyword needs them (SPARQL 1.1 grammar, section 19.8).
+# A "run" is a keyword, a prefixed name, a number or a language tag (with the \-escapes of local names).
+_TOKENS = re.compile("|".join([
+    r'(?P<iri><(?:[^<>"{}|^`\\\x00-\x20]|\\u[0-9A-Fa-f]{4}|\\U[0-9A-Fa-f]{8})*>)',
+    r"(?P<string>'''(?:'{0,2}(?:[^'\\]|\\.))*'''" "|" r'"""(?:"{0,2}(?:[^"\\]|\\.))*"""'
+    r"""|'(?:[^'\\\n\r]|\\.)*'|"(?:[^"\\\n\r]|\\.)*")""",
+    r"(?P<skip>#[^\n\r]*|\s+)",
+    r"""(?P<var>[?$][^\s<>"'{}()\[\],;.#=!&|+*/^-]*)""",
+    r"""(?P<run>(?:[^\s<>"'{}()\[\],;#=!&|+*/^?$\\]|\\.)+)""",
+    r"(?P<other>.)"]), re.S)
+# what a "<" read as an IRI could hide where a parser reads it as "less than": ...)SERVICE?var #>
+_HIDDEN_SERVICE = re.compile(r"[{}.)\]]SERVICE[?$]", re.I)
+
+
+def service_targets(query: str) -> list[str | None]:
+    """The endpoint of each ``SERVICE`` in ``query``: the IRI written as ``<...>`` after it, or None (a
+    variable, a prefixed name, anything else). Errs towards finding one (the word SERVICE outside strings,
+    IRIs, comments and prefixed names); the query process cannot open sockets anyway."""
+    tokens = [(m.lastgroup, m.group()) for m in _TOKENS.finditer(query) if m.lastgroup != "skip"]
+    found: list[str | None] = []
+    for i, (kind, value) in enumerate(tokens):
+        if kind == "iri" and _HIDDEN_SERVICE.search(value):
+            found.append(None)
+        elif kind == "run" and ":" not in value and "service" in re.split(r"[.-]", value.lower()):
+            after = tokens[i + 1:i + 3]
+            if after and after[0][0] == "run" and after[0][1].lower() == "silent":
+                after = after[1:]
+            found.append(after[0][1][1:-1] if after and after[0][0] == "iri" else None)
+    return found
 
 
 # -- the store ---------------------------------------------------------------------------------
@@ -210,49 +247,70 @@ class StoreSync:
 class Settings:
     timeout: float = 10.0
     max_results: int = 10000
+    concurrency: int = 2                          # queries at once (the whole server)
+    service_endpoints: tuple[str, ...] = ()       # federated queries may call these (SERVICE <IRI>)
+    allow_addresses: tuple[str, ...] = ()         # private addresses those endpoints may resolve to
 
 
 def settings(cfg: config_mod.Config) -> Settings:
-    """``[sparql] timeout`` (seconds) and ``max_results`` from heritage-ld.toml."""
+    """``[sparql]`` in heritage-ld.toml: timeout (seconds), max_results, concurrency, service_endpoints,
+    allow_addresses."""
     path = cfg.root / "heritage-ld.toml"
     section = tomllib.loads(path.read_text("utf-8")).get("sparql", {})
     timeout, limit = section.get("timeout", 10), section.get("max_results", 10000)
+    concurrency = section.get("concurrency", 2)
+    endpoints, allow = section.get("service_endpoints", []), section.get("allow_addresses", [])
     if not isinstance(timeout, (int, float)) or not 0 < timeout <= 50:
         raise config_mod.ConfigError(f"{path}: [sparql] timeout must be a number of seconds from 0 to 50 "
                                      "(gunicorn stops a worker after 60)")
     if not isinstance(limit, int) or not 1 <= limit <= 10_000_000:
         raise config_mod.ConfigError(f"{path}: [sparql] max_results must be a positive integer")
-    return Settings(float(timeout), limit)
+    if not isinstance(concurrency, int) or not 1 <= concurrency <= 64:
+        raise config_mod.ConfigError(f"{path}: [sparql] concurrency must be a whole number from 1 to 64 "
+                                     "(queries at once)")
+    if not isinstance(endpoints, list) or not all(isinstance(e, str) and e.startswith(("http://", "https://"))
+                                                  and is_iri(e) for e in endpoints):
+        raise config_mod.ConfigError(f"{path}: [sparql] service_endpoints must be a list of http(s) IRIs, "
+                                     'e.g. ["https://query.wikidata.org/sparql"]')
+    try:
+        for a in allow:
+            ipaddress.ip_network(a, strict=False)
+    except (TypeError, ValueError):
+        raise config_mod.ConfigError(f"{path}: [sparql] allow_addresses must be a list of IP addresses or "
+                                     'networks, e.g. ["10.0.0.5"]') from None
+    return Settings(float(timeout), limit, concurrency, tuple(endpoints), tuple(allow))
 
 
 class Endpoint:
-    """SPARQL 1.1 Protocol: GET ?query=, POST form or application/sparql-query; read-only."""
+    """SPARQL 1.1 Protocol: GET ?query=, POST form or application/sparql-query; read-only; no SERVICE
+    (federated queries) but to the endpoints ``[sparql] service_endpoints`` lists."""
 
-    def __init__(self, sync: StoreSync, prefixes: dict[str, str] | None = None) -> None:
+    def __init__(self, sync: StoreSync, prefixes: dict[str, str] | None = None, body_timeout: float = 10.0) -> None:
         self.sync = sync
         self.settings = settings(sync.cfg)
         self.prefixes = dict(prefixes or {})
-        self.worker = QueryWorker()
+        self.pool = QueryPool(self.settings.concurrency, sync.dir.parent / "sparql-slots")
+        self.body_timeout = body_timeout
 
     def handle(self, environ: dict) -> Response:
         method = environ["REQUEST_METHOD"]
         params = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
         if method == "POST":
             ctype = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            if length > MAX_QUERY:
-                return text("413 Content Too Large", f"query too long (more than {MAX_QUERY} bytes)")
-            body = environ["wsgi.input"].read(length).decode("utf-8", "replace")
             if ctype == "application/sparql-update":
                 return self.refuse_update()
-            if ctype == "application/sparql-query":
-                params["query"] = params.get("query", []) + [body]
-            elif ctype == "application/x-www-form-urlencoded":
-                for k, v in parse_qs(body, keep_blank_values=True).items():
-                    params.setdefault(k, []).extend(v)
-            else:
+            if ctype not in ("application/sparql-query", "application/x-www-form-urlencoded"):
                 return text("415 Unsupported Media Type", "POST a query as application/sparql-query or as "
                             "application/x-www-form-urlencoded (query=...)")
+            try:
+                body = read_body(environ, MAX_QUERY, self.body_timeout).decode("utf-8", "replace")
+            except Refused as e:
+                return e.response
+            if ctype == "application/sparql-query":
+                params["query"] = params.get("query", []) + [body]
+            else:
+                for k, v in parse_qs(body, keep_blank_values=True).items():
+                    params.setdefault(k, []).extend(v)
         elif method not in ("GET", "HEAD"):
             return text("405 Method Not Allowed", "use GET or POST", ("Allow", "GET, HEAD, POST"))
         if "update" in params:
@@ -265,6 +323,9 @@ class Endpoint:
         query = queries[0]
         if is_update(query):
             return self.refuse_update()
+        refused = self.refuse_service(query)
+        if refused:
+            return refused
         for g in params.get("default-graph-uri", []) + params.get("named-graph-uri", []):
             try:
                 ox.NamedNode(g)
@@ -278,18 +339,46 @@ class Endpoint:
         job = (str(self.sync.path()), query, self.sync.cfg.base_uri, self.prefixes,
                params.get("default-graph-uri", []), params.get("named-graph-uri", []),
                RESULT_TYPES.get(result_type or ""), graph_type, self.settings.max_results)
-        status, ctype, body = self.run(job)
-        return status, [("Content-Type", ctype), ("Vary", "Accept"), ("Cache-Control", "no-store")], body
+        return self.run(job, federated=bool(service_targets(query)))
 
-    def run(self, job: tuple) -> tuple[str, str, bytes]:
+    def refuse_service(self, query: str) -> Response | None:
+        """400 for a federated query (SERVICE), unless every endpoint it calls is in ``service_endpoints``
+        and resolves to public addresses (or ones in ``allow_addresses``)."""
+        targets = service_targets(query)
+        allowed = self.settings.service_endpoints
+        for target in targets:
+            if target is None or target not in allowed:
+                what = f"<{target}>" if target else "an endpoint given by a variable or a prefixed name"
+                return text("400 Bad Request", f"federated queries (SERVICE) are not allowed here: {what} is not "
+                            + (f"one of the endpoints this server may call ({', '.join(allowed)}; write it as a "
+                               "full <IRI>)" if allowed else "allowed (this endpoint answers from its own data only)"))
+        from .httpsource import check_public_address
+        from .sources import InputError
+        for target in dict.fromkeys(targets):
+            try:
+                check_public_address(target, list(self.settings.allow_addresses),
+                                     "list it in [sparql] allow_addresses if the endpoint is meant to be there")
+            except InputError as e:
+                return text("400 Bad Request", f"federated query refused: {e}")
+        return None
+
+    def run(self, job: tuple, federated: bool = False) -> Response:
+        headers = [("Vary", "Accept"), ("Cache-Control", "no-store")]
+        plain = "text/plain; charset=utf-8"
         try:
-            return self.worker.run(job, self.settings.timeout)
+            status, ctype, body = self.pool.run(job, self.settings.timeout, federated)
+        except Busy:
+            wait = math.ceil(self.settings.timeout)
+            return ("503 Service Unavailable", [("Content-Type", plain), ("Retry-After", str(wait)), *headers],
+                    f"the SPARQL endpoint is busy (it runs {self.settings.concurrency} queries at once); "
+                    f"try again in {wait} s\n".encode())
         except TimeoutError:
-            return ("503 Service Unavailable", "text/plain; charset=utf-8",
-                    f"query stopped: it ran longer than the {self.settings.timeout:g} s limit of this endpoint; "
-                    "make it more selective or add a LIMIT\n".encode())
+            status, ctype, body = ("503 Service Unavailable", plain,
+                                   f"query stopped: it ran longer than the {self.settings.timeout:g} s limit of this "
+                                   "endpoint; make it more selective or add a LIMIT\n".encode())
         except (OSError, EOFError, pickle.UnpicklingError) as e:
-            return "500 Internal Server Error", "text/plain; charset=utf-8", f"query evaluation failed: {e}\n".encode()
+            status, ctype, body = "500 Internal Server Error", plain, f"query evaluation failed: {e}\n".encode()
+        return status, [("Content-Type", ctype), *headers], body
 
     @staticmethod
     def refuse_update() -> Response:
@@ -314,7 +403,7 @@ class Endpoint:
         return "200 OK", [("Content-Type", "text/turtle; charset=utf-8"), ("Vary", "Accept")], ttl.encode()
 
 
-# -- the query process -------------------------------------------------------------------------
+# -- the query processes -----------------------------------------------------------------------
 
 def child_env() -> dict[str, str]:
     """The environment for ``python -m heritage_ld.sparql``: this package importable whatever the install."""
@@ -322,34 +411,78 @@ def child_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))}
 
 
-class QueryWorker:
-    """One long-lived query process per server process (a fresh interpreter, so no RocksDB state is
-    inherited across fork), fed one query at a time through pipes; killed and replaced when a query
-    overruns its time, which is how a query is cancelled."""
+class Busy(Exception):
+    """Every query slot of the server is taken."""
 
-    def __init__(self) -> None:
+
+class QueryPool:
+    """At most ``size`` queries at once in the whole server: a query holds one of ``size`` slots, a lock
+    on a file in ``folder`` (so the slots are shared by every server process, and a process that dies
+    frees its own), and runs in that slot's query process of this server process. A query waits ``wait``
+    seconds at most for a free slot, else Busy. A federated query runs in a process of its own that may
+    open sockets, stopped after it."""
+
+    def __init__(self, size: int, folder: Path, wait: float = 1.0) -> None:
+        self.size, self.folder, self.wait = size, folder, wait
+        self.workers: dict[int, QueryWorker] = {}
+
+    def run(self, job: tuple, timeout: float, federated: bool = False) -> tuple[str, str, bytes]:
+        slot, lock = self._take()
+        try:
+            if not federated:
+                return self.workers.setdefault(slot, QueryWorker()).run(job, timeout)
+            networked = QueryWorker(network=True)
+            try:
+                return networked.run(job, timeout)
+            finally:
+                networked.stop()
+        finally:
+            lock.close()  # releases the slot
+
+    def _take(self) -> tuple[int, Any]:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.wait
+        while True:
+            for slot in range(self.size):
+                lock = open(self.folder / f"slot-{slot}", "ab")
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return slot, lock
+                except BlockingIOError:
+                    lock.close()
+            if time.monotonic() >= deadline:
+                raise Busy
+            time.sleep(0.05)
+
+
+class QueryWorker:
+    """One long-lived query process (a fresh interpreter, so no RocksDB state is inherited across fork),
+    fed one query at a time through pipes; killed and replaced when a query overruns its time, which is
+    how a query is cancelled. It runs at the lowest CPU priority and, unless ``network``, cannot open sockets."""
+
+    def __init__(self, network: bool = False) -> None:
+        self.network = network
         self.proc: subprocess.Popen | None = None
         self.pid: int | None = None
-        self.lock = threading.Lock()
 
     def run(self, job: tuple, timeout: float) -> tuple[str, str, bytes]:
         """(status, content type, body) of ``job``; TimeoutError after ``timeout`` seconds."""
-        with self.lock:
-            proc = self._start()
-            data = pickle.dumps(job)
-            try:
-                proc.stdin.write(struct.pack(">Q", len(data)) + data)
-                proc.stdin.flush()
-                deadline = time.monotonic() + timeout
-                size = struct.unpack(">Q", self._read(8, deadline))[0]
-                return pickle.loads(self._read(size, deadline))
-            except BaseException:
-                self.stop()
-                raise
+        proc = self._start()
+        data = pickle.dumps(job)
+        try:
+            proc.stdin.write(struct.pack(">Q", len(data)) + data)
+            proc.stdin.flush()
+            deadline = time.monotonic() + timeout
+            size = struct.unpack(">Q", self._read(8, deadline))[0]
+            return pickle.loads(self._read(size, deadline))
+        except BaseException:
+            self.stop()
+            raise
 
     def _start(self) -> subprocess.Popen:
         if self.proc is None or self.pid != os.getpid() or self.proc.poll() is not None:
-            self.proc = subprocess.Popen([sys.executable, "-m", "heritage_ld.sparql", "worker"], stdin=subprocess.PIPE,
+            self.proc = subprocess.Popen([sys.executable, "-m", "heritage_ld.sparql", "worker"]
+                                         + (["--network"] if self.network else []), stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, env=child_env())
             self.pid = os.getpid()
             try:
@@ -381,13 +514,47 @@ class QueryWorker:
         self.proc = None
 
 
-def worker_main() -> None:
-    """``python -m heritage_ld.sparql worker``: evaluate length-prefixed pickled jobs from stdin."""
+# seccomp-bpf: (audit arch, syscall numbers of socket and io_uring_setup) per machine
+_SECCOMP_ARCH = {"x86_64": (0xC000003E, (41, 425)), "aarch64": (0xC00000B7, (198, 425))}
+
+
+def forbid_sockets() -> bool:
+    """From now on this process (and its threads) cannot make sockets: ``socket()`` fails with EACCES, so
+    no query can reach the network, whatever it says. False where seccomp is not available (not Linux on
+    x86-64 or arm64)."""
+    arch, numbers = _SECCOMP_ARCH.get(os.uname().machine, (None, ()))
+    if arch is None or not sys.platform.startswith("linux"):
+        return False
+    allow, deny = (0x06, 0, 0, 0x7FFF0000), (0x06, 0, 0, 0x00050000 | errno.EACCES)  # RET ALLOW / RET ERRNO
+    checks = [(0x35, 0, 0, 0x40000000)] + [(0x15, 0, 0, nr) for nr in numbers]  # x32 calls, then JEQ each
+    prog = [(0x20, 0, 0, 4), (0x15, 1, 0, arch), deny, (0x20, 0, 0, 0)]  # load arch (another ABI: deny), nr
+    prog += [(code, len(checks) - i, 0, k) for i, (code, _jt, _jf, k) in enumerate(checks)] + [allow, deny]
+    raw = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *insn) for insn in prog))
+
+    class Program(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
+    program = Program(len(prog), ctypes.addressof(raw))
+    return (libc.prctl(38, 1, 0, 0, 0) == 0  # PR_SET_NO_NEW_PRIVS, then PR_SET_SECCOMP, SECCOMP_MODE_FILTER
+            and libc.prctl(22, 2, ctypes.addressof(program), 0, 0) == 0)
+
+
+def worker_main(network: bool = False) -> None:
+    """``python -m heritage_ld.sparql worker [--network]``: evaluate length-prefixed pickled jobs from stdin."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server stops it (EOF on stdin, or kill)
     try:  # Linux: die with the server process, even in the middle of a query
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (AttributeError, OSError):
         pass
+    try:  # the lowest CPU priority: the server's own routes (OAI-PMH, pages) always come first
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        os.nice(19)
+    if not network and not forbid_sockets():
+        print("heritage-ld: warning: this system cannot stop SPARQL query processes from opening sockets; "
+              "federated queries are refused by reading the query only", file=sys.stderr)
     stdin, out = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # stdout carries the protocol only
     stores: dict[str, ox.Store] = {}
@@ -402,6 +569,9 @@ def worker_main() -> None:
             result = evaluate(stores[path], *job)
         except Exception as e:  # noqa: BLE001 - always answer
             result = ("500 Internal Server Error", "text/plain; charset=utf-8", f"store unavailable: {e}\n".encode())
+        if network and result[0].startswith("500"):  # never pass on what a remote endpoint said
+            result = (result[0], result[1], b"the federated query failed (a remote endpoint did not answer "
+                                            b"as expected; its answer is not shown)\n")
         data = pickle.dumps(result)
         out.write(struct.pack(">Q", len(data)) + data)
         out.flush()
@@ -538,6 +708,6 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["sync"]:
         StoreSync(config_mod.load(Path(sys.argv[2]))).sync_here()
     elif sys.argv[1:2] == ["worker"]:
-        worker_main()
+        worker_main(network=sys.argv[2:] == ["--network"])
     else:
-        sys.exit("usage: python -m heritage_ld.sparql sync PROJECT | worker")
+        sys.exit("usage: python -m heritage_ld.sparql sync PROJECT | worker [--network]")
