@@ -36,10 +36,13 @@ def index_path(dump: Path) -> Path:
     return dump.with_name(f".{dump.name}.members")
 
 
+def _trailer(block: bytes) -> bytes:
+    return struct.pack("<II", isal_zlib.crc32(block), len(block) & 0xFFFFFFFF)
+
+
 def member(block: bytes) -> bytes:
     """One gzip member holding ``block``."""
-    return (_HEADER + isal_zlib.compress(block, LEVEL, -15)
-            + struct.pack("<II", isal_zlib.crc32(block), len(block) & 0xFFFFFFFF))
+    return _HEADER + isal_zlib.compress(block, LEVEL, -15) + _trailer(block)
 
 
 def read_index(dump: Path) -> list[tuple[bytes, int, int, bytes]]:
@@ -96,13 +99,14 @@ class GzipMembers:
         self.parts, self.digests, self.size = [], [], 0
 
     def _reuse(self, digest: bytes, block: bytes) -> bytes | None:
-        """The previous dump's member for this block, if it checks out."""
-        if (hit := self.cache.get(digest)) is None:
+        """The previous dump's member for this block, if it checks out. It is read, checked and written from
+        memory (not copy_file_range'd): the bytes written are the bytes checked."""
+        hit = self.cache.get(digest)
+        if hit is None or hit[1] > len(block) + (len(block) >> 8) + 64:   # past deflate's worst case: damaged
             return None
         offset, length, sha = hit
         gz = os.pread(self.old.fileno(), length, offset)
-        if (hashlib.sha256(gz).digest() != sha or not gz.startswith(_HEADER)
-                or gz[-8:] != struct.pack("<II", isal_zlib.crc32(block), len(block) & 0xFFFFFFFF)):
+        if hashlib.sha256(gz).digest() != sha or not gz.startswith(_HEADER) or gz[-8:] != _trailer(block):
             return None
         return gz
 
