@@ -54,6 +54,9 @@ def check_run(run: dict) -> None:
     assert m["publish_noop"]["added"] == m["publish_noop"]["changed"] == m["publish_noop"]["deleted"] == 0
     assert m["publish_1pct"]["changed"] >= 1 and m["publish_1pct"]["added"] == 0
     assert m["pyshacl_record"]["extrapolated"] and m["pyshacl_record"]["sample"] > 0
+    gz = m["write_gzip"]   # the re-run compressed the blocks of the changed articles, copied the others
+    assert gz["articles_changed"] >= 1 and 0 < gz["rerun_1pct_compressed_bytes"] < gz["rerun_1pct_copied_bytes"]
+    assert gz["rerun_1pct_compressed_bytes"] + gz["rerun_1pct_copied_bytes"] > gz["plain_bytes"]   # " Updated."
     for what, r in run["ratios"].items():
         if any("skipped" in m[r[k]] for k in ("ours", "baseline")):
             assert r["speed"] is None

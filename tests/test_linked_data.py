@@ -253,7 +253,8 @@ def test_output_files_by_path(srv, name, media):
 
 
 @pytest.mark.parametrize("path", ["/../heritage-ld.toml", "/%2e%2e/heritage-ld.toml", "/edm/../../heritage-ld.toml",
-                                  "/edm/%2E%2E/%2E%2E/heritage-ld.toml", "/.state", "/edm/..%2f..%2fheritage-ld.toml",
+                                  "/edm/%2E%2E/%2E%2E/heritage-ld.toml", "/.state", "/.dataset.nq.gz.members",
+                                  "/edm/..%2f..%2fheritage-ld.toml",
                                   "/%2fetc/passwd", "//etc/passwd", "/records/../../.heritage-ld/catalog.sqlite"])
 def test_no_path_traversal(srv, path):
     conn = http.client.HTTPConnection("127.0.0.1", int(srv.url.rsplit(":", 1)[1].strip("/")), timeout=10)

@@ -99,10 +99,12 @@ def formats() -> dict[str, Format]:
 class Files:
     """Per-record files in the staging folder. A record whose catalog row has not changed since the
     output being replaced was written (its ``run`` is not newer) gets a hard link to the old file.
-    With ``enabled`` false (``record_files = false``) none are written."""
+    With ``enabled`` false (``record_files = false``) none are written. ``old`` is the output being
+    replaced whatever made it, for caches that check what they take (the gzip members)."""
 
-    def __init__(self, staging: Path, previous: Path | None, upto: int, enabled: bool = True) -> None:
-        self.staging, self.previous, self.upto, self.enabled = staging, previous, upto, enabled
+    def __init__(self, staging: Path, previous: Path | None, upto: int, enabled: bool = True,
+                 old: Path | None = None) -> None:
+        self.staging, self.previous, self.upto, self.enabled, self.old = staging, previous, upto, enabled, old
         self._dirs: set[str] = set()
 
     def reusable(self, row: "Row") -> bool:
@@ -179,7 +181,8 @@ def write_all(pub: "Publication", catalog: "Catalog", out: Path, state: str = ""
         old = read_state(out)
         digest = writers_digest(pub)
         reuse = out.is_dir() and old.get("writers") == digest and isinstance(old.get("run"), int)
-        files = Files(staging, out if reuse else None, old.get("run", 0) if reuse else 0, pub.config.record_files)
+        files = Files(staging, out if reuse else None, old.get("run", 0) if reuse else 0, pub.config.record_files,
+                      out if out.is_dir() else None)
         mine, *others = share(list(formats().values()), processes)
         helpers = [_Helper(pub, staging, files, group) for group in others]
         feed = Group(pub, staging, files, mine)

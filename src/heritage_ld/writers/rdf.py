@@ -7,7 +7,6 @@ the dataset file is the record documents without their prefix lines, under one h
 """
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 from urllib.parse import quote
 
@@ -17,6 +16,7 @@ from datetime import datetime, timezone
 
 from ..terms import RDF_TYPE, XSD, Triple, is_iri, literal
 from . import Files, Format, register
+from .gzmembers import GzipMembers
 
 
 def record_path(out: Path, entity: str, record_id: str, ext: str, folder: str = "records") -> Path:
@@ -62,36 +62,30 @@ def turtle_body(triples: list[Triple], prefixes: dict[str, str]) -> bytes:
 
 
 class _Dump:
-    """Writes ``name`` and a deterministic gzip copy ``name.gz`` (mtime 0, no file name) for bulk loaders."""
+    """Writes ``name`` and its gzip copy ``name.gz`` for bulk loaders: one gzip member per block of records,
+    members of unchanged blocks taken from the output being replaced (``gzmembers``)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, files: Files) -> None:
+        gz = path.name + ".gz"
         self.plain = path.open("wb")
-        self.raw = path.with_name(path.name + ".gz").open("wb")
-        self.gz = gzip.GzipFile(filename="", mode="wb", fileobj=self.raw, mtime=0, compresslevel=6)
+        self.gz = GzipMembers(path.with_name(gz), files.old / gz if files.old else None)
 
-    def write(self, text: str) -> None:
+    def write(self, row, text: str) -> None:
         data = text.encode("utf-8")
         self.plain.write(data)
-        self.gz.write(data)
-
-    def __enter__(self) -> "_Dump":
-        return self
-
-    def __exit__(self, *_exc) -> None:
-        self.close()
+        self.gz.add(f"{row.entity}\0{row.id}", data)
 
     def close(self) -> None:
         self.gz.close()
-        self.raw.close()
         self.plain.close()
 
 
 class NTriples:
-    def __init__(self, pub, out: Path, _files: Files) -> None:
-        self.fh = _Dump(out / "dataset.nt")
+    def __init__(self, pub, out: Path, files: Files) -> None:
+        self.fh = _Dump(out / "dataset.nt", files)
 
     def add(self, row, fresh) -> None:
-        self.fh.write(nt_lines(fresh))
+        self.fh.write(row, nt_lines(fresh))
 
     def close(self) -> None:
         self.fh.close()
@@ -116,12 +110,12 @@ def provenance(pub, graph: str, row) -> list[Triple]:
 
 
 class NQuads:
-    def __init__(self, pub, out: Path, _files: Files) -> None:
-        self.pub, self.fh = pub, _Dump(out / "dataset.nq")
+    def __init__(self, pub, out: Path, files: Files) -> None:
+        self.pub, self.fh = pub, _Dump(out / "dataset.nq", files)
 
     def add(self, row, fresh) -> None:
         g = f"<{graph_iri(self.pub, row.entity, row.id)}>"
-        self.fh.write("".join(f"{s} {p} {o} {g} .\n" for s, p, o in row.triples + provenance(self.pub, g, row)))
+        self.fh.write(row, "".join(f"{s} {p} {o} {g} .\n" for s, p, o in row.triples + provenance(self.pub, g, row)))
 
     def close(self) -> None:
         self.fh.close()

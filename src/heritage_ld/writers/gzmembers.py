@@ -1,0 +1,119 @@
+"""Gzip dumps as concatenated gzip members, one per block of records, each reused while its block is unchanged.
+
+Every member is a complete, standard gzip stream (RFC 1952: no name, mtime 0); gzip readers read the
+concatenation as one file. Records are cut into blocks by content, not position: a block ends after a
+record whose key hashes under a threshold proportional to the record's size (blocks of ``TARGET``
+bytes on average), or at ``MAX`` bytes. So inserting, removing or changing one record changes only
+its own block (or, where the record itself ends a block, its block and the next).
+
+A block is identified by the digest of its records' digests (each the sha256 of the record's bytes,
+or the digest the caller stores them under). ``.<name>.gz.members``, beside the dump (a dotfile: never
+served), lists each member's block digest, offset, length and sha256. The next run takes a member
+from the dump it replaces when its block digest is there and the member's bytes still hash to that
+sha256 and their gzip trailer holds the block's CRC-32 and length; an index that is damaged, foreign
+or made by another compressor finds nothing, and the block is compressed again.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+from pathlib import Path
+
+import isal
+from isal import isal_zlib
+
+LEVEL = 2                     # ISA-L's default: ~2 GB/s here, the ratio of zlib level 1 (benchmarks/README.md)
+TARGET = 128 * 1024           # mean uncompressed bytes of a block
+MAX = 8 * TARGET              # a block is cut here whatever the keys say
+_CUT = (1 << 64) // TARGET
+_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"   # deflate, no flags, mtime 0, OS unknown
+_MAGIC = f"heritage-ld gzip members 1; isal {isal.__version__} level {LEVEL}\n".encode()
+_ENTRY = struct.Struct(">32sQI32s")                     # block digest, offset, length, member sha256
+
+
+def index_path(dump: Path) -> Path:
+    return dump.with_name(f".{dump.name}.members")
+
+
+def _trailer(block: bytes) -> bytes:
+    return struct.pack("<II", isal_zlib.crc32(block), len(block) & 0xFFFFFFFF)
+
+
+def member(block: bytes) -> bytes:
+    """One gzip member holding ``block``."""
+    return _HEADER + isal_zlib.compress(block, LEVEL, -15) + _trailer(block)
+
+
+def read_index(dump: Path) -> list[tuple[bytes, int, int, bytes]]:
+    """(block digest, offset, length, member sha256) of each member, from the index beside ``dump``; [] if
+    there is none this version would have written."""
+    try:
+        data = index_path(dump).read_bytes()
+    except OSError:
+        return []
+    body = data[len(_MAGIC):]
+    if not data.startswith(_MAGIC) or len(body) % _ENTRY.size:
+        return []
+    return list(_ENTRY.iter_unpack(body))
+
+
+class GzipMembers:
+    """Writes ``path`` from records given in order (``add``), reusing members of ``previous`` (the same dump
+    in the output being replaced, if any). ``compressed`` and ``copied`` count the uncompressed bytes
+    each way."""
+
+    def __init__(self, path: Path, previous: Path | None = None) -> None:
+        self.path, self.fh = path, path.open("wb")
+        self.cache = {d: (off, n, sha) for d, off, n, sha in read_index(previous)} if previous else {}
+        try:
+            self.old = open(previous, "rb") if self.cache else None
+        except OSError:
+            self.cache, self.old = {}, None
+        self.entries: list[bytes] = []
+        self.parts: list[bytes] = []
+        self.digests: list[bytes] = []
+        self.size = self.offset = self.compressed = self.copied = 0
+
+    def add(self, key: str, data: bytes, digest: bytes | None = None) -> None:
+        """One record's bytes; ``digest``: the sha256 they are stored under, if the caller has it."""
+        self.parts.append(data)
+        self.digests.append(digest or hashlib.sha256(data).digest())
+        self.size += len(data)
+        h = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big")
+        if h < len(data) * _CUT or self.size >= MAX:
+            self._flush()
+
+    def _flush(self) -> None:
+        block = b"".join(self.parts)
+        digest = hashlib.sha256(b"".join(self.digests)).digest()
+        gz = self._reuse(digest, block)
+        if gz is None:
+            gz = member(block)
+            self.compressed += len(block)
+        else:
+            self.copied += len(block)
+        self.fh.write(gz)
+        self.entries.append(_ENTRY.pack(digest, self.offset, len(gz), hashlib.sha256(gz).digest()))
+        self.offset += len(gz)
+        self.parts, self.digests, self.size = [], [], 0
+
+    def _reuse(self, digest: bytes, block: bytes) -> bytes | None:
+        """The previous dump's member for this block, if it checks out. It is read, checked and written from
+        memory (not copy_file_range'd): the bytes written are the bytes checked."""
+        hit = self.cache.get(digest)
+        if hit is None or hit[1] > len(block) + (len(block) >> 8) + 64:   # past deflate's worst case: damaged
+            return None
+        offset, length, sha = hit
+        gz = os.pread(self.old.fileno(), length, offset)
+        if hashlib.sha256(gz).digest() != sha or not gz.startswith(_HEADER) or gz[-8:] != _trailer(block):
+            return None
+        return gz
+
+    def close(self) -> None:
+        if self.parts or not self.entries:  # an empty dump is one empty member
+            self._flush()
+        self.fh.close()
+        if self.old:
+            self.old.close()
+        index_path(self.path).write_bytes(_MAGIC + b"".join(self.entries))
