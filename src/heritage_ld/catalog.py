@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .terms import Triple
+from .terms import LINES, Triple, nt_lines, parse_nt
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS records (
     first_published INTEGER NOT NULL,   -- UTC seconds
     last_changed INTEGER NOT NULL,      -- UTC seconds: the OAI-PMH datestamp
     deleted INTEGER NOT NULL DEFAULT 0,
-    triples TEXT NOT NULL,              -- JSON list of [s, p, o] N-Triples terms, sorted
+    triples TEXT NOT NULL,              -- N-Triples lines, sorted (terms.nt_lines; '' once deleted)
     edm_xml BLOB,                       -- EDM RDF/XML, NULL if held back from the EDM channel
     mapping TEXT NOT NULL,              -- digest of the mapping file that produced it
     run INTEGER NOT NULL DEFAULT 0,     -- rowid in ``runs`` of the run that last changed it
@@ -59,7 +59,8 @@ CREATE TABLE IF NOT EXISTS report (      -- the last run's validation report, in
 """
 
 
-VERSION = 1  # PRAGMA user_version of the catalogs this code writes (0: before versions were recorded)
+VERSION = 2  # PRAGMA user_version of the catalogs this code writes (0: before versions were recorded;
+            # 2: triples as N-Triples text, was JSON)
 REQUIRED_COLUMNS = {"entity", "id", "sets", "source", "hash", "first_published", "last_changed", "deleted",
                     "triples", "edm_xml", "mapping"}
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -113,9 +114,9 @@ def content_hash(triples: list[Triple], edm_xml: bytes | None, sets: list[str] =
 
 def decode_row(r: tuple) -> Row:
     try:
-        return Row(r[0], r[1], json.loads(r[2]), r[3], r[4], r[5], r[6], bool(r[7]),
-                   [tuple(t) for t in json.loads(r[8])], r[9], r[10], r[11])
-    except (ValueError, TypeError):
+        return Row(r[0], r[1], json.loads(r[2]), r[3], r[4], r[5], r[6], bool(r[7]), parse_nt(r[8]), r[9], r[10],
+                   r[11])
+    except (ValueError, TypeError, AttributeError):
         raise sqlite3.DatabaseError(f"the row of {r[0]} {r[1]} is damaged") from None
 
 
@@ -189,7 +190,7 @@ class Catalog:
             if "run" not in columns:  # catalogs before 0.2
                 self.db.execute("ALTER TABLE records ADD COLUMN run INTEGER NOT NULL DEFAULT 0")
             if version < VERSION:
-                self.db.execute(f"PRAGMA user_version = {VERSION}")
+                self._upgrade(version)
         except sqlite3.Error as e:
             self.db.close()
             raise CatalogError(describe(e, path)) from None
@@ -210,6 +211,20 @@ class Catalog:
                                "table): restore the catalog from a backup, or check [project] catalog in "
                                "heritage-ld.toml")
         return version, columns
+
+    def _upgrade(self, version: int) -> None:
+        """Bring a catalog of an earlier ``version`` to this one, in one transaction."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            if version < 2:  # triples were JSON lists of [s, p, o]
+                self.db.create_function("nt_of_json", 1, lambda text: nt_lines(map(tuple, json.loads(text))),
+                                        deterministic=True)
+                self.db.execute("UPDATE records SET triples = nt_of_json(triples) WHERE triples LIKE '[%'")
+            self.db.execute(f"PRAGMA user_version = {VERSION}")
+            self.db.execute("COMMIT")
+        finally:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
 
     def close(self) -> None:
         self.db.close()
@@ -267,7 +282,7 @@ class Catalog:
 
     def totals(self) -> tuple[int, int, int]:
         """(live records, their triples, their EDM documents)."""
-        return self.db.execute("SELECT count(*), coalesce(sum(json_array_length(triples)), 0), count(edm_xml) "
+        return self.db.execute(f"SELECT count(*), coalesce(sum({LINES.format('triples')}), 0), count(edm_xml) "
                                "FROM records WHERE deleted = 0").fetchone()
 
     def changed_since(self, since: int) -> list[tuple[str, str, int, bool]]:
@@ -337,7 +352,7 @@ class Catalog:
             "ON CONFLICT (entity, id) DO UPDATE SET sets = excluded.sets, source = excluded.source, "
             "hash = excluded.hash, last_changed = excluded.last_changed, deleted = 0, triples = excluded.triples, "
             "edm_xml = excluded.edm_xml, mapping = excluded.mapping, run = excluded.run", (now, now, run))
-        self.db.executemany("UPDATE records SET deleted = 1, last_changed = ?, triples = '[]', edm_xml = NULL, run = ? "
+        self.db.executemany("UPDATE records SET deleted = 1, last_changed = ?, triples = '', edm_xml = NULL, run = ? "
                             "WHERE entity = ? AND id = ?", ((now, run, e, i) for e, i in changes.deleted))
 
     def next_run(self) -> int:

@@ -37,9 +37,9 @@ import pyoxigraph as ox
 from . import __version__, html
 from . import config as config_mod
 from .mapping import Mappings
-from .terms import Triple
+from .terms import Triple, nt_lines, parse_nt
 from .writers.jsonld import Compactor, dumps
-from .writers.rdf import graph_iri, nt_lines, provenance, turtle
+from .writers.rdf import graph_iri, provenance, turtle
 
 if TYPE_CHECKING:
     from .sparql import StoreSync
@@ -377,7 +377,7 @@ class LinkedData:
         if deleted:
             when = time.strftime("%Y-%m-%d", time.gmtime(last_changed))
             return text("410 Gone", f"{entity} {rid} was withdrawn on {when}", ("Last-Modified", http_date(last_changed)))
-        triples = [tuple(t) for t in json.loads(triples)]
+        triples = parse_nt(triples)
         pub = SimpleNamespace(config=self.cfg)
         g = f"<{graph_iri(pub, entity, rid)}>"
         prov_row = SimpleNamespace(entity=entity, id=rid, source=source, last_changed=last_changed, mapping=mapping)

@@ -36,7 +36,7 @@ from lxml import etree
 
 from . import config as config_mod
 from .catalog import Catalog, in_progress_since
-from .terms import XML_ILLEGAL, split_literal
+from .terms import XML_ILLEGAL, parse_nt, split_literal
 
 OAI = "http://www.openarchives.org/OAI/2.0/"
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
@@ -509,7 +509,7 @@ class Repository:
 
     def _records(self, prefix: str, rows: list[tuple]) -> list[bytes]:
         if prefix == "oai_dc":
-            parsed = {(r[0], r[1]): json.loads(r[5]) for r in rows if not r[3]}
+            parsed = {(r[0], r[1]): parse_nt(r[5]) for r in rows if not r[3]}
             labels = self._labels(parsed.values())
         out = []
         for r in rows:
@@ -533,7 +533,7 @@ class Repository:
         labels: dict[str, tuple[str, str | None]] = {}
         for key in sorted(keys):
             row = self.db.execute("SELECT triples FROM records WHERE entity = ? AND id = ? AND deleted = 0", key).fetchone()
-            found = sorted((LABELS.index(p), s, o) for s, p, o in json.loads(row[0]) if p in LABELS
+            found = sorted((LABELS.index(p), s, o) for s, p, o in parse_nt(row[0]) if p in LABELS
                            and o.startswith('"')) if row else []
             for _rank, s, o in reversed(found):   # the best-ranked label wins
                 lex, lang, _dt = split_literal(o)

@@ -33,7 +33,7 @@ from . import sources, terms
 from .catalog import Catalog, CatalogError, Changes, DeletionGuard, content_hash, describe, publishing
 from .executor import Executor, Serial, project
 from .mapping import Context, Issue, Mapped, Mappings, Record
-from .terms import Triple, split_literal
+from .terms import LINES, Triple, nt_lines, parse_nt, split_literal
 from .validate import Shapes, validate
 from .work import KnownIds, Reader, Work, memo, memo_id, memo_path, path_for, reader, remove_stale
 from .writers.edmxml import edm_record, is_provided_cho
@@ -303,7 +303,7 @@ def _build(root: Path, work: Work, progress: Callable[[int], None] | None, refer
     for _ in pub.take_report(report(work)):
         pass
     pub.published, pub.triple_count, pub.edm_count = work.db.execute(
-        "SELECT count(*), coalesce(sum(json_array_length(triples)), 0), count(edm) FROM result WHERE publish").fetchone()
+        f"SELECT count(*), coalesce(sum({LINES.format('triples')}), 0), count(edm) FROM result WHERE publish").fetchone()
     pub.seconds.update({"map": t2 - t1, "validate+edm": t3 - t2})
     return pub
 
@@ -375,7 +375,7 @@ def _map_chunk(root: str, shared: Shared, keys: list[Key]) -> list[tuple]:
         if found is None or any(db.has(e, i) != f for e, i, f in json.loads(found[3])):  # a link resolves otherwise
             asked.clear()
             m = _map_one(mappings, ctx, entity, rid, pickle.loads(data), source, parents)
-            found = (json.dumps(m.triples, ensure_ascii=False), json.dumps(m.subjects),
+            found = (nt_lines(m.triples), json.dumps(m.subjects),
                      pickle.dumps(m.issues) if m.issues else None, json.dumps(asked))
         out.append((entity, rid, *found, json.dumps(cfg.sets(entity)), mapping.digest, source, key))
     return out
@@ -414,7 +414,7 @@ def _check_chunk(root: str, shared: Shared, keys: list[Key]) -> list[tuple]:
     batch, linked, links, keyed, out = [], {}, {}, {}, {}
     for key in keys:
         t, s, blob, sets, mapping, source = db.result_raw(*key)
-        triples = [tuple(x) for x in json.loads(t)]
+        triples = parse_nt(t)
         links[key], parts = _linked_digests(db, key, triples)
         keyed[key] = _digest(shared.project, "check", shared.reference, *key, t, s, blob, sets, mapping, source,
                              *parts)

@@ -18,7 +18,6 @@ not followed.
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import threading
 import time
@@ -35,7 +34,8 @@ from .catalog import Catalog, Row
 from .config import Config, load as load_config
 from .httpsource import addresses, bounded, guarded, refusal, retry_delay
 from .sources import InputError
-from .writers.rdf import graph_iri, nt_lines, provenance
+from .terms import nt_lines, parse_nt
+from .writers.rdf import graph_iri, provenance
 
 STORE_HINT = "pass --allow-address if the store is meant to be there"
 ENV_USER, ENV_PASSWORD, ENV_TOKEN = "HERITAGE_LD_PUSH_USER", "HERITAGE_LD_PUSH_PASSWORD", "HERITAGE_LD_PUSH_TOKEN"
@@ -202,7 +202,7 @@ class _Pusher:
                                 "WHERE entity = ? AND id = ?", task.key).fetchone()
         if r is None:
             return "DELETE", None, None
-        row = Row(*task.key, [], r[0], r[1], 0, r[2], bool(r[3]), [tuple(t) for t in json.loads(r[4])], None, r[5])
+        row = Row(*task.key, [], r[0], r[1], 0, r[2], bool(r[3]), parse_nt(r[4]), None, r[5])
         if row.deleted:
             return "DELETE", None, DELETED
         triples = row.triples + provenance(self.pub, f"<{task.graph}>", row)

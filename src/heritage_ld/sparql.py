@@ -52,7 +52,7 @@ import pyoxigraph as ox
 
 from . import config as config_mod
 from .linkeddata import Refused, Response, negotiate, read_body, text
-from .terms import is_iri
+from .terms import is_iri, parse_nt
 from .writers.rdf import graph_iri, provenance
 
 RESULT_TYPES = {  # SELECT / ASK, in order of preference
@@ -234,7 +234,7 @@ class StoreSync:
                     continue
                 g = f"<{graph_iri(pub, entity, rid)}>"
                 row = SimpleNamespace(entity=entity, id=rid, source=source, last_changed=last_changed, mapping=mapping)
-                for s, p, o in [tuple(t) for t in json.loads(triples)] + provenance(pub, g, row):
+                for s, p, o in parse_nt(triples) + provenance(pub, g, row):
                     lines.append(f"{s} {p} {o} {g} .\n{s} {p} {o} .\n")
             data = "".join(lines).encode("utf-8")
             if data:

@@ -71,6 +71,21 @@ def unusable_char(value: str, pattern: re.Pattern = UNUSABLE) -> str | None:
     return f"contains non-character {code}, which is not meant for text"
 
 
+def nt_lines(triples) -> str:
+    """Triples as N-Triples lines (the stored form of a record's triples, and its N-Triples dump)."""
+    text = " .\n".join(map(" ".join, triples))
+    return text + " .\n" if text else ""
+
+
+LINES = "(length({0}) - length(replace({0}, char(10), '')))"  # SQL: the lines (triples) of an nt_lines column
+
+
+def parse_nt(text: str) -> list[Triple]:
+    """The triples of ``nt_lines`` text. Subjects and predicates hold no space (IRIs and blank nodes),
+    and a literal no line break (N-Triples escapes it), so each line splits at its first two spaces."""
+    return [tuple(line.split(" ", 2)) for line in text[:-3].split(" .\n")] if text else []  # type: ignore[misc]
+
+
 def iri(value: str) -> str:
     """N-Triples form of an absolute IRI; ValueError if it is not one."""
     if not is_iri(value):

@@ -3,7 +3,7 @@
 A run streams its records through SQLite (a file beside the catalog) instead of holding them in
 memory, so memory stays flat however many records there are. Workers (local processes or Dask
 workers on a shared volume) open it read-only between passes; only the coordinating process
-writes. Columns holding triples use the catalog's JSON form. A published run's work database is
+writes. Triples are stored as N-Triples text, as in the catalog. A published run's work database is
 kept as the next run's ``Memo``: a record whose inputs recur takes its results from there.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from .terms import Triple
+from .terms import Triple, parse_nt
 
 SCHEMA = """
 CREATE TABLE incoming (               -- one row per record id; copies of an embedded record merge
@@ -34,7 +34,7 @@ CREATE TABLE incoming (               -- one row per record id; copies of an emb
 CREATE TABLE parents (entity TEXT, id TEXT, pentity TEXT, pid TEXT, UNIQUE (entity, id, pentity, pid));
 CREATE TABLE result (
     entity TEXT NOT NULL, id TEXT NOT NULL,
-    triples TEXT NOT NULL,            -- JSON list of [s, p, o], sorted
+    triples TEXT NOT NULL,            -- N-Triples lines (terms.nt_lines), in the mapping's order
     subjects TEXT NOT NULL,           -- JSON {block: IRI}
     issues BLOB,                      -- pickled list of Issue, NULL if none
     held INTEGER NOT NULL DEFAULT 0, edm_held INTEGER NOT NULL DEFAULT 0,
@@ -137,14 +137,14 @@ class Work:
 
     # -- pass 2: mapped --------------------------------------------------------------------
     def add_mapped(self, rows: Iterable[tuple[str, str, str, str, bytes | None, str, str, str, str, bytes]]) -> None:
-        """(entity, id, triples JSON, subjects JSON, issues, link checks JSON, sets JSON, mapping digest, source,
-        map key) per record."""
+        """(entity, id, triples (N-Triples), subjects JSON, issues, link checks JSON, sets JSON, mapping digest,
+        source, map key) per record."""
         for entity, rid, triples, subjects, issues, asked, sets, mapping, source, key in rows:
             self.db.execute("INSERT INTO result (entity, id, triples, subjects, issues, mapped_issues, asked, sets, "
                             "mapping, source, map_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             (entity, rid, triples, subjects, issues, issues, asked, sets, mapping, source, key))
             self.db.executemany("INSERT INTO subject VALUES (?, ?, ?)",
-                                ((s, entity, rid) for s in {t[0] for t in json.loads(triples)}))
+                                ((s, entity, rid) for s in {t[0] for t in parse_nt(triples)}))
 
     def index(self) -> None:
         self.db.executescript(INDEXES + "BEGIN;")  # executescript commits first
@@ -193,10 +193,10 @@ class Reader:
     def result(self, entity: str, rid: str) -> tuple[list[Triple], dict[str, str], bytes | None, str, str, str]:
         """(triples, subjects, issues, sets JSON, mapping digest, source) of a mapped record."""
         t, s, i, sets, mapping, source = self.result_raw(entity, rid)
-        return [tuple(x) for x in json.loads(t)], json.loads(s), i, sets, mapping, source
+        return parse_nt(t), json.loads(s), i, sets, mapping, source
 
     def result_raw(self, entity: str, rid: str) -> tuple[str, str, bytes | None, str, str, str]:
-        """``result`` with triples and subjects as the JSON stored."""
+        """``result`` with triples and subjects as stored (N-Triples, JSON)."""
         return self.db.execute("SELECT triples, subjects, issues, sets, mapping, source FROM result "
                                "WHERE entity = ? AND id = ?", (entity, rid)).fetchone()
 
@@ -218,7 +218,7 @@ class Reader:
             if len(self._triples) > CACHED:
                 self._triples.clear()
             t = self.db.execute("SELECT triples FROM result WHERE entity = ? AND id = ?", (entity, rid)).fetchone()[0]
-            found = self._triples[(entity, rid)] = [tuple(x) for x in json.loads(t)]
+            found = self._triples[(entity, rid)] = parse_nt(t)
         return found
 
     def triples_digest(self, entity: str, rid: str) -> bytes:
@@ -290,7 +290,7 @@ class Memo:
             raise sqlite3.DatabaseError(f"{path}: not a memo of this version")
 
     def mapped(self, entity: str, rid: str, key: bytes) -> tuple[str, str, bytes | None, str] | None:
-        """(triples JSON, subjects JSON, mapping issues, link checks JSON) as mapped last time, if ``key``
+        """(triples (N-Triples), subjects JSON, mapping issues, link checks JSON) as mapped last time, if ``key``
         is the same."""
         try:
             return self.db.execute("SELECT triples, subjects, mapped_issues, asked FROM result WHERE entity = ? "

@@ -14,7 +14,7 @@ import pyoxigraph as ox
 
 from datetime import datetime, timezone
 
-from ..terms import RDF_TYPE, XSD, Triple, is_iri, literal
+from ..terms import RDF_TYPE, XSD, Triple, is_iri, literal, nt_lines
 from . import Files, Format, register
 from .gzmembers import GzipMembers
 
@@ -34,11 +34,6 @@ def graph_iri(pub, entity: str, record_id: str) -> str:
 
 def _order(t: Triple) -> tuple:
     return (t[0], t[1] != RDF_TYPE, t[1], t[2])
-
-
-def nt_lines(triples) -> str:
-    text = " .\n".join(map(" ".join, triples))
-    return text + " .\n" if text else ""
 
 
 def turtle(triples: list[Triple], prefixes: dict[str, str]) -> bytes:
