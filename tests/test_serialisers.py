@@ -227,3 +227,101 @@ def test_empty_record():
 @given(graphs())
 def test_turtle_as_pyoxigraph_writes_it(graph):
     check_turtle(*graph)
+
+
+EDM_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"]), max_size=8) | st.sampled_from(
+    ["", "a&b", "<x>", '"q"', "'", "]]>", "\r", "a\r\nb", "\t", "\x7f", "\x85", "😀", "&amp;", " lead", "trail ",
+     "\n", "\x00", "\x1f", "\ufffe", "\ud800"])  # the last four: characters XML cannot carry, or UTF-8
+EDM_ENTITIES = ["http://ex.org/agg", "http://ex.org/wr1", "http://ex.org/wr2", "http://ex.org/agent", "http://ex.org/place",
+                "http://ex.org/span", "http://ex.org/concept", "http://ex.org/licence", "http://ex.org/other-cho"]
+EDM_IRIS = st.sampled_from(EDM_ENTITIES * 3 + ["http://ex.org/cho", "http://ex.org/a&b<c>\"d'\te", "http://ex.org/é",
+                                               "http://ex.org/\x01", "http://ex.org/\ud800"])
+
+
+@st.composite
+def edm_values(draw, prop: edmxml.Prop):
+    """An N-Triples object for ``prop``: mostly one it takes, now and then one it refuses."""
+    kind = draw(st.integers(0, 59))
+    if kind == 0:
+        return "_:b" + draw(st.sampled_from("01"))
+    if kind == 1 or (kind > 2 and prop.value in ("resource", "resource_or_literal") and kind % 2):
+        return f"<{draw(EDM_IRIS)}>"
+    if prop.value == "resource" and kind != 2:
+        return f"<{draw(EDM_IRIS)}>"
+    lang = draw(st.sampled_from([None, None, "en", "nl-be"])) if prop.value not in ("plain", "typed") or kind == 2 else None
+    if kind == 3:  # written by hand: a language tag the project would not write
+        tag = draw(st.sampled_from(["EN", "a&b", "x<y", 'q"', "a b", "a\x01", "\ud800", "\t"]))
+        return f'"{draw(EDM_TEXT).replace(chr(34), "")}"@{tag}'
+    return literal(draw(EDM_TEXT), lang, draw(st.sampled_from([None, None, XSD + "date", XSD + "integer"])))
+
+
+@st.composite
+def edm_descriptions(draw, subject: str, cls: edmxml.EdmClass, required: bool):
+    """Triples describing ``subject`` as ``cls``: its required properties (mostly), then some more."""
+    props = list(cls.props.items())
+    chosen = [(p, prop) for p, prop in props if prop.min and (required or draw(st.integers(0, 19)))]
+    chosen += draw(st.lists(st.sampled_from(props), max_size=4))
+    out = [(subject, RDF_TYPE, f"<{cls.iri}>")] if draw(st.integers(0, 29)) else []
+    for p, prop in chosen:
+        n = 1 if prop.max == 1 and draw(st.integers(0, 9)) else draw(st.integers(1, 2))
+        out += [(subject, p, draw(edm_values(prop))) for _ in range(n)]
+    return out
+
+
+@st.composite
+def edm_records(draw):
+    """A ProvidedCHO with aggregations, web resources, contextual entities, other CHOs and stray triples."""
+    cho = draw(st.sampled_from(["http://ex.org/cho"] * 18 + ["http://ex.org/c&o<\"'>", "http://ex.org/\x02"]))
+    by_role = {c.role: c for c in edmxml.CLASSES if c.role != "contextual"}
+    contextual = [c for c in edmxml.CLASSES if c.role == "contextual"]
+    triples = draw(edm_descriptions(f"<{cho}>", by_role["cho"], True))
+    triples = [t for t in triples if t[1] != RDF_TYPE] + [(f"<{cho}>", RDF_TYPE, EDM_CHO)] * draw(st.sampled_from([1] * 18 + [0, 2]))
+    for agg in draw(st.lists(st.sampled_from(["<http://ex.org/agg>"] * 9 + ["<http://ex.org/agg2>"] * 9 + ["_:agg"]),
+                             max_size=2, unique=True)):
+        triples += [t if t[1] != "<http://www.europeana.eu/schemas/edm/aggregatedCHO>" else (t[0], t[1], f"<{cho}>")
+                    for t in draw(edm_descriptions(agg, by_role["aggregation"], True))]
+    for wr in draw(st.lists(st.sampled_from(["<http://ex.org/wr1>", "<http://ex.org/wr2>"]), max_size=2, unique=True)):
+        triples += draw(edm_descriptions(wr, by_role["web_resource"], False))
+    for name in draw(st.lists(st.sampled_from(EDM_ENTITIES[3:]), max_size=4, unique=True)):
+        triples += draw(edm_descriptions(f"<{name}>", draw(st.sampled_from(contextual)), False))
+        if not draw(st.integers(0, 19)):  # a second EDM class
+            triples.append((f"<{name}>", RDF_TYPE, f"<{draw(st.sampled_from(contextual)).iri}>"))
+    triples += draw(st.lists(st.tuples(st.sampled_from([f"<{cho}>", "<http://ex.org/other-cho>"]),
+                                       st.sampled_from([RDF_TYPE, "<http://ex.org/p>"]),
+                                       st.sampled_from([EDM_CHO, '"x"', "<http://ex.org/agent>"])), max_size=3))
+    return draw(st.permutations(triples)), cho
+
+
+def minimal_edm(cho: str = "http://ex.org/cho", **values: str) -> list[tuple[str, str, str]]:
+    """A CHO that can be written, with ``values`` (local name in edm: -> N-Triples object) added."""
+    edm = "http://www.europeana.eu/schemas/edm/"
+    s, agg = f"<{cho}>", "<http://ex.org/agg>"
+    return [(s, RDF_TYPE, EDM_CHO), (s, f"<{edm}type>", '"TEXT"'), (s, "<http://purl.org/dc/elements/1.1/title>", '"t"'),
+            (agg, RDF_TYPE, "<http://www.openarchives.org/ore/terms/Aggregation>"), (agg, f"<{edm}aggregatedCHO>", s),
+            (agg, f"<{edm}dataProvider>", '"p"'), (agg, f"<{edm}provider>", '"p"'), (agg, f"<{edm}rights>", "<http://r.org/>"),
+            (agg, f"<{edm}isShownAt>", "<http://ex.org/page>"),
+            *((s, f"<{edm}{name}>", o) for name, o in values.items())]
+
+
+@pytest.mark.parametrize("cho,values", [
+    ("http://ex.org/cho", {"currentLocation": '"\ud800"'}),  # lxml: UnicodeEncodeError, position in the value
+    ("http://ex.org/cho", {"currentLocation": '"x"@en\x01'}),  # a language tag XML cannot carry
+    ("http://ex.org/cho", {"currentLocation": '"x"@\ud800'}),
+    ("http://ex.org/cho", {"isNextInSequence": "<http://ex.org/\ud800>"}),
+    ("http://ex.org/\ud800", {}),
+    ("http://ex.org/\x01", {"currentLocation": '"\ud800"'}),  # the first in document order wins
+])
+def test_edm_strings_lxml_refuses(cho, values):
+    """A string lxml refused when the tree was built fails the same way, with the same message."""
+    triples = minimal_edm(cho, **values)
+    expected = reference_edm_record(triples, cho)
+    assert not isinstance(expected, bytes)
+    check_edm(triples, cho)
+    check_edm(minimal_edm(), "http://ex.org/cho")  # and the same CHO without them can be written
+    assert isinstance(edmxml.edm_record(minimal_edm(), "http://ex.org/cho"), bytes)
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(edm_records())
+def test_edm_as_lxml_writes_it(record):
+    check_edm(*record)

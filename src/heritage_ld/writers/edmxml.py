@@ -107,9 +107,25 @@ def _xml_legal(text: str) -> bool:
     return (text.isascii() and text.isprintable()) or not XML_ILLEGAL.search(text)
 
 
+_LXML_REFUSES = "All strings must be XML compatible: Unicode or ASCII, no NULL bytes or control characters"
+Refusal = tuple[type, tuple]  # an exception lxml raises, as (type, args)
+
+
+def _refusal(value: str) -> Refusal | None:
+    """What lxml raises when it is given ``value`` for a text or an attribute, or None."""
+    if value.isascii() and value.isprintable():
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:  # a lone surrogate
+        return UnicodeEncodeError, e.args
+    return None if _xml_legal(value) else (ValueError, (_LXML_REFUSES,))
+
+
 @lru_cache(maxsize=1 << 14)
-def _element(prop: Prop, o: str) -> tuple[Value, str] | str:
-    """The value of one object of ``prop`` and its element line; or, as a str, why it can't be one."""
+def _element(prop: Prop, o: str) -> tuple[Value, str | Refusal] | str:
+    """The value of one object of ``prop`` and its element line (or what lxml raised when it was
+    given a string of it, raised when the document is written); or, as a str, why it can't be one."""
     if o.startswith("<"):
         if prop.value not in ("resource", "resource_or_literal"):
             return f"takes a literal, got the IRI {o}"
@@ -125,6 +141,8 @@ def _element(prop: Prop, o: str) -> tuple[Value, str] | str:
         kind = 1
     if not _xml_legal(text):
         return f"value contains a character XML cannot carry: {o!r}"
+    if refused := _refusal(text) or (lang and _refusal(lang)):
+        return (kind, text, lang), refused
     if kind == 0:
         return (kind, text, lang), f'    <{prop.qname} rdf:resource="{_attr(text)}"/>\n'
     lang_attr = f' xml:lang="{_attr(lang)}"' if lang else ""
@@ -227,16 +245,20 @@ def edm_record(triples: Iterable[Triple], cho: str) -> bytes:
             blocks.append((cls, term[1:-1], props))
 
     qnames = {"rdf:RDF"}
-    body = []
+    body: list[str | Refusal] = []
     for cls, about, props in blocks:
-        if not _xml_legal(about):  # what lxml said
-            raise ValueError("All strings must be XML compatible: Unicode or ASCII, no NULL bytes or control characters")
         qnames.add(cls.qname)
-        body.append(f'  <{cls.qname} rdf:about="{_attr(about)}">\n')  # _describe never gives an empty one
+        # _describe never gives an empty one
+        body.append(_refusal(about) or f'  <{cls.qname} rdf:about="{_attr(about)}">\n')
         for prop, lines in props:
             qnames.add(prop.qname)
             body += lines
         body.append(f"  </{cls.qname}>\n")
+    try:
+        text = "".join(body)
+    except TypeError:  # a string lxml refused: the error it raised at the first, in document order
+        kind, args = next(x for x in body if not isinstance(x, str))
+        raise kind(*args) from None
     used = {q.split(":", 1)[0] for q in qnames}
     namespaces = "".join(f' xmlns:{k}="{v}"' for k, v in PREFIXES.items() if k in used)
-    return f"<?xml version='1.0' encoding='UTF-8'?>\n<rdf:RDF{namespaces}>\n{''.join(body)}</rdf:RDF>\n".encode()
+    return f"<?xml version='1.0' encoding='UTF-8'?>\n<rdf:RDF{namespaces}>\n{text}</rdf:RDF>\n".encode()
