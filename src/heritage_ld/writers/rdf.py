@@ -188,18 +188,33 @@ class _Writer:
         self.within = [sum(1 << j for j, (_, outer) in enumerate(declared) if ns.startswith(outer))
                        for _, ns in declared]
         self.memo: dict[str, tuple[str, int]] = {}
+        self.predicates: dict[str, tuple[str, int]] = {}  # as memo, for IRIs, followed by a space
         self.headers: dict[int, str] = {}
         self.type_bits = self.iri(RDF_TYPE[1:-1])[1]  # rdf:type is written "a", its namespace still counts
 
     def add(self, t: str) -> tuple[str, int]:
         """(Turtle text, namespace bits) of an N-Triples term not yet remembered."""
-        if t.startswith("<") and t.endswith(">") and _iri_ok(t[1:-1]):
-            found = self.iri(t[1:-1])
-        else:  # a blank node or a literal: only a literal can contain a namespace (after a "<")
-            found = self.term(t), sum(bit for bit, n in self.needles if n in t) if "<" in t else 0
+        if t.startswith("<") and t.endswith(">"):
+            if not _iri_ok(value := t[1:-1]):
+                raise _Unsupported("IRI")
+            found = self.iri(value)
+        elif "<" in t:  # a literal containing a namespace (or its datatype's)
+            found = self.term(t), sum(bit for bit, n in self.needles if n in t)
+        else:  # a blank node or a literal
+            found = self.term(t), 0
         if len(self.memo) >= MEMO_LIMIT:
             self.memo.clear()
         self.memo[t] = found
+        return found
+
+    def add_predicate(self, t: str) -> tuple[str, int]:
+        """(Turtle text and a space, namespace bits) of a predicate not yet remembered."""
+        if not t.startswith("<"):
+            raise _Unsupported("predicate")
+        text, bits = self.memo.get(t) or self.add(t)
+        if len(self.predicates) >= MEMO_LIMIT:
+            self.predicates.clear()
+        found = self.predicates[t] = text + " ", bits
         return found
 
     def header(self, used: int) -> str:
@@ -268,7 +283,7 @@ def _turtle_text(triples: list[Triple], prefixes: dict[str, str]) -> tuple[str, 
     w = _WRITERS.get(key) or _remember(_WRITERS, key, _Writer(prefixes))
     if not w.valid:
         raise _Unsupported("prefix IRI")
-    memo, add = w.memo, w.add
+    memo, add, predicates, type_bits, rdf_type = w.memo, w.add, w.predicates, w.type_bits, RDF_TYPE
     out: list[str] = []
     used = 0
     last_s = last_p = types = None
@@ -287,18 +302,16 @@ def _turtle_text(triples: list[Triple], prefixes: dict[str, str]) -> tuple[str, 
             used |= bits
             out += (" .\n", s_text, "")
             slot, first, types, last_s, last_p = len(out) - 1, 0, [], s, None
-        if p == RDF_TYPE:
-            types.append(o_text)
-            used |= w.type_bits
-        elif p == last_p:
+        if p == last_p:
             out += (" , ", o_text)
+        elif p == rdf_type:
+            types.append(o_text)
+            used |= type_bits
         else:
-            if not p.startswith("<"):
-                raise _Unsupported("predicate")
-            p_text, bits = memo.get(p) or add(p)
+            p_text, bits = predicates.get(p) or w.add_predicate(p)
             used |= bits
             first = first or len(out)
-            out += (" ;\n\t", p_text, " ", o_text)
+            out += (" ;\n\t", p_text, o_text)
             last_p = p
     _close(out, slot, first, types)
     out[0] = ""
