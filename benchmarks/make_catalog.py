@@ -13,7 +13,6 @@ CHOs; datestamps spread over 1,000 publish runs a day apart, rows of a run in in
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sqlite3
 import sys

@@ -21,7 +21,8 @@ import pytest
 import rdflib
 
 from heritage_ld import pipeline
-from heritage_ld.catalog import Catalog, DeletionGuard
+from heritage_ld.catalog import VERSION, Catalog, DeletionGuard
+from heritage_ld.terms import parse_nt
 from heritage_ld.config import load
 
 from test_outputs import copy_project
@@ -237,7 +238,7 @@ def damage(path: Path, how: str) -> None:
     ("empty", "is empty (0 bytes), not a catalog: restore it from a backup. Only if there is none, delete it"),
     ("garbage", "is not a heritage-ld catalog (not an SQLite database): restore it from a backup"),
     ("other-sqlite", "is an SQLite database but not a heritage-ld catalog (no records table)"),
-    ("newer", "was written by a newer heritage-ld (catalog version 99; this one reads up to 1): upgrade"),
+    ("newer", f"was written by a newer heritage-ld (catalog version 99; this one reads up to {VERSION}): upgrade"),
     ("truncated", "is damaged (database disk image is malformed): restore it from a backup"),
     ("corrupted", "is damaged (database disk image is malformed): restore it from a backup"),
 ])
@@ -273,8 +274,27 @@ def test_a_catalog_from_before_versions_is_upgraded(changed):
     db.close()
     completes(project, tuple(reference))
     db = sqlite3.connect(catalog)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert db.execute("PRAGMA user_version").fetchone()[0] == VERSION
     db.close()
+
+
+def test_a_version_1_catalog_has_its_triples_converted(changed):
+    """Version 1 stored triples as JSON lists; the upgrade makes them N-Triples text, and a run then
+    publishes exactly what it would have from a catalog of this version."""
+    project, *reference = changed
+    catalog = load(project).catalog
+    db = sqlite3.connect(catalog, isolation_level=None)
+    live = dict(db.execute("SELECT entity || '/' || id, triples FROM records"))
+    db.create_function("json_of_nt", 1, lambda text: json.dumps([list(t) for t in parse_nt(text)]))
+    db.execute("UPDATE records SET triples = json_of_nt(triples)")
+    db.execute("PRAGMA user_version = 1")
+    db.close()
+    Catalog(catalog).close()
+    db = sqlite3.connect(catalog)
+    assert dict(db.execute("SELECT entity || '/' || id, triples FROM records")) == live
+    assert db.execute("PRAGMA user_version").fetchone()[0] == VERSION
+    db.close()
+    completes(project, tuple(reference))
 
 
 def test_two_publishes_at_once(changed, tmp_path):

@@ -14,7 +14,6 @@ import rdflib
 import requests
 from lxml import html as lxml_html
 from pyld import jsonld
-from rdflib.compare import isomorphic
 
 from conftest import copy_sample_project
 from heritage_ld import html

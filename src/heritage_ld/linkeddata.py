@@ -29,7 +29,7 @@ from email.utils import formatdate, parsedate_to_datetime
 from itertools import islice
 from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, BinaryIO, Sequence
+from typing import TYPE_CHECKING, Sequence
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import pyoxigraph as ox

@@ -296,7 +296,7 @@ def each_item(data: Any, steps: Steps) -> list[Any]:
     lists holds only that item: conditions and values then see one item at a time."""
     if not steps:
         return [data]
-    (name, _is_list), rest = steps[0], steps[1:]
+    (name, _), rest = steps[0], steps[1:]
     if not isinstance(data, dict) or data.get(name) is None:
         return []
     v = data[name]

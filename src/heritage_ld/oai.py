@@ -28,7 +28,7 @@ import time
 import tomllib
 from calendar import timegm
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 

@@ -399,7 +399,7 @@ class Endpoint:
                + "".join(f"  sd:resultFormat <http://www.w3.org/ns/formats/{f}> ;\n" for f in
                          ("SPARQL_Results_JSON", "SPARQL_Results_XML", "SPARQL_Results_CSV", "SPARQL_Results_TSV",
                           "Turtle", "N-Triples", "RDF_XML", "JSON-LD"))
-               + f"  sd:defaultDataset [ a sd:Dataset ; sd:defaultGraph [ a sd:Graph ] ] .\n")
+               + "  sd:defaultDataset [ a sd:Dataset ; sd:defaultGraph [ a sd:Graph ] ] .\n")
         return "200 OK", [("Content-Type", "text/turtle; charset=utf-8"), ("Vary", "Accept")], ttl.encode()
 
 

@@ -18,14 +18,17 @@ references, and so does an entity with no EDM property (e.g. a licence with labe
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, field
 from importlib import resources
+from itertools import compress
+from operator import itemgetter
 
 from heritage_ld.terms import RDF_TYPE, XML_ILLEGAL, Triple, split_literal
 
+ELEMENTS_LIMIT = 2048  # element lines remembered per property (then it starts afresh)
 
 
 @dataclass(frozen=True, eq=False)  # compared and hashed by identity: one per class and property
@@ -38,6 +41,11 @@ class Prop:
     max: int | None
     datatype: str  # "" unless value == "typed"
     order: int  # position in the class's XSD sequence
+    prefix: str = field(init=False)
+    elements: dict[str, Element | str] = field(default_factory=dict, repr=False)  # object term -> _element()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "prefix", self.qname.split(":", 1)[0])
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,10 @@ class EdmClass:
     role: str  # cho | web_resource | contextual | aggregation
     props: dict[str, Prop]  # predicate as an N-Triples term <iri> -> Prop, in XSD order
     limited: tuple[Prop, ...]  # the props with a min or max, in XSD order
+    prefix: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "prefix", self.qname.split(":", 1)[0])
 
 
 def _load() -> tuple[dict[str, str], list[EdmClass]]:
@@ -80,21 +92,28 @@ _PREDICATES = {RDF_TYPE}.union(*(c.props for c in CLASSES))  # all the selection
 
 # (kind, text, lang): kind 0 = rdf:resource, 1 = literal
 Value = tuple[int, str, str | None]
-Index = dict[str, dict[str, set[str]]]  # subject term -> predicate term -> object terms
+Index = dict[str, dict[str, set[str]] | None]  # subject term -> predicate term -> object terms (None: none EDM uses)
 
 
 def _index(triples: Iterable[Triple]) -> Index:
-    graph: Index = defaultdict(lambda: defaultdict(set))
-    for s, p, o in triples:
-        po = graph[s]  # every subject is in the graph, with the predicates EDM uses
-        if p in _PREDICATES:
-            po[p].add(o)
+    """Every subject, with the objects of each predicate EDM looks at."""
+    triples = triples if isinstance(triples, (list, tuple)) else list(triples)
+    graph: Index = dict.fromkeys(map(itemgetter(0), triples))
+    for s, p, o in compress(triples, map(_PREDICATES.__contains__, map(itemgetter(1), triples))):
+        po = graph[s]
+        if po is None:
+            graph[s] = {p: {o}}
+        elif (objects := po.get(p)) is None:
+            po[p] = {o}
+        else:
+            objects.add(o)
     return graph
 
 
-def _types(graph: Index, term: str) -> set[str]:
+def _types(graph: Index, term: str) -> set[str] | tuple[()]:
     """The rdf:type objects of ``term`` (its classes, as terms, and any literal)."""
-    return graph[term].get(RDF_TYPE, set()) if term in graph else set()
+    po = graph.get(term)
+    return po.get(RDF_TYPE, ()) if po else ()
 
 
 def is_provided_cho(triples: Iterable[Triple], subject: str) -> bool:
@@ -107,9 +126,37 @@ def _xml_legal(text: str) -> bool:
     return (text.isascii() and text.isprintable()) or not XML_ILLEGAL.search(text)
 
 
-@lru_cache(maxsize=1 << 14)
-def _element(prop: Prop, o: str) -> tuple[Value, str] | str:
-    """The value of one object of ``prop`` and its element line; or, as a str, why it can't be one."""
+_LXML_REFUSES = "All strings must be XML compatible: Unicode or ASCII, no NULL bytes or control characters"
+Refusal = tuple[type, tuple]  # an exception lxml raises, as (type, args)
+
+
+def _refusal(value: str) -> Refusal | None:
+    """What lxml raises when it is given ``value`` for a text or an attribute, or None."""
+    if value.isascii() and value.isprintable():
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:  # a lone surrogate
+        return UnicodeEncodeError, e.args
+    return None if _xml_legal(value) else (ValueError, (_LXML_REFUSES,))
+
+
+Element = tuple[Value, "str | Refusal"]  # a value and its element line, or what lxml raised for a string of it
+
+
+def _element(prop: Prop, o: str) -> Element | str:
+    """The value of one object of ``prop`` and its element line (or what lxml raised when it was
+    given a string of it, raised when the document is written); or, as a str, why it can't be one.
+    Remembered in ``prop.elements``."""
+    found = prop.elements.get(o)
+    if found is None:
+        if len(prop.elements) >= ELEMENTS_LIMIT:
+            prop.elements.clear()
+        found = prop.elements[o] = _new_element(prop, o)
+    return found
+
+
+def _new_element(prop: Prop, o: str) -> Element | str:
     if o.startswith("<"):
         if prop.value not in ("resource", "resource_or_literal"):
             return f"takes a literal, got the IRI {o}"
@@ -125,6 +172,8 @@ def _element(prop: Prop, o: str) -> tuple[Value, str] | str:
         kind = 1
     if not _xml_legal(text):
         return f"value contains a character XML cannot carry: {o!r}"
+    if refused := _refusal(text) or (lang and _refusal(lang)):
+        return (kind, text, lang), refused
     if kind == 0:
         return (kind, text, lang), f'    <{prop.qname} rdf:resource="{_attr(text)}"/>\n'
     lang_attr = f' xml:lang="{_attr(lang)}"' if lang else ""
@@ -132,38 +181,45 @@ def _element(prop: Prop, o: str) -> tuple[Value, str] | str:
     return (kind, text, lang), f"    <{prop.qname}{lang_attr}{datatype}>{_text(text)}</{prop.qname}>\n"
 
 
-def _elements(subject: str, prop: Prop, objects: set[str]) -> list[str]:
-    """The element lines for one property, in value order, checked against what the XSD lets it carry."""
-    found = [_element(prop, o) for o in objects]
-    for f in found:
-        if isinstance(f, str):
-            raise ValueError(f"{subject} {prop.qname}: {f}")
-    if len(found) == 1:  # the usual case
-        return [found[0][1]]
-    lines = dict(found)  # one line per distinct value
-    return [lines[v] for v in sorted(lines, key=lambda v: (v[0], v[1], v[2] or ""))]
-
-
-def _describe(graph: Index, term: str, cls: EdmClass) -> list[tuple[Prop, list[str]]] | None:
-    """The class's properties present on ``term`` with their element lines, in XSD order, min/max checked.
+def _describe(graph: Index, term: str, cls: EdmClass, used: set[str]) -> list[str | Refusal] | None:
+    """The element lines of the class's properties present on ``term``: in XSD order, each property's
+    in value order, checked against what the XSD lets it carry, min/max checked; their prefixes
+    are added to ``used``.
 
     None for an entity (not the CHO or an aggregation) with no property of its class: it stays
     a plain reference, e.g. a licence typed cc:License that has labels but no odrl:inheritFrom.
     """
-    subject = term[1:-1]
-    po = graph.get(term, {})
-    present = sorted((prop.order, prop, objects) for p, objects in po.items() if (prop := cls.props.get(p)))
-    found = [(prop, _elements(subject, prop, objects)) for _, prop, objects in present]
-    if cls.role not in ("cho", "aggregation") and not found:
+    props = cls.props
+    present = sorted((prop.order, prop, objects) for p, objects in (graph.get(term) or {}).items()
+                     if (prop := props.get(p)))
+    if not present and cls.role not in ("cho", "aggregation"):
         return None
-    counts = {prop: len(lines) for prop, lines in found}
+    lines: list[str | Refusal] = []
+    counts = {}
+    for _, prop, objects in present:
+        if len(objects) == 1:  # the usual case
+            for o in objects:
+                found = _element(prop, o)
+            if found.__class__ is str:
+                raise ValueError(f"{term[1:-1]} {prop.qname}: {found}")
+            lines.append(found[1])
+            counts[prop] = 1
+        else:
+            many = [_element(prop, o) for o in objects]
+            for found in many:
+                if found.__class__ is str:
+                    raise ValueError(f"{term[1:-1]} {prop.qname}: {found}")
+            distinct = dict(many)  # one line per distinct value
+            lines += [distinct[v] for v in sorted(distinct, key=lambda v: (v[0], v[1], v[2] or ""))]
+            counts[prop] = len(distinct)
+        used.add(prop.prefix)
     for prop in cls.limited:
         n = counts.get(prop, 0)
         if n < prop.min:
-            raise ValueError(f"{subject}: {cls.qname} requires {prop.qname} (EDM XSD minOccurs={prop.min})")
+            raise ValueError(f"{term[1:-1]}: {cls.qname} requires {prop.qname} (EDM XSD minOccurs={prop.min})")
         if prop.max is not None and n > prop.max:
-            raise ValueError(f"{subject}: {cls.qname} allows at most {prop.max} {prop.qname}, got {n}")
-    return found
+            raise ValueError(f"{term[1:-1]}: {cls.qname} allows at most {prop.max} {prop.qname}, got {n}")
+    return lines
 
 
 def _select(graph: Index, cho: str) -> list[tuple[EdmClass, str]]:
@@ -171,13 +227,14 @@ def _select(graph: Index, cho: str) -> list[tuple[EdmClass, str]]:
     cho_t = f"<{cho}>"
     if _CHO not in _types(graph, cho_t):
         raise ValueError(f"{cho}: not typed edm:ProvidedCHO")
-    aggs = sorted(s for s, po in graph.items() if cho_t in po.get(_AGGREGATED_CHO, ()))
+    aggs = sorted(s for s, po in graph.items() if po and (of := po.get(_AGGREGATED_CHO)) and cho_t in of)
     for s in aggs:
         if not s.startswith("<"):
             raise ValueError(f"{s}: blank node aggregation of {cho} (EDM needs rdf:about)")
 
     def refs(term: str, cls: EdmClass) -> set[str]:
-        return {o for p, objects in graph.get(term, {}).items() if p in cls.props and p != _AGGREGATED_CHO
+        props = cls.props
+        return {o for p, objects in (graph[term] or {}).items() if p in props and p != _AGGREGATED_CHO
                 for o in objects if o.startswith("<")}
 
     def is_cho(term: str) -> bool:
@@ -193,7 +250,7 @@ def _select(graph: Index, cho: str) -> list[tuple[EdmClass, str]]:
     chosen += [(_ROLE["web_resource"], w) for w in sorted(web)]
     contextual: dict[str, list[str]] = defaultdict(list)
     for term in linked:
-        kinds = _types(graph, term) & _CONTEXTUAL
+        kinds = _CONTEXTUAL.intersection(_types(graph, term))
         if len(kinds) > 1:
             raise ValueError(f"{term[1:-1]}: typed as more than one EDM class: {sorted(k[1:-1] for k in kinds)}")
         if kinds and not is_cho(term):
@@ -206,13 +263,21 @@ def _select(graph: Index, cho: str) -> list[tuple[EdmClass, str]]:
     return chosen
 
 
+_TEXT_ESCAPES = re.compile("[&<>\r]")
+_ATTR_ESCAPES = re.compile('[&<>"\t\n\r]')
+
+
 def _text(value: str) -> str:
     """Element content escaped as libxml2 writes it."""
+    if not _TEXT_ESCAPES.search(value):
+        return value
     return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
 
 
 def _attr(value: str) -> str:
     """An attribute value escaped as libxml2 writes it."""
+    if not _ATTR_ESCAPES.search(value):
+        return value
     return (value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
             .replace("\t", "&#9;").replace("\n", "&#10;").replace("\r", "&#13;"))
 
@@ -220,23 +285,22 @@ def _attr(value: str) -> str:
 def edm_record(triples: Iterable[Triple], cho: str) -> bytes:
     """One rdf:RDF document for the ProvidedCHO `cho` (an IRI string without <>)."""
     graph = _index(triples)
+    used = {"rdf"}
     blocks = []
     for cls, term in _select(graph, cho):
-        props = _describe(graph, term, cls)
-        if props is not None:
-            blocks.append((cls, term[1:-1], props))
-
-    qnames = {"rdf:RDF"}
-    body = []
-    for cls, about, props in blocks:
-        if not _xml_legal(about):  # what lxml said
-            raise ValueError("All strings must be XML compatible: Unicode or ASCII, no NULL bytes or control characters")
-        qnames.add(cls.qname)
-        body.append(f'  <{cls.qname} rdf:about="{_attr(about)}">\n')  # _describe never gives an empty one
-        for prop, lines in props:
-            qnames.add(prop.qname)
-            body += lines
+        lines = _describe(graph, term, cls, used)
+        if lines is not None:
+            blocks.append((cls, term[1:-1], lines))
+    body: list[str | Refusal] = []
+    for cls, about, lines in blocks:  # _describe never gives an empty one
+        used.add(cls.prefix)
+        body.append(_refusal(about) or f'  <{cls.qname} rdf:about="{_attr(about)}">\n')
+        body += lines
         body.append(f"  </{cls.qname}>\n")
-    used = {q.split(":", 1)[0] for q in qnames}
+    try:
+        text = "".join(body)
+    except TypeError:  # a string lxml refused: the error it raised at the first, in document order
+        kind, args = next(x for x in body if not isinstance(x, str))
+        raise kind(*args) from None
     namespaces = "".join(f' xmlns:{k}="{v}"' for k, v in PREFIXES.items() if k in used)
-    return f"<?xml version='1.0' encoding='UTF-8'?>\n<rdf:RDF{namespaces}>\n{''.join(body)}</rdf:RDF>\n".encode()
+    return f"<?xml version='1.0' encoding='UTF-8'?>\n<rdf:RDF{namespaces}>\n{text}</rdf:RDF>\n".encode()
