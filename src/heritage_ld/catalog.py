@@ -12,6 +12,7 @@ import fcntl
 import hashlib
 import json
 import os
+import pickle
 import resource
 import socket
 import sqlite3
@@ -36,6 +37,8 @@ CREATE TABLE IF NOT EXISTS records (
     edm_xml BLOB,                       -- EDM RDF/XML, NULL if held back from the EDM channel
     mapping TEXT NOT NULL,              -- digest of the mapping file that produced it
     run INTEGER NOT NULL DEFAULT 0,     -- rowid in ``runs`` of the run that last changed it
+    fragments BLOB,                     -- what the formats store of it (pickled {name: bytes}; writers.Serialiser)
+    frag_key TEXT,                      -- the Serialiser.key they were made with
     PRIMARY KEY (entity, id)
 );
 CREATE INDEX IF NOT EXISTS records_by_datestamp ON records (last_changed, entity, id);
@@ -60,7 +63,7 @@ CREATE TABLE IF NOT EXISTS report (      -- the last run's validation report, in
 
 
 VERSION = 2  # PRAGMA user_version of the catalogs this code writes (0: before versions were recorded;
-            # 2: triples as N-Triples text, was JSON)
+            # 2: triples as N-Triples text, was JSON; the records' fragments)
 REQUIRED_COLUMNS = {"entity", "id", "sets", "source", "hash", "first_published", "last_changed", "deleted",
                     "triples", "edm_xml", "mapping"}
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -85,10 +88,16 @@ class Row:
     first_published: int
     last_changed: int
     deleted: bool
-    triples: list[Triple]
+    nt: str                              # the triples as N-Triples lines
     edm_xml: bytes | None
     mapping: str
     run: int = 0
+    fragments: dict[str, bytes] | None = None
+    frag_key: str | None = None
+
+    @property
+    def triples(self) -> list[Triple]:
+        return parse_nt(self.nt)
 
 
 @dataclass
@@ -103,20 +112,22 @@ class Changes:
         return bool(self.added or self.changed or self.deleted)
 
 
-def content_hash(triples: list[Triple], edm_xml: bytes | None, sets: list[str] = ()) -> str:
-    """Identifies a published version: its triples, its EDM document and its OAI-PMH sets."""
+def content_hash(triples: list[Triple], edm_xml: bytes | None, sets: list[str] = (), oai_dc: bytes = b"") -> str:
+    """Identifies a published version: its triples, its EDM and oai_dc documents (which show what it
+    links to) and its OAI-PMH sets: what a harvester gets, so its datestamp changes with any of them."""
     h = hashlib.sha256("\x1f".join(sets).encode() + b"\x00")
     for t in triples:
         h.update(" ".join(t).encode("utf-8") + b"\n")
     h.update(b"\x00" + (edm_xml or b""))
+    h.update(b"\x00" + oai_dc)
     return h.hexdigest()
 
 
 def decode_row(r: tuple) -> Row:
     try:
-        return Row(r[0], r[1], json.loads(r[2]), r[3], r[4], r[5], r[6], bool(r[7]), parse_nt(r[8]), r[9], r[10],
-                   r[11])
-    except (ValueError, TypeError, AttributeError):
+        return Row(r[0], r[1], json.loads(r[2]), r[3], r[4], r[5], r[6], bool(r[7]), r[8], r[9], r[10], r[11],
+                   pickle.loads(r[12]) if r[12] else None, r[13])
+    except (ValueError, TypeError, AttributeError, pickle.UnpicklingError, EOFError):
         raise sqlite3.DatabaseError(f"the row of {r[0]} {r[1]} is damaged") from None
 
 
@@ -162,7 +173,9 @@ def _create(path: Path) -> None:
 
 def _check_header(path: Path) -> None:
     with path.open("rb") as fh:
-        head = fh.read(len(SQLITE_HEADER))
+        header = fh.read(100)
+        size = fh.seek(0, os.SEEK_END)
+    head = header[:len(SQLITE_HEADER)]
     if not head:
         raise CatalogError(f"{path} is empty (0 bytes), not a catalog: restore it from a backup. Only if there "
                            "is none, delete it to start a new catalog (the tombstones, datestamps and deletion "
@@ -170,6 +183,15 @@ def _check_header(path: Path) -> None:
     if head != SQLITE_HEADER:
         raise CatalogError(f"{path} is not a heritage-ld catalog (not an SQLite database): restore it from a "
                            "backup, or check [project] catalog in heritage-ld.toml")
+    # the database size the header records (valid when written by the same change as the counter beside
+    # it): a shorter file lost its end, which SQLite only notices when it reads a missing page
+    page = int.from_bytes(header[16:18], "big") if len(header) == 100 else 0
+    pages, counter, valid_for = (int.from_bytes(header[i:i + 4], "big") for i in (28, 24, 92)) if page else (0, 0, 1)
+    if page and counter == valid_for and size < pages * (65536 if page == 1 else page):
+        raise CatalogError(f"{path} is damaged (it is {size} bytes, its header says {pages} pages of {page}: the "
+                           "end of the file is missing): restore it from a backup, or try `sqlite3 "
+                           f"{path} .recover`; deleting it starts a new catalog and loses the tombstones and "
+                           "datestamps harvesters rely on")
 
 
 class Catalog:
@@ -189,6 +211,9 @@ class Catalog:
             self.db.executescript(SCHEMA)  # tables added since the catalog was made
             if "run" not in columns:  # catalogs before 0.2
                 self.db.execute("ALTER TABLE records ADD COLUMN run INTEGER NOT NULL DEFAULT 0")
+            for column in ("fragments BLOB", "frag_key TEXT"):  # catalogs before version 2
+                if column.split()[0] not in columns:
+                    self.db.execute(f"ALTER TABLE records ADD COLUMN {column}")
             if version < VERSION:
                 self._upgrade(version)
         except sqlite3.Error as e:
@@ -237,7 +262,7 @@ class Catalog:
         """Rows as stored, in (entity, id) order (``decode_row`` makes a ``Row`` of one)."""
         return self.db.execute(
             "SELECT entity, id, sets, source, hash, first_published, last_changed, deleted, triples, edm_xml, "
-            "mapping, run FROM records" + ("" if include_deleted else " WHERE deleted = 0") + " ORDER BY entity, id")
+            "mapping, run, fragments, frag_key FROM records" + ("" if include_deleted else " WHERE deleted = 0") + " ORDER BY entity, id")
 
     def digest(self) -> str:
         """Changes whenever anything published changes (used to skip rewriting identical output)."""
@@ -346,14 +371,22 @@ class Catalog:
         self.db.execute("DELETE FROM meta WHERE key = 'summary'")
         self.db.execute(
             "INSERT INTO records (entity, id, sets, source, hash, first_published, last_changed, deleted, triples, "
-            "edm_xml, mapping, run) SELECT r.entity, r.id, r.sets, r.source, r.hash, ?, ?, 0, r.triples, r.edm, "
-            "r.mapping, ? FROM w.result r LEFT JOIN records c ON c.entity = r.entity AND c.id = r.id "
+            "edm_xml, mapping, run, fragments, frag_key) SELECT r.entity, r.id, r.sets, r.source, r.hash, ?, ?, 0, "
+            "r.triples, r.edm, r.mapping, ?, r.fragments, r.frag_key FROM w.result r LEFT JOIN records c "
+            "ON c.entity = r.entity AND c.id = r.id "
             "WHERE r.publish AND (c.id IS NULL OR c.deleted OR c.hash != r.hash) ORDER BY r.entity, r.id "
             "ON CONFLICT (entity, id) DO UPDATE SET sets = excluded.sets, source = excluded.source, "
             "hash = excluded.hash, last_changed = excluded.last_changed, deleted = 0, triples = excluded.triples, "
-            "edm_xml = excluded.edm_xml, mapping = excluded.mapping, run = excluded.run", (now, now, run))
-        self.db.executemany("UPDATE records SET deleted = 1, last_changed = ?, triples = '', edm_xml = NULL, run = ? "
-                            "WHERE entity = ? AND id = ?", ((now, run, e, i) for e, i in changes.deleted))
+            "edm_xml = excluded.edm_xml, mapping = excluded.mapping, run = excluded.run, "
+            "fragments = excluded.fragments, frag_key = excluded.frag_key", (now, now, run))
+        # unchanged records whose fragments were made again (another Serialiser key: new code, prefixes...)
+        self.db.execute(
+            "UPDATE records SET fragments = r.fragments, frag_key = r.frag_key FROM w.result r "
+            "WHERE r.entity = records.entity AND r.id = records.id AND r.publish AND r.fragments IS NOT NULL "
+            "AND records.deleted = 0 AND records.hash = r.hash AND records.frag_key IS NOT r.frag_key")
+        self.db.executemany("UPDATE records SET deleted = 1, last_changed = ?, triples = '', edm_xml = NULL, run = ?, "
+                            "fragments = NULL, frag_key = NULL WHERE entity = ? AND id = ?",
+                            ((now, run, e, i) for e, i in changes.deleted))
 
     def next_run(self) -> int:
         """The rowid ``record_run`` will give this run (inside the transaction)."""

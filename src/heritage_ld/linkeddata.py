@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import re
 import socket
 import threading
@@ -38,6 +39,7 @@ from . import __version__, html
 from . import config as config_mod
 from .mapping import Mappings
 from .terms import Triple, nt_lines, parse_nt
+from .writers import serialiser
 from .writers.jsonld import Compactor, dumps
 from .writers.rdf import graph_iri, provenance, turtle
 
@@ -303,8 +305,8 @@ class LinkedData:
         return None
 
     def row(self, entity: str, rid: str) -> tuple | None:
-        return self.db.execute("SELECT hash, last_changed, deleted, triples, source, mapping FROM records "
-                               "WHERE entity = ? AND id = ?", (entity, rid)).fetchone()
+        return self.db.execute("SELECT hash, last_changed, deleted, triples, source, mapping, fragments, frag_key "
+                               "FROM records WHERE entity = ? AND id = ?", (entity, rid)).fetchone()
 
     def href(self, iri: str) -> str:
         """Where a page links for ``iri``: its path here if under the base, else the IRI itself."""
@@ -373,11 +375,14 @@ class LinkedData:
                at_graph: bool = False) -> Response:
         """The record's description at its IRI or (``at_graph``) its named graph's provenance at the graph's
         IRI; both offer the named graph itself as N-Quads and TriG."""
-        hash_, last_changed, deleted, triples, source, mapping = row
+        hash_, last_changed, deleted, nt, source, mapping, fragments, frag_key = row
         if deleted:
             when = time.strftime("%Y-%m-%d", time.gmtime(last_changed))
             return text("410 Gone", f"{entity} {rid} was withdrawn on {when}", ("Last-Modified", http_date(last_changed)))
-        triples = parse_nt(triples)
+        triples = parse_nt(nt)
+        stored = {"nt": nt.encode("utf-8")}   # what publish made of the record, where it is what would be made
+        if fragments and frag_key == serialiser(self.cfg, self.mappings).key:
+            stored["jsonld"] = pickle.loads(fragments)["jsonld"]
         pub = SimpleNamespace(config=self.cfg)
         g = f"<{graph_iri(pub, entity, rid)}>"
         prov_row = SimpleNamespace(entity=entity, id=rid, source=source, last_changed=last_changed, mapping=mapping)
@@ -386,20 +391,25 @@ class LinkedData:
         if at_graph:
             return self.represent(environ, path, g[1:-1], prov, {(entity, rid)}, graph=graph)
         return self.represent(environ, path, iri, triples, {(entity, rid)},
-                              crumbs=[(entity, f"{self.mount}{entity}/")], graph=graph)
+                              crumbs=[(entity, f"{self.mount}{entity}/")], graph=graph, stored=stored)
 
     def represent(self, environ: dict, path: str, iri: str, triples: list[Triple], keys: set[tuple[str, str]],
                   crumbs: list[tuple[str, str]] = (), stamp: tuple[str, int] | None = None,
-                  compactor: Compactor | None = None, graph: tuple[str, list[Triple]] | None = None) -> Response:
+                  compactor: Compactor | None = None, graph: tuple[str, list[Triple]] | None = None,
+                  stored: dict[str, bytes] | None = None) -> Response:
         """``triples`` about ``iri`` in the negotiated format, with validators from ``keys`` (records) or ``stamp``;
-        ``graph`` (graph IRI, its triples) is the named graph served as N-Quads or TriG."""
+        ``graph`` (graph IRI, its triples) is the named graph served as N-Quads or TriG; ``stored``: a
+        record's N-Triples and JSON-LD document as publish stored them (the same bytes, not made again)."""
+        stored = stored or {}
         formats = FORMATS | GRAPH_FORMATS if graph else FORMATS
         fmt, media, given = self.choose(environ, formats)
         if fmt is None:
             return self.not_acceptable(formats)
         profile = jsonld_profile(environ.get("HTTP_ACCEPT")) if fmt == "jsonld" and not given else ""
         body = b""
-        if fmt == "jsonld" and profile != "expanded":
+        if fmt == "jsonld" and profile in ("", "compacted") and "jsonld" in stored:
+            body = stored["jsonld"]
+        elif fmt == "jsonld" and profile != "expanded":
             doc = (compactor or self.compactor).document(triples)
             if profile == "flattened" and "@graph" not in doc:  # a flattened document always has @graph
                 doc = {"@context": doc.pop("@context"), "@graph": [doc]}
@@ -434,7 +444,7 @@ class LinkedData:
         if fmt == "ttl":
             body = turtle(triples, self.site.prefixes)
         elif fmt == "nt":
-            body = nt_lines(sorted(triples)).encode("utf-8")
+            body = stored.get("nt") or nt_lines(sorted(triples)).encode("utf-8")
         elif fmt in ("rdf", "jsonld") and not body:  # RDF/XML, and expanded JSON-LD
             quads = ox.parse(nt_lines(sorted(triples)).encode("utf-8"), format=ox.RdfFormat.N_TRIPLES)
             body = ox.serialize(quads, format=ox.RdfFormat.RDF_XML if fmt == "rdf" else ox.RdfFormat.JSON_LD,

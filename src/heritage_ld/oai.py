@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import json
 import os
+import pickle
 import re
 import secrets
 import sqlite3
@@ -36,7 +37,7 @@ from lxml import etree
 
 from . import config as config_mod
 from .catalog import Catalog, in_progress_since
-from .terms import XML_ILLEGAL, parse_nt, split_literal
+from .terms import XML_ILLEGAL, Triple, parse_nt, split_literal
 
 OAI = "http://www.openarchives.org/OAI/2.0/"
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
@@ -413,7 +414,7 @@ class Repository:
         errors = [] if prefix in FORMATS else [("cannotDisseminateFormat", f"unknown metadataPrefix {prefix}")]
         try:
             row = self._record(args["identifier"], f"entity, id, last_changed, deleted, sets, "
-                                                   f"{'edm_xml' if prefix == 'edm' else 'triples'}")
+                                                   f"{'edm_xml' if prefix == 'edm' else 'fragments'}")
         except OAIError as e:
             raise OAIError(*e.errors, *errors) from None
         if errors:
@@ -493,7 +494,7 @@ class Repository:
 
     def page(self, q: Query, after: tuple | None, limit: int) -> list[tuple]:
         """(entity, id, last_changed, deleted, sets[, payload]) in datestamp order after ``after``."""
-        payload = "" if q.verb == "ListIdentifiers" else ", edm_xml" if q.prefix == "edm" else ", triples"
+        payload = "" if q.verb == "ListIdentifiers" else ", edm_xml" if q.prefix == "edm" else ", fragments"
         where, params = self._where(q, after, "records")
         sql = (f"SELECT entity, id, last_changed, deleted, sets{payload} FROM records INDEXED BY records_by_datestamp "
                f"WHERE {where} "
@@ -508,37 +509,29 @@ class Repository:
                 f"<datestamp>{iso(stamp)}</datestamp>{specs}</header>")
 
     def _records(self, prefix: str, rows: list[tuple]) -> list[bytes]:
-        if prefix == "oai_dc":
-            parsed = {(r[0], r[1]): parse_nt(r[5]) for r in rows if not r[3]}
-            labels = self._labels(parsed.values())
+        """The records of ``rows`` (header fields, then the EDM document or the stored fragments)."""
         out = []
         for r in rows:
             out.append(f"<record>{self._header(*r[:5])}".encode())
             if not r[3]:
-                out += [b"<metadata>", edm_payload(r[5]) if prefix == "edm" else
-                        oai_dc(parsed[(r[0], r[1])], labels).encode(), b"</metadata>"]
+                out += [b"<metadata>", edm_payload(r[5]) if prefix == "edm" else self._oai_dc(r[0], r[1], r[5]),
+                        b"</metadata>"]
             out.append(b"</record>")
         return out
 
-    def _labels(self, records) -> dict[str, tuple[str, str | None]]:
-        """Labels of the IRIs oai_dc shows by name (creators, subjects, publishers) from their catalog records."""
-        base, keys = self.cfg.base_uri, set()
-        for triples in records:
-            main = main_subject(triples)
-            for s, p, o in triples:
-                if s == main and o.startswith(f"<{base}") and any(p in DC_PREDICATES[f] for f in LABELLED):
-                    entity, _, rid = o[len(base) + 1:-1].partition("/")
-                    if rid and "#" not in rid:
-                        keys.add((entity, rid))
-        labels: dict[str, tuple[str, str | None]] = {}
-        for key in sorted(keys):
-            row = self.db.execute("SELECT triples FROM records WHERE entity = ? AND id = ? AND deleted = 0", key).fetchone()
-            found = sorted((LABELS.index(p), s, o) for s, p, o in parse_nt(row[0]) if p in LABELS
-                           and o.startswith('"')) if row else []
-            for _rank, s, o in reversed(found):   # the best-ranked label wins
-                lex, lang, _dt = split_literal(o)
-                labels[s] = (lex, lang)
-        return labels
+    def _oai_dc(self, entity: str, rid: str, fragments: bytes | None) -> bytes:
+        """A record's oai_dc document: as its check stored it, else (a catalog not published since it
+        was upgraded) made from the catalog's records."""
+        if fragments and (found := pickle.loads(fragments).get("oai_dc")) is not None:
+            return found
+        nt = self.db.execute("SELECT triples FROM records WHERE entity = ? AND id = ?", (entity, rid)).fetchone()[0]
+        triples = parse_nt(nt)
+        linked = []
+        for e, i in linked_records(triples, self.cfg.base_uri):
+            row = self.db.execute("SELECT triples FROM records WHERE entity = ? AND id = ? AND deleted = 0",
+                                  (e, i)).fetchone()
+            linked += parse_nt(row[0]) if row else []
+        return oai_dc(triples, linked)
 
 
 def main_subject(triples: list[list[str]]) -> str:
@@ -551,9 +544,33 @@ def main_subject(triples: list[list[str]]) -> str:
     return min(counts, key=lambda s: (-counts[s], s)) if counts else ""
 
 
-def oai_dc(triples: list[list[str]], labels: dict[str, tuple[str, str | None]]) -> str:
+def linked_records(triples: list[Triple], base: str) -> list[tuple[str, str]]:
+    """The records (entity, id) whose labels oai_dc shows: what the main subject's creators, subjects
+    and publishers link to under ``base`` (``{base}<entity>/<id>``)."""
+    main, keys = main_subject(triples), set()
+    for s, p, o in triples:
+        if s == main and o.startswith(f"<{base}") and any(p in DC_PREDICATES[f] for f in LABELLED):
+            entity, _, rid = o[len(base) + 1:-1].partition("/")
+            if rid and "#" not in rid:
+                keys.add((entity, rid))
+    return sorted(keys)
+
+
+def labels(triples: list[Triple]) -> dict[str, tuple[str, str | None]]:
+    """The best-ranked label (``LABELS``) of each subject of ``triples``."""
+    found = sorted((LABELS.index(p), s, o) for s, p, o in triples if p in LABELS and o.startswith('"'))
+    out: dict[str, tuple[str, str | None]] = {}
+    for _rank, s, o in reversed(found):   # the best-ranked label wins
+        lex, lang, _dt = split_literal(o)
+        out[s] = (lex, lang)
+    return out
+
+
+def oai_dc(triples: list[Triple], linked: list[Triple]) -> bytes:
     """Unqualified Dublin Core from the main subject's dc:* and schema.org properties (and for a
-    ProvidedCHO, dc:rights also from its aggregation's edm:rights)."""
+    ProvidedCHO, dc:rights also from its aggregation's edm:rights); the creators, subjects and
+    publishers it links to by their labels in ``linked`` (the triples of the records it links to)."""
+    labels_of = labels(linked)
     main = main_subject(triples)
     objects: dict[str, list[str]] = {}
     aggregations = {s for s, p, o in triples if p == AGGREGATED_CHO and o == main}
@@ -571,14 +588,14 @@ def oai_dc(triples: list[list[str]], labels: dict[str, tuple[str, str | None]]) 
                     lex, lang, _dt = split_literal(o)
                     values.append((lex, lang))
                 elif o.startswith("<"):
-                    values.append(labels.get(o, (o[1:-1], None)) if field in LABELLED else (o[1:-1], None))
+                    values.append(labels_of.get(o, (o[1:-1], None)) if field in LABELLED else (o[1:-1], None))
         seen = set()
         for value, lang in values:
             if value.strip() and (value, lang) not in seen:
                 seen.add((value, lang))
                 attr = f' xml:lang="{esc(lang)}"' if lang else ""
                 out.append(f"<dc:{field}{attr}>{esc(value)}</dc:{field}>")
-    return "".join(out) + "</oai_dc:dc>"
+    return ("".join(out) + "</oai_dc:dc>").encode()
 
 
 def edm_payload(xml: bytes) -> bytes:

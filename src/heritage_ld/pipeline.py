@@ -33,10 +33,12 @@ from . import sources, terms
 from .catalog import Catalog, CatalogError, Changes, DeletionGuard, content_hash, describe, publishing
 from .executor import Executor, Serial, project
 from .mapping import Context, Issue, Mapped, Mappings, Record
+from .oai import linked_records, oai_dc
 from .terms import LINES, Triple, nt_lines, parse_nt, split_literal
 from .validate import Shapes, validate
 from .work import KnownIds, Reader, Work, memo, memo_id, memo_path, path_for, reader, remove_stale
 from .writers.edmxml import edm_record, is_provided_cho
+from .writers import serialiser
 from .writers.rdf import record_file
 
 NAME_MAX = 255  # bytes of one file name (ext4, XFS, Btrfs, APFS, NTFS in UTF-16 units)
@@ -252,8 +254,9 @@ class _Replay:
 
 
 def _build(root: Path, work: Work, progress: Callable[[int], None] | None, reference: bool, run: Executor,
-           stop_if: Callable[[str, str], int | None] = lambda _key, _digest: None, strict: bool = False) -> Publication:
-    """Passes 1-4 into ``work``. ``stop_if(key, digest)`` -> the records read by the last run if its
+           stop_if: Callable[[str, str], int | None] = lambda _key, _digest: None, strict: bool = False,
+           catalog: str | None = None) -> Publication:
+    """Passes 1-4 into ``work`` (with ``catalog``, the one published to, the fragments it lacks too). ``stop_if(key, digest)`` -> the records read by the last run if its
     ``key`` digest ("sources": the source files' bytes, then "inputs": the records read) was this one:
     nothing can have changed and the run stops there (``unchanged``)."""
     t0 = time.perf_counter()
@@ -277,7 +280,7 @@ def _build(root: Path, work: Work, progress: Callable[[int], None] | None, refer
     work.commit()
 
     t1 = time.perf_counter()
-    shared = Shared(str(work.path), project_key, memo_id(cfg.catalog), reference)
+    shared = Shared(str(work.path), project_key, memo_id(cfg.catalog), reference, catalog)
     # the shapes compiled here, once: forked workers inherit them (and what falls back to pyshacl is said once)
     project(str(root), project_key)[2].compiled_for(reference)
     for part in run.run(_map_chunk, root, shared, _chunks(work.keys(), cfg.chunk_size)):
@@ -296,7 +299,7 @@ def _build(root: Path, work: Work, progress: Callable[[int], None] | None, refer
             pub.reused += row[-1]
             work.set_checked(*row[:-1])
     _unreferenced_vocabulary(work)
-    _links_to_held(work, cfg, mappings)
+    _links_to_held(work, cfg, mappings, shared)
     work.commit()
     t3 = time.perf_counter()
 
@@ -351,6 +354,7 @@ class Shared:
     project: str                             # digest of configuration, mappings, shapes, code (``project``)
     memo: tuple[str, int, int] | None        # the last published run's work database (``work.memo_id``)
     reference: bool                          # pyshacl itself validates (nothing of pass 3 is taken again)
+    catalog: str | None = None               # publishing to this catalog: fragments for what it lacks
 
 
 def _digest(*parts: str | bytes | None) -> bytes:
@@ -407,9 +411,19 @@ def _linked_digests(db: Reader, key: Key, triples: list[Triple]) -> tuple[set[st
 
 
 def _check_chunk(root: str, shared: Shared, keys: list[Key]) -> list[tuple]:
-    """Pass 3 on a worker: SHACL, then EDM for the records that stay published (or both from the
-    memo); rows for ``Work.set_checked`` and whether the memo's were taken."""
+    """Pass 3 on a worker: SHACL, then EDM, oai_dc and the fragments the catalog lacks for the
+    records that stay published (or all from the memo); rows for ``Work.set_checked`` and whether
+    the memo's were taken."""
     cfg, mappings, shapes = project(root, shared.project)
+    made = Fragments(cfg, mappings, shared.catalog)
+    try:
+        return _check(cfg, mappings, shapes, shared, made, keys)
+    finally:
+        made.close()
+
+
+def _check(cfg: config_mod.Config, mappings: Mappings, shapes: Shapes, shared: Shared, made: "Fragments",
+           keys: list[Key]) -> list[tuple]:
     db, last = reader(shared.work), (None if shared.reference else memo(shared.memo))
     batch, linked, links, keyed, out = [], {}, {}, {}, {}
     for key in keys:
@@ -419,9 +433,10 @@ def _check_chunk(root: str, shared: Shared, keys: list[Key]) -> list[tuple]:
         keyed[key] = _digest(shared.project, "check", shared.reference, *key, t, s, blob, sets, mapping, source,
                              *parts)
         found = last.checked(*key, keyed[key]) if last else None
-        if found is not None:
+        if found is not None and (found[1] or not made.needed(key, found[4])):  # else: fragments to make
             issues, held, edm_held, edm, digest = found
-            out[key] = (*key, issues, bool(held), bool(edm_held), edm, digest, links[key], keyed[key], True)
+            out[key] = (*key, issues, bool(held), bool(edm_held), edm, digest, links[key], keyed[key], None, None,
+                        True)
             continue
         linked[key] = _linked(db, key, triples)[0]
         m = Mapped(Record(key[0], key[1], {}, source), triples, pickle.loads(blob) if blob else [], json.loads(s))
@@ -436,10 +451,50 @@ def _check_chunk(root: str, shared: Shared, keys: list[Key]) -> list[tuple]:
         _explain_shared(db, key, m.triples, found_issues.get(key, []))
         issues = m.issues + found_issues.get(key, [])
         held, edm_held, edm = _edm(m, issues, linked[key])
-        out[key] = (*key, pickle.dumps(issues) if issues else None, held, edm_held, edm,
-                    content_hash(m.triples, edm, m.sets) + mappings.entities[key[0]].digest, links[key], keyed[key],
-                    False)
+        dc = b"" if held else _dc(db, m.triples, cfg.base_uri)
+        digest = content_hash(m.triples, edm, m.sets, dc) + mappings.entities[key[0]].digest
+        fragments = None if held else made(key, digest, m.triples, dc)
+        out[key] = (*key, pickle.dumps(issues) if issues else None, held, edm_held, edm, digest, links[key],
+                    keyed[key], fragments, made.key if fragments else None, False)
     return [out[key] for key in keys]
+
+
+class Fragments:
+    """Makes a published record's fragments (``writers.Serialiser``) where the catalog lacks them:
+    a new or changed record, or one whose fragments were made with another serialiser key. It reads
+    the catalog for a chunk of records and is then closed (an open reader would keep the catalog's
+    write-ahead log from being checkpointed when the run ends)."""
+
+    def __init__(self, cfg: config_mod.Config, mappings: Mappings, catalog: str | None) -> None:
+        self.serialiser = serialiser(cfg, mappings) if catalog else None
+        self.key = self.serialiser.key if self.serialiser else None
+        self.catalog = catalog and sqlite3.connect(f"file:{catalog}?mode=ro", uri=True)
+
+    def close(self) -> None:
+        if self.catalog:
+            self.catalog.close()
+
+    def needed(self, key: Key, digest: str) -> bool:
+        if not self.catalog:
+            return False   # not publishing (validate): none are made
+        row = self.catalog.execute("SELECT hash, frag_key FROM records WHERE entity = ? AND id = ? AND deleted = 0 "
+                                   "AND fragments IS NOT NULL", key).fetchone()
+        return row is None or row[0] != digest or row[1] != self.key
+
+    def __call__(self, key: Key, digest: str, triples: list[Triple], dc: bytes) -> bytes | None:
+        """The pickled fragments of a record, if ``needed``."""
+        if not self.needed(key, digest):
+            return None
+        return pickle.dumps({**self.serialiser.fragments(triples), "oai_dc": dc}, pickle.HIGHEST_PROTOCOL)
+
+
+def _dc(db: Reader, triples: list[Triple], base: str, published_only: bool = False) -> bytes:
+    """The record's oai_dc document, with the labels of the records it links to (``oai.linked_records``)."""
+    linked: list[Triple] = []
+    for e, i in linked_records(triples, base):
+        if db.mapped(e, i) and not (published_only and db.held(e, i)):
+            linked += db.triples_of(e, i)
+    return oai_dc(triples, linked)
 
 
 def _explain_shared(db: Reader, key: Key, triples: list[Triple], issues: list[Issue]) -> None:
@@ -491,7 +546,7 @@ def _unreferenced_vocabulary(work: Work) -> None:
         "JOIN links l ON l.target = s.iri WHERE s.entity = result.entity AND s.id = result.id)")
 
 
-def _links_to_held(work: Work, cfg: config_mod.Config, mappings: Mappings) -> None:
+def _links_to_held(work: Work, cfg: config_mod.Config, mappings: Mappings, shared: Shared) -> None:
     """Pass 4: a published record linking to a held-back one gets a warning (the link dangles until it is
     fixed), and its EDM document is made again without the held-back record's description."""
     held_iris = {}
@@ -502,6 +557,14 @@ def _links_to_held(work: Work, cfg: config_mod.Config, mappings: Mappings) -> No
         return
     work.commit()
     db = reader(str(work.path))
+    made = Fragments(cfg, mappings, shared.catalog)
+    try:
+        _relink(work, db, made, cfg, held_iris)
+    finally:
+        made.close()
+
+
+def _relink(work: Work, db: Reader, made: Fragments, cfg: config_mod.Config, held_iris: dict[str, Key]) -> None:
     affected = sorted({tuple(k) for k in work.db.execute(
         "SELECT DISTINCT l.entity, l.id FROM links l JOIN subject s ON s.iri = l.target JOIN result h "
         "ON h.entity = s.entity AND h.id = s.id WHERE h.held AND NOT (h.entity = l.entity AND h.id = l.id)")})
@@ -521,10 +584,12 @@ def _links_to_held(work: Work, cfg: config_mod.Config, mappings: Mappings) -> No
         m = Mapped(Record(key[0], key[1], {}, source), triples, issues, subjects)
         # validation issues are stored with the mapping ones (pass 3): EDM is judged on them again
         held, edm_held, edm = _edm(m, issues, _linked(db, key, triples, published_only=True)[0])
-        work.db.execute("UPDATE result SET issues = ?, edm_held = ?, edm = ?, hash = ?, check_key = NULL "
-                        "WHERE entity = ? AND id = ?",
-                        (pickle.dumps(issues), int(edm_held), edm,
-                         content_hash(triples, edm, json.loads(sets)) + mapping, *key))
+        dc = _dc(db, triples, cfg.base_uri, published_only=True)
+        digest = content_hash(triples, edm, json.loads(sets), dc) + mapping
+        fragments = made(key, digest, triples, dc)
+        work.db.execute("UPDATE result SET issues = ?, edm_held = ?, edm = ?, hash = ?, check_key = NULL, "
+                        "fragments = ?, frag_key = ? WHERE entity = ? AND id = ?",
+                        (pickle.dumps(issues), int(edm_held), edm, digest, fragments, fragments and made.key, *key))
 
 
 def checkpoint(name: str) -> None:
@@ -631,7 +696,7 @@ def _publish(root: Path, cfg: config_mod.Config, progress: Callable[[int], None]
         # --reference-validation validates again even when nothing changed (no early stop)
         pub = _build(root, work, progress, reference, run,
                      stop_if=(lambda _key, _digest: None) if reference else last_read,
-                     strict=strict)
+                     strict=strict, catalog=str(cfg.catalog))
         if pub.unchanged:
             _last_report(catalog, pub)
             pub.source_warnings = json.loads(catalog.get_meta("source_warnings") or "[]")

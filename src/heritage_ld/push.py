@@ -34,7 +34,7 @@ from .catalog import Catalog, Row
 from .config import Config, load as load_config
 from .httpsource import addresses, bounded, guarded, refusal, retry_delay
 from .sources import InputError
-from .terms import nt_lines, parse_nt
+from .terms import nt_lines
 from .writers.rdf import graph_iri, provenance
 
 STORE_HINT = "pass --allow-address if the store is meant to be there"
@@ -202,11 +202,11 @@ class _Pusher:
                                 "WHERE entity = ? AND id = ?", task.key).fetchone()
         if r is None:
             return "DELETE", None, None
-        row = Row(*task.key, [], r[0], r[1], 0, r[2], bool(r[3]), parse_nt(r[4]), None, r[5])
+        row = Row(*task.key, [], r[0], r[1], 0, r[2], bool(r[3]), r[4], None, r[5])
         if row.deleted:
             return "DELETE", None, DELETED
-        triples = row.triples + provenance(self.pub, f"<{task.graph}>", row)
-        return "PUT", nt_lines(triples).encode("utf-8"), record_version(row)
+        body = row.nt + nt_lines(provenance(self.pub, f"<{task.graph}>", row))   # the record's graph in dataset.nq
+        return "PUT", body.encode("utf-8"), record_version(row)
 
     # -- sending ---------------------------------------------------------------------------
     def session(self) -> requests.Session:

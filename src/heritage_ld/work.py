@@ -45,6 +45,7 @@ CREATE TABLE result (
     mapped_issues BLOB,               -- the mapping's issues alone (``issues`` gains the others)
     check_key BLOB,                   -- digest of all that pass 3 read; NULL once pass 4 or the
                                       -- vocabulary rule changed the row (then it is not reused)
+    fragments BLOB, frag_key TEXT,    -- the formats' fragments, where the catalog's are not these (catalog.py)
     PRIMARY KEY (entity, id)
 );
 CREATE TABLE subject (iri TEXT NOT NULL, entity TEXT NOT NULL, id TEXT NOT NULL);
@@ -151,10 +152,12 @@ class Work:
 
     # -- pass 3: checked -------------------------------------------------------------------
     def set_checked(self, entity: str, rid: str, issues: bytes | None, held: bool, edm_held: bool,
-                    edm: bytes | None, digest: str | None, links: Iterable[str], key: bytes | None) -> None:
+                    edm: bytes | None, digest: str | None, links: Iterable[str], key: bytes | None,
+                    fragments: bytes | None = None, frag_key: str | None = None) -> None:
         self.db.execute("UPDATE result SET issues = ?, held = ?, edm_held = ?, edm = ?, hash = ?, publish = ?, "
-                        "check_key = ? WHERE entity = ? AND id = ?",
-                        (issues, int(held), int(edm_held), edm, digest, int(not held), key, entity, rid))
+                        "check_key = ?, fragments = ?, frag_key = ? WHERE entity = ? AND id = ?",
+                        (issues, int(held), int(edm_held), edm, digest, int(not held), key, fragments, frag_key,
+                         entity, rid))
         self.db.executemany("INSERT INTO links VALUES (?, ?, ?)", ((entity, rid, t) for t in links))
 
 
@@ -207,6 +210,9 @@ class Reader:
                 self._owners.clear()
             found = self._owners[iri] = self.db.execute("SELECT entity, id FROM subject WHERE iri = ?", (iri,)).fetchall()
         return found
+
+    def mapped(self, entity: str, rid: str) -> bool:
+        return self.db.execute("SELECT 1 FROM result WHERE entity = ? AND id = ?", (entity, rid)).fetchone() is not None
 
     def held(self, entity: str, rid: str) -> bool:
         return bool(self.db.execute("SELECT held FROM result WHERE entity = ? AND id = ?", (entity, rid)).fetchone()[0])

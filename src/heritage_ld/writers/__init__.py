@@ -1,8 +1,10 @@
 """Output formats, one module each, found through one registry.
 
 A format registers a name, a media type, a file extension, ``record`` (one record's triples ->
-bytes, used by ``heritage-ld map``) and ``sink`` (opens its files in the output folder and is
-then fed the catalog's live records one by one, in (entity, id) order, and closed). ``write_all``
+bytes, used by ``heritage-ld map``), ``fragments`` (what it stores of each record, made once, on
+the workers, where the record is checked: ``Serialiser``) and ``sink`` (opens its files in the
+output folder and is then fed the catalog's live records one by one, in (entity, id) order, and
+closed; it writes the stored fragments, so no record is serialised again). ``write_all``
 reads the catalog once for all formats into a staging folder and swaps it with ``output/`` in one
 atomic step, so readers see the old output or the new one, never half. Per-record files of
 records unchanged since the output being replaced are hard-linked from it, not written again.
@@ -38,9 +40,9 @@ if TYPE_CHECKING:
 
 
 class Sink(Protocol):
-    def add(self, row: "Row", fresh: list[tuple[str, str, str]]) -> None:
-        """``fresh``: the row's triples not already in the dataset (several records may describe one
-        external resource, e.g. an image file, and a dataset dump lists each triple once)."""
+    def add(self, row: "Row", fresh: str) -> None:
+        """``fresh``: the row's N-Triples lines not already in the dataset (several records may describe
+        one external resource, e.g. an image file, and a dataset dump lists each triple once)."""
     def close(self) -> None: ...
 
 
@@ -50,17 +52,21 @@ class Seen:
 
     def __init__(self, base: str) -> None:
         self.base = f"<{base}"
+        self.line = f"\n<{base}"
         self.db = sqlite3.connect("")  # private temporary database, on disk when large
         self.db.execute("CREATE TABLE seen (h BLOB PRIMARY KEY) WITHOUT ROWID")
 
-    def fresh(self, triples: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    def fresh(self, nt: str) -> str:
+        """The lines of ``nt`` (a record's N-Triples) not written before: all, unless a subject lies outside ``base``."""
+        if not nt or nt.count("\n") == nt.count(self.line) + nt.startswith(self.base):
+            return nt   # every line's subject is the dataset's own (each line ends in "\n")
         out = []
-        for t in triples:
-            if t[0].startswith(self.base) or self.db.execute(
+        for line in nt[:-1].split("\n"):
+            if line.startswith(self.base) or self.db.execute(
                     "INSERT OR IGNORE INTO seen VALUES (?)",
-                    (hashlib.blake2b("\x00".join(t).encode(), digest_size=8).digest(),)).rowcount:
-                out.append(t)
-        return out
+                    (hashlib.blake2b(line.encode(), digest_size=8).digest(),)).rowcount:
+                out.append(line)
+        return "\n".join(out) + "\n" if out else ""
 
     def close(self) -> None:
         self.db.close()
@@ -74,8 +80,10 @@ class Format:
     description: str
     sink: Callable[["Publication", Path, "Files"], Sink]
     record: Callable[["Publication", list[tuple[str, str, str]], str], bytes] | None = None
+    # what the format stores of a record (name -> bytes), made once where the record is checked
+    fragments: Callable[["Serialiser", list[tuple[str, str, str]]], dict[str, bytes]] | None = None
     cost: float = 1.0      # seconds to write 10k articles (benchmarks: write_<name>), to share formats among processes
-    fresh: bool = False    # the sink uses ``fresh`` (de-duplicated triples); else it is given []
+    fresh: bool = False    # the sink uses ``fresh`` (de-duplicated N-Triples lines); else it is given ""
     local: bool = False    # must run in the process that holds the catalog connection
     folder: str | None = None  # where its per-record files go; formats sharing one run in one process
                                # (two processes creating files in one directory contend for its lock)
@@ -94,6 +102,44 @@ def formats() -> dict[str, Format]:
     for m in _MODULES:
         importlib.import_module(f"{__name__}.{m}")
     return FORMATS
+
+
+class Serialiser:
+    """What a project's fragments are made with: its configuration and mappings (prefixes, the
+    JSON-LD context), and formats' caches (``cache``). ``key`` identifies it: a fragment stored with
+    another key (another version, other prefixes) is made again."""
+
+    def __init__(self, config, mappings) -> None:
+        self.config, self.mappings = config, mappings
+        self.key = writers_digest(self)
+        self.cache: dict[str, object] = {}
+        self.made = 0   # fragments made by ``fragment`` for rows that had none of this key
+
+    def fragments(self, triples: list[tuple[str, str, str]]) -> dict[str, bytes]:
+        """Every format's fragments of one record."""
+        out: dict[str, bytes] = {}
+        for fmt in formats().values():
+            if fmt.fragments is not None:
+                out.update(fmt.fragments(self, triples))
+        return out
+
+    def fragment(self, row: "Row", name: str, fmt: str) -> bytes:
+        """The stored fragment ``name`` of ``row``, or (stored with another key, or none) made now by ``fmt``."""
+        if row.frag_key == self.key and row.fragments is not None:
+            found = row.fragments.get(name)
+            if found is not None:
+                return found
+        self.made += 1
+        return FORMATS[fmt].fragments(self, row.triples)[name]
+
+
+_serialisers: dict[str, Serialiser] = {}
+
+
+def serialiser(config, mappings) -> Serialiser:
+    """This process's serialiser of a project (one per key)."""
+    s = Serialiser(config, mappings)
+    return _serialisers.setdefault(s.key, s)
 
 
 class Files:
@@ -149,8 +195,9 @@ def read_state(out: Path) -> dict:
     return state if isinstance(state, dict) else {}
 
 
-def writers_digest(pub: "Publication") -> str:
-    """Everything besides a record's row that its files depend on: code, configuration, mappings."""
+def writers_digest(pub) -> str:
+    """Everything besides a record's row that its files depend on: code, configuration, mappings
+    (of ``pub``: a Publication, or anything with its ``config`` and ``mappings``)."""
     h = hashlib.sha256(code_digest().encode())
     h.update((pub.config.root / "heritage-ld.toml").read_bytes())
     for m in sorted(pub.mappings.entities.values(), key=lambda m: m.entity):
@@ -243,7 +290,7 @@ class Group:
         self.seen = Seen(pub.config.base_uri) if any(f.fresh for f in fmts) else None
 
     def add(self, row: "Row") -> None:
-        fresh = self.seen.fresh(row.triples) if self.seen else []
+        fresh = self.seen.fresh(row.nt) if self.seen else ""
         for sink in self.sinks:
             sink.add(row, fresh)
 

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from ..terms import RDF_TYPE, XSD, split_literal
-from . import Files, Format, register
+from . import Files, Format, register, serialiser
 from .rdf import record_file
 
 SCHEMA = "http://schema.org/"
@@ -188,17 +188,19 @@ class JsonLd:
     ``dataset.jsonld``: the whole context, then one ``@graph`` with a node per line, so that it streams."""
 
     def __init__(self, pub, out: Path, files: Files) -> None:
-        self.c, self.files, self.first = Compactor(pub), files, True
-        (out / "context.jsonld").write_bytes(dumps(self.c.context()))
+        self.serialiser, self.files, self.first = serialiser(pub.config, pub.mappings), files, True
+        c = compactor(self.serialiser)
+        (out / "context.jsonld").write_bytes(dumps(c.context()))
         self.fh = (out / "dataset.jsonld").open("wb")
-        context = json.dumps(self.c.context()["@context"], ensure_ascii=False)
+        context = json.dumps(c.context()["@context"], ensure_ascii=False)
         self.fh.write(f'{{"@context": {context}, "@graph": ['.encode("utf-8"))
 
     def add(self, row, fresh) -> None:
-        nodes = self.c.nodes(row.triples)
-        self.files.write(record_file(row.entity, row.id, "jsonld"), row, lambda: dumps(self.c.document_of(nodes)))
-        for node in nodes:
-            self.fh.write((b"\n" if self.first else b",\n") + json.dumps(node, ensure_ascii=False).encode("utf-8"))
+        doc = self.serialiser.fragment(row, "jsonld", "jsonld")
+        self.files.write(record_file(row.entity, row.id, "jsonld"), row, lambda: doc)
+        lines = self.serialiser.fragment(row, "jsonld.nodes", "jsonld")
+        if lines:
+            self.fh.write((b"\n" if self.first else b",\n") + lines)
             self.first = False
 
     def close(self) -> None:
@@ -211,6 +213,22 @@ def record_jsonld(pub, triples, _subject: str) -> bytes:
     return dumps(Compactor(pub).document(triples))
 
 
+def compactor(ser) -> Compactor:
+    """The serialiser's compactor (made once per project and process)."""
+    found = ser.cache.get("jsonld")
+    if found is None:
+        found = ser.cache["jsonld"] = Compactor(ser)
+    return found
+
+
+def fragments(ser, triples) -> dict[str, bytes]:
+    """A record's JSON-LD document (its file) and its nodes, one a line, as ``dataset.jsonld`` lists them."""
+    c = compactor(ser)
+    nodes = c.nodes(triples)
+    return {"jsonld": dumps(c.document_of(nodes)),
+            "jsonld.nodes": ",\n".join(json.dumps(n, ensure_ascii=False) for n in nodes).encode("utf-8")}
+
+
 register(Format("jsonld", "application/ld+json", "jsonld",
                 "JSON-LD per record (records/) and whole dataset (dataset.jsonld), each with its context inline",
-                JsonLd, record_jsonld, cost=7.8, folder="records"))
+                JsonLd, record_jsonld, cost=7.8, folder="records", fragments=fragments))

@@ -10,6 +10,7 @@ The dataset file is the record documents without their prefix lines, under one h
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import Counter
 from datetime import datetime, timezone
@@ -19,7 +20,7 @@ from urllib.parse import quote
 import pyoxigraph as ox
 
 from ..terms import MEMO_LIMIT, RDF_TYPE, XSD, Triple, is_iri, literal, nt_lines
-from . import Files, Format, register
+from . import Files, Format, register, serialiser
 from .gzmembers import GzipMembers
 
 
@@ -348,10 +349,11 @@ class _Dump:
         self.plain = path.open("wb")
         self.gz = GzipMembers(path.with_name(gz), files.old / gz if files.old else None)
 
-    def write(self, row, text: str) -> None:
+    def write(self, row, text: str, digest: str | None = None) -> None:
+        """One record's ``text``; ``digest``: a string that determines it (saves hashing the bytes)."""
         data = text.encode("utf-8")
         self.plain.write(data)
-        self.gz.add(f"{row.entity}\0{row.id}", data)
+        self.gz.add(f"{row.entity}\0{row.id}", data, digest and hashlib.sha256(digest.encode()).digest())
 
     def close(self) -> None:
         self.gz.close()
@@ -359,11 +361,13 @@ class _Dump:
 
 
 class NTriples:
+    """``dataset.nt``: the records' stored N-Triples, each triple once."""
+
     def __init__(self, pub, out: Path, files: Files) -> None:
         self.fh = _Dump(out / "dataset.nt", files)
 
-    def add(self, row, fresh) -> None:
-        self.fh.write(row, nt_lines(fresh))
+    def add(self, row, fresh: str) -> None:
+        self.fh.write(row, fresh, f"nt\0{row.hash}" if fresh is row.nt else None)
 
     def close(self) -> None:
         self.fh.close()
@@ -388,31 +392,37 @@ def provenance(pub, graph: str, row) -> list[Triple]:
 
 
 class NQuads:
+    """``dataset.nq``: each record's stored N-Triples in its named graph, with its provenance."""
+
     def __init__(self, pub, out: Path, files: Files) -> None:
         self.pub, self.fh = pub, _Dump(out / "dataset.nq", files)
 
     def add(self, row, fresh) -> None:
         g = f"<{graph_iri(self.pub, row.entity, row.id)}>"
-        self.fh.write(row, "".join(f"{s} {p} {o} {g} .\n" for s, p, o in row.triples + provenance(self.pub, g, row)))
+        self.fh.write(row, quads(row.nt, g) + quads(nt_lines(provenance(self.pub, g, row)), g),
+                      f"nq\0{row.hash}\0{g}\0{row.last_changed}\0{row.source}\0{row.mapping}")
 
     def close(self) -> None:
         self.fh.close()
+
+
+def quads(nt: str, graph: str) -> str:
+    """N-Triples lines as N-Quads in ``graph`` (an N-Triples line ends in " .\n" and nowhere else has one)."""
+    return nt.replace(" .\n", f" {graph} .\n")
 
 
 class Turtle:
     """``records/<entity>/<id>.ttl`` (prefixes used) and ``dataset.ttl`` (every mapping prefix declared)."""
 
     def __init__(self, pub, out: Path, files: Files) -> None:
-        self.prefixes, self.files = pub.mappings.prefixes, files
+        self.serialiser, self.files = serialiser(pub.config, pub.mappings), files
         self.fh = (out / "dataset.ttl").open("wb")
-        self.fh.write("".join(f"@prefix {p}: <{ns}> .\n" for p, ns in sorted(self.prefixes.items())).encode())
+        prefixes = pub.mappings.prefixes
+        self.fh.write("".join(f"@prefix {p}: <{ns}> .\n" for p, ns in sorted(prefixes.items())).encode())
 
     def add(self, row, fresh) -> None:
-        rel = record_file(row.entity, row.id, "ttl")
-        doc = self.files.read_previous(rel) if self.files.reusable(row) else None
-        if doc is None:
-            doc = turtle(row.triples, self.prefixes)
-        self.files.write(rel, row, lambda: doc)
+        doc = self.serialiser.fragment(row, "turtle", "turtle")
+        self.files.write(record_file(row.entity, row.id, "ttl"), row, lambda: doc)
         self.fh.write(b"\n" + _without_prefixes(doc))
 
     def close(self) -> None:
@@ -425,4 +435,5 @@ register(Format("nquads", "application/n-quads", "nq",
                 "whole dataset as N-Quads, one named graph per record (dataset.nq, dataset.nq.gz)", NQuads, cost=1.9))
 register(Format("turtle", "text/turtle", "ttl", "Turtle per record (records/) and whole dataset (dataset.ttl)",
                 Turtle, lambda pub, triples, _subject: turtle(triples, pub.mappings.prefixes), cost=3.5,
-                folder="records"))
+                folder="records",
+                fragments=lambda ser, triples: {"turtle": turtle(triples, ser.mappings.prefixes)}))

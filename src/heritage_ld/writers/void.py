@@ -4,6 +4,7 @@ The output folder is meant to be served at ``base_uri``, so dump URLs are ``{bas
 """
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -79,6 +80,9 @@ def description(pub, triples: int, entities: int, edm_count: int, classes: Count
     return t
 
 
+_CLASS = re.compile(f"^\\S+ {re.escape(RDF_TYPE)} (\\S+) \\.$", re.M)   # the class of an rdf:type line
+
+
 class Void:
     """Counts the records as they stream past, then describes the dataset."""
 
@@ -87,11 +91,11 @@ class Void:
         self.triples = self.entities = self.edm = 0
         self.classes: Counter = Counter()
 
-    def add(self, row, fresh) -> None:
+    def add(self, row, fresh: str) -> None:
         self.entities += 1
-        self.triples += len(fresh)
+        self.triples += fresh.count("\n")
         self.edm += row.edm_xml is not None
-        self.classes.update(o for _s, p, o in fresh if p == RDF_TYPE)
+        self.classes.update(_CLASS.findall(fresh))
 
     def close(self) -> None:
         prefixes = {"void": VOID, "dcat": DCAT, "dcterms": DCT, **self.pub.mappings.prefixes}
