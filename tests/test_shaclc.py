@@ -521,3 +521,33 @@ def test_generated_source_is_inspectable(tmp_path, monkeypatch):
     again = compile_shapes(SHAPES)
     assert again.source == compiled.source and again.run[0].__code__ is code  # compiled once
     assert len(list((tmp_path / "src").glob("*.py"))) == 1 and len(shaclc._CODE) == 1
+
+
+def test_what_a_check_reads_of_linked_records_is_indexed():
+    """Per record, the triples of linked records are indexed only for the predicates a check can read of a
+    linked resource (``CompiledShapes.reads``): its class, what sh:node, a nested property shape, a path
+    beyond the first step, an inverse path or sh:equals on it read. Each such check finds what it reads
+    or a path's later steps (ex:p+) read (the pipeline's compiled path gives pyshacl's results, record by
+    record); the rest is left out."""
+    shapes = rdflib.Graph().parse(data=PREFIXES + """
+    ex:S sh:targetClass ex:C ;
+        sh:property [ sh:path ex:p ; sh:class ex:D ; sh:node [ sh:property [ sh:path ex:q ; sh:minLength 5 ] ] ] ;
+        sh:property [ sh:path ex:p ; sh:property [ sh:path ex:r ; sh:maxCount 1 ; sh:equals ex:s ] ] ;
+        sh:property [ sh:path ( ex:p ex:t ) ; sh:nodeKind sh:IRI ] ;
+        sh:property [ sh:path [ sh:inversePath ex:u ] ; sh:maxCount 0 ] ;
+        sh:property [ sh:path [ sh:oneOrMorePath ex:p ] ; sh:maxCount 1 ] .""", format="turtle")
+    rdf_type = "<http://www.w3.org/1999/02/22-rdf-syntax-ns#type>"
+    data = [(f"<{B}a>", rdf_type, f"<{B}C>"), (f"<{B}a>", f"<{B}p>", f"<{B}b>"), (f"<{B}a>", f"<{B}v>", f"<{B}c>"),
+            (f"<{B}b>", rdf_type, f"<{B}E>"), (f"<{B}b>", f"<{B}q>", '"abc"'), (f"<{B}b>", f"<{B}r>", '"1"'),
+            (f"<{B}b>", f"<{B}r>", '"2"'), (f"<{B}b>", f"<{B}s>", '"1"'), (f"<{B}b>", f"<{B}t>", '"lit"'),
+            (f"<{B}b>", f"<{B}w>", '"unread"'), (f"<{B}b>", f"<{B}p>", f"<{B}d>"), (f"<{B}c>", f"<{B}u>", f"<{B}a>")]
+    compiled = compile_shapes(shapes)
+    assert compiled.reads is not None and f"<{B}w>" not in compiled.reads
+    graph = rdflib.Graph().parse(data="".join(f"{s} {p} {o} .\n" for s, p, o in data), format="nt")
+    case = Case("linked", graph, shapes, None)
+    found = through_pipeline(case, Shapes(shapes, {}), whole=False, reference=False)
+    assert found == through_pipeline(case, Shapes(shapes, {}), whole=False, reference=True)
+    assert {k[3].rsplit("#")[-1] for k in found} == {
+        "ClassConstraintComponent", "NodeConstraintComponent", "MaxCountConstraintComponent",
+        "EqualsConstraintComponent", "NodeKindConstraintComponent"}
+    assert len([k for k in found if k[3] == SH.MaxCountConstraintComponent]) == 3  # ex:r on b; ^ex:u, ex:p+ on a
