@@ -115,31 +115,21 @@ class Graph:
     """One record's graph over N-Triples terms: subject -> predicate -> objects (no repeats, in the order
     given); the reverse index and the class closures are built when first needed."""
 
-    def __init__(self, triples: Iterable[Triple], linked: Iterable[Triple] = (),
-                 reads: frozenset[str] | None = None) -> None:
-        """``triples``, then ``linked`` (those of the linked records): of these, only the triples about
-        the subjects of ``triples`` and those with a predicate in ``reads`` (None: all)."""
+    def __init__(self, triples: Iterable[Triple]) -> None:
         self.sp: dict[str, dict[str, list[str]]] = {}
-        self._add(triples)
-        if linked:
-            if reads is not None:
-                own = set(self.sp)
-                linked = [t for t in linked if t[1] in reads or t[0] in own]
-            self._add(linked)
-        self._op: dict[str, dict[str, list[str]]] | None = None
-        self._supers: dict[str, set[str]] = {}
-
-    def _add(self, triples: Iterable[Triple]) -> None:
-        sp = self.sp
-        get = sp.get
+        sp, last, preds = self.sp, None, None
         for s, p, o in triples:
-            preds = get(s)
-            if preds is None:
-                sp[s] = {p: [o]}
-            elif (objs := preds.get(p)) is None:
+            if s != last:  # a record's triples come subject by subject
+                last, preds = s, sp.get(s)
+                if preds is None:
+                    preds = sp[s] = {p: [o]}
+                    continue
+            if (objs := preds.get(p)) is None:
                 preds[p] = [o]
             elif o not in objs:
                 objs.append(o)
+        self._op: dict[str, dict[str, list[str]]] | None = None
+        self._supers: dict[str, set[str]] = {}
 
     @property
     def op(self) -> dict[str, dict[str, list[str]]]:
@@ -487,8 +477,9 @@ def _boolean(x) -> bool:
 
 TESTS = {"datatype", "nodeKind", "class", "in", "pattern", *RANGES, "minLength", "maxLength", "languageIn", "node",
          "not", "and", "or", "xone"}         # constraints that test each value node on its own
-MEMOISED = {"pattern", *RANGES, "node", "not", "and", "or", "xone"}  # pure ones remembered per term: costly
+MEMOISED = {"pattern", *RANGES, "node", "not", "and", "or", "xone"}  # remembered per term when pure and costly
 MEMO_SIZE = 10_000                           # terms remembered per test (then it forgets all)
+COSTLY = re.compile(r"search\(|datatype_ok\(|conforms_|_in_range\(|_language_in\(")  # what is worth remembering
 COUNTS = {"minCount", "maxCount", "hasValue"}  # constraints on how many value nodes, or on one being there
 STRING, LANG_STRING = str(XSD.string), str(RDF.langString)
 
@@ -693,7 +684,8 @@ class Source:
     def check(self, c: Constraint, x: str) -> str:
         """``test``, remembered per term where it depends on the term alone and costs more than a look-up."""
         test = self.test(c, x, set())
-        if not (c.pure and c.name in MEMOISED or c.name == "datatype" and c.arg not in (STRING, LANG_STRING)):
+        if not (c.pure and c.name in MEMOISED or c.name == "datatype") or not COSTLY.search(test) \
+                or c.name == "datatype" and c.arg in (STRING, LANG_STRING):  # their form decides most terms
             return test
         memo, known = self.memo(), self.fresh("known")
         return f"({known} if ({known} := {memo}.get({x})) is not None else _remember({memo}, {x}, {test}))"
@@ -934,22 +926,14 @@ class CompiledShapes:
     targets: Targets
     fallback: Fallback | None            # shapes pyshacl must validate itself (None: all compiled)
     source: str = ""                     # the generated Python module (see ``generate``)
-    reads: frozenset[str] | None = None  # what the checks read of nodes other than a record's subjects (``_reads``)
     run: list[Callable[[Graph, str, list[Result]], None]] = field(default_factory=list)  # results_<n> of each top
 
     def validate(self, triples: Iterable[Triple], own: Iterable[Triple] | None = None) -> list[Result]:
         """The results of the focus nodes that the record's own triples ``own`` select (all of ``triples``
-        if None) in the record's graph ``triples`` (``own`` and the triples of the records it links to).
-        When ``triples`` starts with ``own`` (as the pipeline passes them), the other triples that no check
-        reads (``reads``) are not indexed."""
+        if None) in the record's graph ``triples`` (``own`` and the triples of the records it links to)."""
         triples = triples if isinstance(triples, list) else list(triples)
-        own = triples if own is None else own if isinstance(own, list) else list(own)
-        n = len(own)
-        if self.reads is not None and n < len(triples) and triples[:n] == own:
-            graph = Graph(own, triples[n:], self.reads)
-        else:
-            graph = Graph(triples)
-        focus = self.targets.select(graph, own)
+        graph = Graph(triples)
+        focus = self.targets.select(graph, triples if own is None else own)
         out: list[Result] = []
         for i in sorted(focus):
             results = self.run[i]
@@ -999,47 +983,8 @@ def compile_shapes(shapes: rdflib.Graph, describe: Callable[[rdflib.term.Node], 
         n.n3(shapes.namespace_manager) if not isinstance(n, BNode) else "[]" if n in comp.cache
         else path_text(shapes, n)))
     source = gen.module(compiled)
-    targets = Targets(shapes, [c.node for c in compiled])
-    return CompiledShapes(compiled, targets, fallback, source, _reads(compiled, targets), generate(source, gen.nodes)["TOP"])
-
-
-def _reads(top: list[Shape], targets: Targets) -> frozenset[str] | None:
-    """The predicates the checks read of a node that is not a subject of the record's own triples (a linked
-    resource: its class, what a nested shape reads of it...); None if that may be any (a closed shape on such
-    nodes; focus nodes that are not the record's subjects: sh:targetObjectsOf, sh:targetNode)."""
-    if targets.objects_of or targets.nodes:
-        return None
-    out, seen = {RDF_TYPE, SUBCLASS_OF}, set()
-
-    def steps(path: Steps, first: bool) -> None:
-        """A path's predicates; from a record's subject (``first``), all but a forward first step."""
-        kind, arg = path
-        if kind == "p" and not first or kind == "^":
-            out.add(arg)
-        elif kind in "/|":
-            for i, part in enumerate(arg):
-                steps(part, first and (kind == "|" or i == 0))
-        elif kind in "*+?":
-            steps(arg, False)
-
-    def on(s: Shape, subject: bool) -> bool:
-        """What ``s`` reads, on a record's subject (``subject``) or on any node; False: any predicate."""
-        if s.deactivated or (s.number, subject) in seen:
-            return True
-        seen.add((s.number, subject))
-        if s.closed is not None and not (subject and s.steps is None):
-            return False
-        if s.steps is not None:
-            steps(s.steps, subject)
-        values_are_subjects = subject and s.steps is None  # a node shape's value node is its focus node
-        for c in s.constraints:
-            if c.name in ("equals", "disjoint") and not subject:
-                out.add(c.arg)
-            members = [c.arg] if c.name in ("node", "not") else c.arg if c.name in ("and", "or", "xone") else []
-            if not all(on(m, values_are_subjects) for m in members):
-                return False
-        return all(on(p, values_are_subjects) for p in s.properties)
-    return frozenset(out) if all(on(s, True) for s in top) else None
+    return CompiledShapes(compiled, Targets(shapes, [c.node for c in compiled]), fallback, source,
+                          generate(source, gen.nodes)["TOP"])
 
 
 NAMESPACE = {"Result": Result, "URIRef": URIRef, "NONE": _NONE, "RDF_TYPE": RDF_TYPE, "RANGES": RANGES, "re": re,
