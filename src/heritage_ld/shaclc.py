@@ -145,9 +145,6 @@ class Graph:
     def objects(self, s: str, p: str) -> Values:
         return self.sp.get(s, _NONE).get(p, ())
 
-    def subjects(self, p: str, o: str) -> Values:
-        return self.op.get(o, {}).get(p, ())
-
     def superclasses(self, cls: str) -> set[str] | tuple[str]:
         """``cls`` and the classes it is an rdfs:subClassOf, transitively."""
         if SUBCLASS_OF not in self.sp.get(cls, _NONE):
