@@ -465,3 +465,85 @@ def test_what_falls_back_is_said_once(tmp_path):
                           "--workers", "2"], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert run.stderr.count("shape ex:Dates (shapes/extra.ttl line 4) uses sh:lessThan") == 1, run.stderr
+
+
+# -- issue 15: the shapes as generated Python source ---------------------------------------------
+def test_results_come_constraint_by_constraint_value_by_value():
+    """Values failing three constraints: results in the order of the constraints, each over the values in
+    order, as the one-by-one checks give them (the quick pass over all constraints must not reorder them)."""
+    g = rdflib.Graph().parse(data=PREFIXES + """ex:S sh:targetNode ex:a ; sh:property [ sh:path ex:p ;
+        sh:maxCount 5 ; sh:nodeKind sh:IRI ; sh:in ( ex:b "x" ) ; sh:maxLength 1 ] ;
+        sh:property [ sh:path ex:q ; sh:maxCount 1 ; sh:minLength 1 ] .""", format="turtle")
+    data = [(f"<{B}a>", f"<{B}p>", '"x"'), (f"<{B}a>", f"<{B}p>", '"yy"'), (f"<{B}a>", f"<{B}p>", f"<{B}b>"),
+            (f"<{B}a>", f"<{B}q>", '"1"'), (f"<{B}a>", f"<{B}q>", '""')]
+    found = [(r.predicate.rsplit("/")[-1], r.component.rsplit("#")[-1].removesuffix("ConstraintComponent"), r.value)
+             for r in compile_shapes(g).validate(data)]
+    found = found if found[0][0] == "p" else found[2:] + found[:2]  # the order of the two sh:property shapes
+    assert found == [("p", "NodeKind", '"x"'), ("p", "NodeKind", '"yy"'), ("p", "In", '"yy"'),
+                     ("p", "MaxLength", '"yy"'), ("p", "MaxLength", f"<{B}b>"), ("q", "MaxCount", None),
+                     ("q", "MinLength", '""')]
+
+
+def test_generated_tests_are_the_reference_ones():
+    """The tests written into the source for sh:datatype and sh:nodeKind answer as ``datatype_ok`` and the
+    node kinds' definitions do, for every kind of term (the source writes out what a term's form decides)."""
+    from heritage_ld.shaclc import NODE_KIND, _datatype_test, datatype_ok
+    X, R = "http://www.w3.org/2001/XMLSchema#", "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+    terms = TERMS + LITERALS + ['""', '"a"@en-gb', f'"a"^^<{X}string>', f'"a"^^<{R}langString>', f'"1"^^<{X}int>',
+                                f'"true"^^<{X}boolean>', f'"2"^^<{X}boolean>', '"x\\"y"', f'"a\\"^^<{X}integer>"']
+    datatypes = [X + d for d in ("string", "integer", "int", "date", "dateTime", "boolean", "gYear", "decimal")] + [
+        R + "langString", "http://www.w3.org/2000/01/rdf-schema#Literal", B + "custom"]
+    for dt in datatypes:
+        for t in terms:
+            assert eval(_datatype_test(dt, "t"), {"datatype_ok": datatype_ok, "t": t}) == datatype_ok(t, dt), (dt, t)
+    kinds = {SH.IRI: lambda t: t.startswith("<"), SH.BlankNode: lambda t: t.startswith("_:"),
+             SH.Literal: lambda t: not t.startswith(("<", "_:")), SH.BlankNodeOrIRI: lambda t: t.startswith(("<", "_:")),
+             SH.BlankNodeOrLiteral: lambda t: not t.startswith("<"), SH.IRIOrLiteral: lambda t: not t.startswith("_:")}
+    for kind, expected in kinds.items():
+        for t in terms:
+            assert eval(NODE_KIND[kind].format(x="t"), {"t": t}) == expected(t), (kind, t)
+
+
+def test_generated_source_is_inspectable(tmp_path, monkeypatch):
+    """$HERITAGE_LD_SHAPES_SOURCE writes each generated module; tracebacks show its lines; a module is
+    compiled once a process (the same shapes compiled again take the code from the cache)."""
+    import linecache
+    import heritage_ld.shaclc as shaclc
+    monkeypatch.setenv("HERITAGE_LD_SHAPES_SOURCE", str(tmp_path / "src"))
+    shaclc._CODE.clear()
+    compiled = compile_shapes(SHAPES)
+    files = list((tmp_path / "src").glob("shapes-*.py"))
+    assert len(files) == 1 and files[0].read_text() == compiled.source
+    assert "def results_" in compiled.source and len(compiled.run) == len(compiled.top)
+    code = compiled.run[0].__code__
+    assert code.co_filename == f"<heritage-ld shapes {files[0].stem[len('shapes-'):]}>"
+    assert linecache.getline(code.co_filename, code.co_firstlineno).startswith(f"def {code.co_name}(graph, f, out):")
+    again = compile_shapes(SHAPES)
+    assert again.source == compiled.source and again.run[0].__code__ is code  # compiled once
+    assert len(list((tmp_path / "src").glob("*.py"))) == 1 and len(shaclc._CODE) == 1
+
+
+def test_what_checks_read_of_linked_records():
+    """Per record, what the checks read of a linked resource (its class, what sh:node, a nested property
+    shape, a sequence path's second step, an inverse path, sh:equals on it or a path's later steps read)
+    comes from the linked records' triples: the pipeline's compiled path gives pyshacl's results."""
+    shapes = rdflib.Graph().parse(data=PREFIXES + """
+    ex:S sh:targetClass ex:C ;
+        sh:property [ sh:path ex:p ; sh:class ex:D ; sh:node [ sh:property [ sh:path ex:q ; sh:minLength 5 ] ] ] ;
+        sh:property [ sh:path ex:p ; sh:property [ sh:path ex:r ; sh:maxCount 1 ; sh:equals ex:s ] ] ;
+        sh:property [ sh:path ( ex:p ex:t ) ; sh:nodeKind sh:IRI ] ;
+        sh:property [ sh:path [ sh:inversePath ex:u ] ; sh:maxCount 0 ] ;
+        sh:property [ sh:path [ sh:oneOrMorePath ex:p ] ; sh:maxCount 1 ] .""", format="turtle")
+    rdf_type = "<http://www.w3.org/1999/02/22-rdf-syntax-ns#type>"
+    data = [(f"<{B}a>", rdf_type, f"<{B}C>"), (f"<{B}a>", f"<{B}p>", f"<{B}b>"), (f"<{B}a>", f"<{B}v>", f"<{B}c>"),
+            (f"<{B}b>", rdf_type, f"<{B}E>"), (f"<{B}b>", f"<{B}q>", '"abc"'), (f"<{B}b>", f"<{B}r>", '"1"'),
+            (f"<{B}b>", f"<{B}r>", '"2"'), (f"<{B}b>", f"<{B}s>", '"1"'), (f"<{B}b>", f"<{B}t>", '"lit"'),
+            (f"<{B}b>", f"<{B}w>", '"unread"'), (f"<{B}b>", f"<{B}p>", f"<{B}d>"), (f"<{B}c>", f"<{B}u>", f"<{B}a>")]
+    graph = rdflib.Graph().parse(data="".join(f"{s} {p} {o} .\n" for s, p, o in data), format="nt")
+    case = Case("linked", graph, shapes, None)
+    found = through_pipeline(case, Shapes(shapes, {}), whole=False, reference=False)
+    assert found == through_pipeline(case, Shapes(shapes, {}), whole=False, reference=True)
+    assert {k[3].rsplit("#")[-1] for k in found} == {
+        "ClassConstraintComponent", "NodeConstraintComponent", "MaxCountConstraintComponent",
+        "EqualsConstraintComponent", "NodeKindConstraintComponent"}
+    assert len([k for k in found if k[3] == SH.MaxCountConstraintComponent]) == 3  # ex:r on b; ^ex:u, ex:p+ on a

@@ -1,8 +1,9 @@
 """SHACL Core compiled to per-record checks, with pyshacl's semantics.
 
-``compile_shapes`` turns a shapes graph into Python closures that check one record's small graph
-(its triples plus those of the records it links to) held as N-Triples strings: no RDF library on
-the per-record path. Supported: targets (targetClass, implicit class targets, targetSubjectsOf,
+``compile_shapes`` reads a shapes graph (``Compiler``: each shape a ``Shape``) and writes Python source
+for it (``Source``): one function per top-level shape that checks one record's small graph (its triples
+plus those of the records it links to) held as N-Triples strings, so no RDF library is on the
+per-record path. Supported: targets (targetClass, implicit class targets, targetSubjectsOf,
 targetObjectsOf, targetNode), every SHACL path, property shapes nested at any depth, minCount,
 maxCount, datatype, nodeKind, class, in, hasValue, pattern (+ flags), minLength, maxLength,
 languageIn, uniqueLang, node, and, or, not, xone, equals, disjoint, closed, min/maxInclusive and
@@ -20,17 +21,29 @@ sh:targetNode the node where it is a subject of the record's triples, or, when n
 record's graph describes it (a literal, an IRI only linked to), where the record's triples use it.
 
 Speed: a record's triples are indexed once (subject -> predicate -> objects); top-level shapes are
-found through their target classes; property shapes with a predicate path are evaluated inline;
-``conforms`` stops at the first failure; costly tests that depend on the value term alone (patterns,
-nested shapes without graph lookups) are memoised.
+found through their target classes; the generated code has a predicate path as a dictionary look-up,
+property shapes written into the shape that holds them, constants in the source, a quick pass over
+all the constraints of a property before the one-by-one pass that gives results in order, and
+conformance (sh:node, sh:or...) stopping at the first failure; costly tests that depend on the value
+term alone (patterns, datatypes, nested shapes without graph lookups) are remembered per term. The
+generated module is compiled once per process and digest; ``generate`` says how to read it.
 """
 from __future__ import annotations
 
+import datetime
+import hashlib
+import itertools
+import linecache
 import logging
+import os
 import re
-from dataclasses import dataclass
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import lru_cache, partial
-from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
+from pathlib import Path
+from types import CodeType
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
 import rdflib
 from pyshacl.rdfutil.compare import compare_literal
@@ -73,8 +86,7 @@ Values = Sequence[str]      # the value nodes of a focus node, without repeats
 _NONE: dict[str, list[str]] = {}  # the predicates of a node that is no subject
 
 
-@dataclass(frozen=True)
-class Result:
+class Result(NamedTuple):
     focus: str                 # N-Triples term
     path: rdflib.term.Node | None  # the sh:path of the shape (a node of the shapes graph), None for node shapes
     value: str | None          # N-Triples term
@@ -105,12 +117,14 @@ class Graph:
 
     def __init__(self, triples: Iterable[Triple]) -> None:
         self.sp: dict[str, dict[str, list[str]]] = {}
-        sp, get = self.sp, self.sp.get
+        sp, last, preds = self.sp, None, None
         for s, p, o in triples:
-            preds = get(s)
-            if preds is None:
-                sp[s] = {p: [o]}
-            elif (objs := preds.get(p)) is None:
+            if s != last:  # a record's triples come subject by subject
+                last, preds = s, sp.get(s)
+                if preds is None:
+                    preds = sp[s] = {p: [o]}
+                    continue
+            if (objs := preds.get(p)) is None:
                 preds[p] = [o]
             elif o not in objs:
                 objs.append(o)
@@ -130,9 +144,6 @@ class Graph:
 
     def objects(self, s: str, p: str) -> Values:
         return self.sp.get(s, _NONE).get(p, ())
-
-    def subjects(self, p: str, o: str) -> Values:
-        return self.op.get(o, {}).get(p, ())
 
     def superclasses(self, cls: str) -> set[str] | tuple[str]:
         """``cls`` and the classes it is an rdfs:subClassOf, transitively."""
@@ -167,7 +178,7 @@ def to_rdflib(term: str) -> rdflib.term.Node:
     if term.startswith("_:"):
         return BNode(term[2:])
     lex, lang, dt = split_literal(term)  # as written: "01"^^xsd:integer stays "01" (it is not the term "1")
-    return Literal(lex, lang=lang, datatype=URIRef(dt) if dt else None, normalize=False)
+    return Literal(lex, lang=lang, datatype=dt or None, normalize=False)
 
 
 def datatype_ok(term: str, dt: str) -> bool:
@@ -181,7 +192,7 @@ def datatype_ok(term: str, dt: str) -> bool:
 
 @lru_cache(maxsize=10_000)
 def _datatype_ok(term: str, iri: str) -> bool:
-    v, dt = to_rdflib(term), URIRef(iri)
+    v, dt = to_rdflib(term), _uri(iri)
     if not isinstance(v, Literal):
         return False
     if v.datatype == dt:
@@ -199,16 +210,21 @@ def _datatype_ok(term: str, iri: str) -> bool:
     return False
 
 
+ACTUAL = {XSD.string: (str, bytes), RDF.langString: (str, bytes), XSD.integer: int, XSD.float: float,
+          XSD.decimal: Decimal, XSD.boolean: bool, XSD.date: datetime.date, XSD.time: datetime.time,
+          XSD.dateTime: datetime.datetime}  # the Python type of a well-typed value, as pyshacl checks it
+
+
+@lru_cache(maxsize=1000)
+def _uri(iri: str) -> URIRef:
+    return URIRef(iri)
+
+
 def _actual(v: Literal, dt: URIRef) -> bool:
-    import datetime as d
-    from decimal import Decimal
-    value = v.value
-    checks = {XSD.string: (str, bytes), RDF.langString: (str, bytes), XSD.integer: int, XSD.float: float,
-              XSD.decimal: Decimal, XSD.boolean: bool, XSD.date: d.date, XSD.time: d.time, XSD.dateTime: d.datetime}
-    return isinstance(value, checks[dt]) if dt in checks else True
+    return isinstance(v.value, ACTUAL[dt]) if dt in ACTUAL else True
 
 
-def _in_range(bound: Literal, ok: Callable[[int], bool], graph: Graph, t: str) -> bool:
+def _in_range(bound: Literal, ok: Callable[[int], bool], t: str) -> bool:
     """sh:minInclusive and the like: is ``t`` a literal that compares with ``bound`` so that ``ok``? As in
     pyshacl (whose comparison it uses): a string only with a string; what does not compare fails."""
     if not t.startswith('"'):
@@ -231,37 +247,59 @@ class Unsupported(Exception):
     """A construct the compiler leaves to pyshacl; str() names it ("sh:closed")."""
 
 
-Test = Callable[[Graph, str], bool]                         # does one value node pass?
-SetCheck = Callable[[Graph, str, Values], Sequence[str | None]]  # (graph, focus, values) -> failing values
-
-
 class Constraint(NamedTuple):
-    """One constraint of a shape: a ``test`` of each value node, or a ``check`` of them all."""
-    component: str              # constraint component IRI
-    test: Test | None
-    check: SetCheck | None
+    """One constraint of a shape, as ``Source`` writes its check."""
+    name: str          # its key in COMPONENT ("minCount")
+    arg: Any           # its parameter: a count, an N-Triples term, a datatype IRI, a shape, a list of shapes...
+    pure: bool         # depends on the value term alone (not on the graph)
 
 
-NODE_KIND: dict[rdflib.term.Node, Test] = {  # N-Triples: IRIs start with "<", blank nodes with "_:"
-    SH.IRI: lambda graph, t: t.startswith("<"),
-    SH.BlankNode: lambda graph, t: t.startswith("_:"),
-    SH.Literal: lambda graph, t: not t.startswith(("<", "_:")),
-    SH.BlankNodeOrIRI: lambda graph, t: t.startswith(("<", "_:")),
-    SH.BlankNodeOrLiteral: lambda graph, t: not t.startswith("<"),
-    SH.IRIOrLiteral: lambda graph, t: not t.startswith("_:"),
-}
-
-
-PathFn = Callable[[Graph, str], Values]
+# sh:nodeKind as a test of an N-Triples term ``{x}``: IRIs start with "<", blank nodes with "_:"
+NODE_KIND = {SH.IRI: "{x}[:1] == '<'", SH.BlankNode: "{x}[:2] == '_:'",
+             SH.Literal: "({x}[:1] != '<' and {x}[:2] != '_:')", SH.BlankNodeOrIRI: "({x}[:1] == '<' or {x}[:2] == '_:')",
+             SH.BlankNodeOrLiteral: "{x}[:1] != '<'", SH.IRIOrLiteral: "{x}[:2] != '_:'"}
 PROPERTY_ONLY = {SH.minCount, SH.maxCount, SH.uniqueLang, SH.lessThan, SH.lessThanOrEquals,
                  SH.qualifiedValueShape}
 PATH_KINDS = {SH.inversePath, SH.alternativePath, SH.zeroOrMorePath, SH.oneOrMorePath, SH.zeroOrOnePath}
+CLOSURES = {SH.zeroOrMorePath: "*", SH.oneOrMorePath: "+", SH.zeroOrOnePath: "?"}
+# A path, read: ("p", "<iri>"), ("^", "<iri>"), ("/", [steps, ...]), ("|", [steps, ...]), ("*" | "+" | "?", steps)
+Steps = tuple
+
+
+class Shape:
+    """A shape as the compiler read it from the shapes graph; ``Source`` writes the code that checks it."""
+
+    def __init__(self, node: rdflib.term.Node, number: int) -> None:
+        self.node = node
+        self.number = number                 # names its functions in the generated code
+        self.deactivated = False
+        self.severity = "Violation"
+        self.message: str | None = None
+        self.path: rdflib.term.Node | None = None   # sh:path (a node of the shapes graph); None: a node shape
+        self.steps: Steps | None = None       # that path, read
+        self.constraints: list[Constraint] = []
+        self.properties: list[Shape] = []
+        self.closed: frozenset[str] | None = None   # sh:closed: the predicates a value node may have
+        self.pure = False                    # conformance depends on the focus term alone (not on the graph)
+
+    @property
+    def simple(self) -> bool:
+        """A node shape whose conformance is a test of the focus term (its constraints, and-ed)."""
+        return self.steps is None and not self.properties and self.closed is None and all(
+            c.name in TESTS or c.name == "hasValue" for c in self.constraints)
+
+    @property
+    def counted(self) -> bool:
+        """A property shape with a predicate (or inverse) path that only counts its values, or looks for one."""
+        return self.steps is not None and self.steps[0] in "p^" and not self.properties and self.closed is None \
+            and all(c.name in ("minCount", "maxCount", "hasValue") for c in self.constraints)
 
 
 class Compiler:
     def __init__(self, shapes: rdflib.Graph) -> None:
         self.g = shapes
-        self.cache: dict[rdflib.term.Node, "CompiledShape"] = {}
+        self.cache: dict[rdflib.term.Node, Shape] = {}
+        self.numbers = itertools.count()
         self.parameters = {p for c in shapes.subjects(RDF.type, SH.ConstraintComponent)  # SHACL-SPARQL's
                            for param in shapes.objects(c, SH.parameter) for p in shapes.objects(param, SH.path)}
 
@@ -278,10 +316,10 @@ class Compiler:
             raise Unsupported(f"several values of {p.n3(self.g.namespace_manager)}")
         return values[0] if values else None
 
-    def shape(self, node: rdflib.term.Node) -> "CompiledShape":
+    def shape(self, node: rdflib.term.Node) -> Shape:
         if node in self.cache:
             return self.cache[node]
-        cs = CompiledShape(node)
+        cs = Shape(node, next(self.numbers))
         self.cache[node] = cs  # before compiling: recursive shapes
         g = self.g
         path = self.one(node, SH.path)
@@ -301,13 +339,11 @@ class Compiler:
         msg = g.value(node, SH.message)
         cs.message = str(msg) if msg is not None else None
         if path is not None:
-            cs.path_fn, cs.path = self.path(path), path
-        cs.constraints, cs.empty_constraints, pure = self.constraints(node, path is not None)
+            cs.steps, cs.path = self.path(path), path
+        cs.constraints = self.constraints(node, path is not None)
         cs.closed = self.closed(node)
         cs.properties = [self.shape(p) for p in g.objects(node, SH.property)]
-        if isinstance(path, URIRef) and not cs.properties and not cs.deactivated:
-            cs.predicate = nt(path)
-        cs.pure = path is None and not cs.properties and cs.closed is None and all(c in pure for c in cs.constraints)
+        cs.pure = path is None and not cs.properties and cs.closed is None and all(c.pure for c in cs.constraints)
         return cs
 
     def closed(self, node) -> frozenset[str] | None:
@@ -323,25 +359,18 @@ class Compiler:
         allowed = {nt(p) for prop in g.objects(node, SH.property) for p in g.objects(prop, SH.path)}
         return frozenset(allowed | ({nt(p) for p in self.lst(ignored)} if ignored is not None else set()))
 
-    def path(self, node) -> PathFn:
-        """The value nodes of a focus node by the path ``node``."""
+    def path(self, node) -> Steps:
+        """The path ``node``, read."""
         g = self.g
         if isinstance(node, URIRef):
-            p = nt(node)
-            return lambda graph, f: graph.sp.get(f, _NONE).get(p, ())
+            return ("p", nt(node))
         if isinstance(node, Literal):
             raise Unsupported(f"the path {node.n3(g.namespace_manager)}")
         if (node, RDF.first, None) in g:   # a list is a sequence path, whatever else the node has
             parts = [self.path(x) for x in self.lst(node)]
             if len(parts) < 2:
                 raise Unsupported("a sequence path of fewer than two members")
-
-            def seq(graph: Graph, f: str) -> Values:
-                current: Values = [f]
-                for fn in parts:
-                    current = list(dict.fromkeys(v for c in current for v in fn(graph, c)))
-                return current
-            return seq
+            return ("/", parts)
         kinds = [p for p in g.predicates(node) if p in PATH_KINDS]
         if len(kinds) != 1 or len(list(g.predicate_objects(node))) != 1:
             raise Unsupported(f"the path {_describe_path(g, node)}")
@@ -349,47 +378,22 @@ class Compiler:
         if kind == SH.inversePath:
             if not isinstance(inner, URIRef):  # pyshacl reads ^(p/q) as ^p/^q, SPARQL as ^q/^p
                 raise Unsupported("sh:inversePath of a path that is not an IRI")
-            p = nt(inner)
-            return lambda graph, f: graph.subjects(p, f)
+            return ("^", nt(inner))
         if kind == SH.alternativePath:
-            alts = [self.path(x) for x in self.lst(inner)]
-            return lambda graph, f: list(dict.fromkeys(v for fn in alts for v in fn(graph, f)))
-        step = self.path(inner)
+            return ("|", [self.path(x) for x in self.lst(inner)])
+        return (CLOSURES[kind], self.path(inner))
 
-        def closure(graph: Graph, f: str, zero: bool = kind != SH.oneOrMorePath,
-                    once: bool = kind == SH.zeroOrOnePath) -> Values:
-            out: dict[str, None] = {f: None} if zero else {}
-            todo = [f]
-            while todo:
-                for v in step(graph, todo.pop()):
-                    if v not in out:
-                        out[v] = None
-                        if not once:
-                            todo.append(v)
-                if once:
-                    break
-            return list(out)
-        return closure
-
-    def constraints(self, node, is_property: bool) -> tuple[list[Constraint], list[Constraint], list[Constraint]]:
-        """The constraints of a shape, in order; those of them that can fail without value nodes; those that
-        depend on the value term alone (tests that are costly are memoised)."""
-        g, out, on_empty, pure = self.g, [], [], []
+    def constraints(self, node, is_property: bool) -> list[Constraint]:
+        """The constraints of a shape, in the order their results come."""
+        g, out = self.g, []
         v = lambda p: self.one(node, p)
 
-        def test(name: str, ok: Test, term_only: bool = True, memo: bool = False) -> None:
-            out.append(Constraint(str(COMPONENT[name]), _memoised(ok) if term_only and memo else ok, None))
-            if term_only:
-                pure.append(out[-1])
+        def add(name: str, arg: Any, pure: bool = True) -> None:
+            out.append(Constraint(name, arg, pure))
 
-        def check(name: str, fn: SetCheck, can_fail_empty: bool = False) -> None:
-            out.append(Constraint(str(COMPONENT[name]), None, fn))
-            if can_fail_empty:
-                on_empty.append(out[-1])
-
-        def shapes(lst) -> tuple[list[CompiledShape], bool]:
+        def shapes(name: str, lst) -> None:
             members = [self.shape(i) for i in self.lst(lst)]
-            return members, all(m.pure for m in members)
+            add(name, members, all(m.pure for m in members))
 
         def integer(p) -> int | None:
             x = v(p)
@@ -403,28 +407,23 @@ class Compiler:
                 raise Unsupported(f"{p.n3(g.namespace_manager)} {x.n3(g.namespace_manager)}")
 
         if (n := integer(SH.minCount)) is not None:
-            check("minCount", lambda graph, f, vals, n=n: (None,) if len(vals) < n else (), True)
+            add("minCount", n, False)
         if (n := integer(SH.maxCount)) is not None:
-            check("maxCount", lambda graph, f, vals, n=n: (None,) if len(vals) > n else ())
+            add("maxCount", n, False)
         if (x := v(SH.datatype)) is not None:
             iri(SH.datatype, x)
-            test("datatype", lambda graph, t, dt=str(x): datatype_ok(t, dt))
+            add("datatype", str(x))
         if (x := v(SH.nodeKind)) is not None:
             if x not in NODE_KIND:
                 raise Unsupported(f"sh:nodeKind {x.n3(g.namespace_manager)}")
-            test("nodeKind", NODE_KIND[x])
+            add("nodeKind", x)
         for x in g.objects(node, SH["class"]):
             iri(SH["class"], x)
-            test("class", lambda graph, t, cls=nt(x): not t.startswith('"') and graph.is_instance(t, cls), False)
+            add("class", nt(x), False)
         if (x := v(SH["in"])) is not None:
-            allowed = {nt(i) for i in self.lst(x)}
-            test("in", lambda graph, t: t in allowed)
-        for x in g.objects(node, SH.hasValue):
-            if is_property:
-                check("hasValue", lambda graph, f, vals, want=nt(x): () if want in vals else (None,), True)
-            else:  # the focus node is the value node: the result has no sh:value
-                check("hasValue", lambda graph, f, vals, want=nt(x): () if f == want else (None,))
-                pure.append(out[-1])
+            add("in", frozenset(nt(i) for i in self.lst(x)))
+        for x in g.objects(node, SH.hasValue):  # on a node shape, the focus node is the value node: pure
+            add("hasValue", nt(x), not is_property)
         if (x := v(SH.pattern)) is not None:
             flags = 0
             for ch in str(v(SH.flags) or ""):
@@ -432,63 +431,409 @@ class Compiler:
                     raise Unsupported(f'sh:flags "{ch}"')
                 flags |= {"i": re.I, "m": re.M, "s": re.S, "x": re.X}[ch]
             try:
-                rx = re.compile(str(x), flags)
+                re.compile(str(x), flags)
             except re.error:
                 raise Unsupported(f"sh:pattern {x.n3()} (not a Python regular expression)") from None
-            test("pattern", lambda graph, t: not t.startswith("_:") and rx.search(_string(t)) is not None, memo=True)
-        for name, ok in RANGES.items():
+            add("pattern", (str(x), flags))
+        for name in RANGES:
             if (x := v(SH[name])) is not None:
                 if not isinstance(x, Literal):
                     raise Unsupported(f"sh:{name} {x.n3(g.namespace_manager)}")
-                test(name, partial(_in_range, x, ok), memo=True)
+                add(name, x)
         if (n := integer(SH.minLength)) is not None:
-            test("minLength", lambda graph, t, n=n: not t.startswith("_:") and len(_string(t)) >= n)
+            add("minLength", n)
         if (n := integer(SH.maxLength)) is not None:
-            test("maxLength", lambda graph, t, n=n: not t.startswith("_:") and len(_string(t)) <= n)
+            add("maxLength", n)
         if (x := v(SH.languageIn)) is not None:
-            ranges = [str(i) for i in self.lst(x)]
-            test("languageIn", lambda graph, t: t.startswith('"')
-                 and bool(split_literal(t)[1]) and _lang_matches(split_literal(t)[1], ranges))
+            add("languageIn", tuple(str(i) for i in self.lst(x)))
         if (x := v(SH.uniqueLang)) is not None:
             if not _boolean(x):  # pyshacl reads "1"^^xsd:boolean as true, the standard does not
                 raise Unsupported(f"sh:uniqueLang {x.n3(g.namespace_manager)}")
             if x == Literal(True):
-                def unique(graph: Graph, f: str, vals: Values) -> Sequence[str | None]:
-                    seen, dup = set(), set()
-                    for t in vals:
-                        if t.startswith('"') and (lang := split_literal(t)[1]):
-                            (dup if lang.lower() in seen else seen).add(lang.lower())
-                    return [None] * len(dup)
-                check("uniqueLang", unique)
+                add("uniqueLang", True, False)
         for x in g.objects(node, SH.node):
             inner = self.shape(x)
-            test("node", inner.conforms, inner.pure, memo=True)
+            add("node", inner, inner.pure)
         for x in g.objects(node, SH["not"]):
             inner = self.shape(x)
-            test("not", lambda graph, t, inner=inner: not inner.conforms(graph, t), inner.pure, memo=True)
-        for x in g.objects(node, SH["and"]):
-            members, term_only = shapes(x)
-            test("and", partial(_all_conform, members), term_only, memo=True)
-        for x in g.objects(node, SH["or"]):
-            members, term_only = shapes(x)
-            test("or", partial(_any_conforms, members), term_only, memo=True)
-        for x in g.objects(node, SH.xone):
-            members, term_only = shapes(x)
-            test("xone", lambda graph, t, m=members: sum(s.conforms(graph, t) for s in m) == 1, term_only, memo=True)
+            add("not", inner, inner.pure)
+        for key in ("and", "or", "xone"):
+            for x in g.objects(node, SH[key]):
+                shapes(key, x)
         for key in ("equals", "disjoint"):
             for x in g.objects(node, SH[key]):
                 iri(SH[key], x)
-
-                def pair(graph: Graph, f: str, vals: Values, p=nt(x), key=key) -> Sequence[str | None]:
-                    other = set(graph.objects(f, p))
-                    return sorted(set(vals) ^ other if key == "equals" else set(vals) & other)
-                check(key, pair, key == "equals")
-        return out, on_empty, pure
+                add(key, nt(x), False)
+        return out
 
 
 def _boolean(x) -> bool:
     """Is ``x`` the literal true or false, as SHACL writes them?"""
     return x in (Literal(True), Literal(False))
+
+
+TESTS = {"datatype", "nodeKind", "class", "in", "pattern", *RANGES, "minLength", "maxLength", "languageIn", "node",
+         "not", "and", "or", "xone"}         # constraints that test each value node on its own
+MEMOISED = {"pattern", *RANGES, "node", "not", "and", "or", "xone"}  # remembered per term when pure and costly
+MEMO_SIZE = 10_000                           # terms remembered per test (then it forgets all)
+COSTLY = re.compile(r"search\(|datatype_ok\(|conforms_|_in_range\(|_language_in\(")  # what is worth remembering
+COUNTS = {"minCount", "maxCount", "hasValue"}  # constraints on how many value nodes, or on one being there
+STRING, LANG_STRING = str(XSD.string), str(RDF.langString)
+
+
+class Writer:
+    """Lines of Python source, indented."""
+
+    def __init__(self, depth: int = 0) -> None:
+        self.lines: list[str] = []
+        self.depth = depth
+
+    def __call__(self, line: str) -> None:
+        self.lines.append("    " * self.depth + line)
+
+    @contextmanager
+    def block(self, head: str) -> Iterator[None]:
+        self(head)
+        self.depth += 1
+        yield
+        self.depth -= 1
+
+
+class Source:
+    """The Python source checking compiled shapes: ``results_<n>(graph, f, out)`` appends the results of focus
+    node ``f`` for shape n (each top-level shape has one), ``conforms_<n>(graph, f)`` says whether ``f``
+    conforms (the shapes of sh:node, sh:not, sh:and, sh:or, sh:xone). Property shapes are written inline into
+    the shape holding them (recursive ones call their function), predicate paths are dictionary look-ups,
+    simple member shapes are inline tests, constants are written into the source; results come in the order
+    of the constraints (see ``Compiler.constraints``), value by value."""
+
+    def __init__(self, describe: Callable[[rdflib.term.Node], str]) -> None:
+        self.describe = describe
+        self.nodes: list[rdflib.term.Node] = []    # the shapes graph's nodes the code names: N[i]
+        self.numbers: dict[rdflib.term.Node, int] = {}
+        self.head: list[str] = []                  # module-level constants
+        self.functions: list[str] = []
+        self.names: dict[str, str] = {}            # what a function or constant is -> its name
+        self.todo: list[tuple[str, Shape]] = []
+        self.counter = itertools.count()
+
+    def module(self, top: list[Shape]) -> str:
+        names = [self.function("results", s) for s in top]
+        while self.todo:
+            self.write(*self.todo.pop(0))
+        nodes = "\n".join(f"#   N[{i}] {self.describe(n)}" for i, n in enumerate(self.nodes))
+        return (f'"""SHACL shapes compiled by heritage_ld.shaclc (Source): {len(top)} top-level shapes."""\n'
+                f"# N: nodes of the shapes graph (shapes and paths, for the results)\n{nodes}\n\n"
+                + "\n".join(self.head) + "\n\n\n" + "\n\n\n".join(self.functions)
+                + f"\n\n\nTOP = [{', '.join(names)}]\n")
+
+    # -- names -------------------------------------------------------------------------------
+    def node(self, x: rdflib.term.Node) -> str:
+        if x not in self.numbers:
+            self.numbers[x] = len(self.nodes)
+            self.nodes.append(x)
+        return f"N[{self.numbers[x]}]"
+
+    def const(self, prefix: str, expr: str) -> str:
+        """A module-level constant with the value of ``expr`` (the same ``expr`` has one name)."""
+        key = f"{prefix}:{expr}"
+        if key not in self.names:
+            self.names[key] = f"{prefix}{next(self.counter)}"
+            self.head.append(f"{self.names[key]} = {expr}")
+        return self.names[key]
+
+    def memo(self) -> str:
+        name = f"MEMO{next(self.counter)}"
+        self.head.append(f"{name} = {{}}")
+        return name
+
+    def function(self, mode: str, shape: Shape) -> str:
+        name = f"{mode}_{shape.number}"
+        if name not in self.names:
+            self.names[name] = name
+            self.todo.append((mode, shape))
+        return name
+
+    def fresh(self, prefix: str) -> str:
+        return f"{prefix}{next(self.counter)}"
+
+    # -- functions ---------------------------------------------------------------------------
+    def write(self, mode: str, shape: Shape) -> None:
+        w = Writer()
+        with w.block(f"def {mode}_{shape.number}(graph, f{', out' if mode == 'results' else ''}):"):
+            w(f"# {self.describe(shape.node)}")
+            w("sp = graph.sp")
+            self.shape(w, shape, "f", mode, {shape.number}, None)
+            if mode == "conforms":
+                w("return True")
+        self.functions.append("\n".join(w.lines))
+
+    def shape(self, w: Writer, s: Shape, f: str, mode: str, inline: set[int], preds: str | None) -> None:
+        """The checks of shape ``s`` on focus node ``f`` (``preds``: a variable holding its predicates)."""
+        if s.deactivated:
+            w("pass  # deactivated")
+            return
+        if s.steps is None:
+            vals = None  # the value node is the focus node
+        else:
+            vals = self.fresh("vals")
+            w(f"{vals} = {self.path(s.steps, f, preds)}")
+        some = vals or f"({f},)"
+        if s.closed is not None:
+            allowed = self.const("ALLOWED", _literal(s.closed))
+            if mode == "results":
+                with w.block(f"for v, p, o in _unexpected(sp, {some}, {allowed}):"):
+                    self.fail(w, s, f, "o", mode, CLOSED, path="URIRef(p[1:-1])")
+            else:
+                with w.block(f"if next(_unexpected(sp, {some}, {allowed}), None):"):
+                    w("return False")
+        self.constraints(w, s, f, vals, mode)
+        if not s.properties:
+            return
+        if vals is None:
+            v, pv = f, preds or self.fresh("preds")
+            if preds is None:
+                w(f"{pv} = sp.get({f}, NONE)")
+        else:
+            v, pv = self.fresh("v"), self.fresh("preds")
+            w(f"for {v} in {vals}:")
+            w.depth += 1
+            w(f"{pv} = sp.get({v}, NONE)")
+        for prop in s.properties:
+            if prop.number not in inline:
+                self.shape(w, prop, v, mode, inline | {prop.number}, pv)
+            elif mode == "results":
+                w(f"{self.function('results', prop)}(graph, {v}, out)")
+            else:
+                with w.block(f"if not {self.function('conforms', prop)}(graph, {v}):"):
+                    w("return False")
+        if vals is not None:
+            w.depth -= 1
+
+    def fail(self, w: Writer, s: Shape, f: str, value: str, mode: str, component: str, path: str | None = None) -> None:
+        if mode == "conforms":
+            w("return False")
+            return
+        path = path or (self.node(s.path) if s.path is not None else "None")
+        message = self.const("MESSAGE", repr(s.message)) if s.message is not None else "None"
+        w(f"out.append(Result({f}, {path}, {value}, {component!r}, {s.severity!r}, {message}, {self.node(s.node)}))")
+
+    def constraints(self, w: Writer, s: Shape, f: str, vals: str | None, mode: str) -> None:
+        """The constraints of ``s`` on its value nodes ``vals`` (None: the focus node ``f`` is the value node).
+        Results come constraint by constraint, value by value: when there are several, one quick pass tests
+        them all first, and only if something fails are they checked again one by one for the results."""
+        cs, x = s.constraints, f if vals is None else self.fresh("x")
+        tests = [self.check(c, x) if c.name in TESTS else "" for c in cs]
+        every = " and ".join(t for t in tests if t)
+        if mode == "conforms":  # the first failure answers, whichever it is
+            for c, t in zip(cs, tests):
+                if not t:
+                    self.constraint(w, s, c, f, vals, mode, x, t)
+            if every:
+                with w.block(f"for {x} in {vals}:") if vals else nullcontext():
+                    with w.block(f"if not ({every}):"):
+                        w("return False")
+            return
+        counts = [self.count(c, f, vals) for c in cs if c.name in COUNTS]
+        if len(cs) < 2 or len(counts) + sum(map(bool, tests)) < len(cs):  # one constraint, or set checks
+            for c, t in zip(cs, tests):
+                self.constraint(w, s, c, f, vals, mode, x, t)
+            return
+        if vals is None or not every:
+            head = f"if {' or '.join(counts + ([f'not ({every})'] if every else []))}:"  # the focus node alone
+        else:
+            bad = self.fresh("bad")
+            w(f"{bad} = {' or '.join(counts) or 'False'}")
+            with w.block(f"if not {bad}:") if counts else nullcontext(), w.block(f"for {x} in {vals}:"), \
+                    w.block(f"if not ({every}):"):
+                w(f"{bad} = True")
+                w("break")
+            head = f"if {bad}:"
+        with w.block(head):
+            for c, t in zip(cs, tests):
+                self.constraint(w, s, c, f, vals, mode, x, t)
+
+    def count(self, c: Constraint, f: str, vals: str | None) -> str:
+        """An expression: does the count constraint ``c`` fail?"""
+        if c.name == "hasValue":
+            return f"{f} != {c.arg!r}" if vals is None else f"{c.arg!r} not in {vals}"
+        return f"len({vals}) {'<' if c.name == 'minCount' else '>'} {c.arg}"
+
+    def constraint(self, w: Writer, s: Shape, c: Constraint, f: str, vals: str | None, mode: str, x: str,
+                   test: str) -> None:
+        """One constraint's check: its results (or False), in the order of the value nodes."""
+        name, arg = c.name, c.arg
+        fail = partial(self.fail, w, s, f, mode=mode, component=str(COMPONENT[name]))
+        if name in COUNTS:
+            with w.block(f"if {self.count(c, f, vals)}:"):
+                fail(value="None")
+        elif name == "uniqueLang":
+            with w.block(f"for _ in range(_duplicate_languages({vals})):"):
+                fail(value="None")
+        elif name in ("equals", "disjoint"):
+            pairs = f"set({vals or f'({f},)'}) {'^' if name == 'equals' else '&'} set(sp.get({f}, NONE).get({arg!r}, ()))"
+            with w.block(f"for x in sorted({pairs}):"):
+                fail(value="x")
+        else:  # a test of each value node
+            with w.block(f"for {x} in {vals}:") if vals else nullcontext(), w.block(f"if not {test}:"):
+                fail(value=x)
+
+    def check(self, c: Constraint, x: str) -> str:
+        """``test``, remembered per term where it depends on the term alone and costs more than a look-up."""
+        test = self.test(c, x, set())
+        if not (c.pure and c.name in MEMOISED or c.name == "datatype") or not COSTLY.search(test) \
+                or c.name == "datatype" and c.arg in (STRING, LANG_STRING):  # their form decides most terms
+            return test
+        memo, known = self.memo(), self.fresh("known")
+        return f"({known} if ({known} := {memo}.get({x})) is not None else _remember({memo}, {x}, {test}))"
+
+    # -- expressions -------------------------------------------------------------------------
+    def test(self, c: Constraint, x: str, inline: set[int]) -> str:
+        """A boolean expression: does the value node ``x`` pass the constraint ``c``? (An operand of ``not``,
+        ``and`` and ``or`` as it is: what has operators of lower precedence is in parentheses.)"""
+        name, arg = c.name, c.arg
+        if name == "datatype":
+            return _datatype_test(arg, x)
+        if name == "nodeKind":
+            return NODE_KIND[arg].format(x=x)
+        if name == "class":  # an rdf:type of its own, else through rdfs:subClassOf
+            return (f"({x}[:1] != '\"' and ({arg!r} in sp.get({x}, NONE).get(RDF_TYPE, ()) "
+                    f"or graph.is_instance({x}, {arg!r})))")
+        if name == "in":
+            return f"{x} in {self.const('IN', _literal(arg))}"
+        if name == "pattern":
+            rx = self.const("PATTERN", f"re.compile({arg[0]!r}, {arg[1]})")
+            return f"({x}[:2] != '_:' and {rx}.search(_string({x})) is not None)"
+        if name in RANGES:
+            return f"_in_range({self.node(arg)}, RANGES[{name!r}], {x})"
+        if name in ("minLength", "maxLength"):
+            return f"({x}[:2] != '_:' and len(_string({x})) {'>=' if name == 'minLength' else '<='} {arg})"
+        if name == "languageIn":
+            return f"_language_in({x}, {arg!r})"
+        if name == "node":
+            return self.conforms(arg, x, inline)
+        if name == "not":
+            return f"not {self.conforms(arg, x, inline)}"
+        members = [self.conforms(m, x, inline) for m in arg]
+        if name == "and":
+            return f"({' and '.join(members)})" if members else "True"
+        if name == "or":
+            return f"({' or '.join(members)})" if members else "False"
+        return f"sum(({''.join(m + ', ' for m in members)})) == 1"  # xone
+
+    def conforms(self, s: Shape, x: str, inline: set[int]) -> str:
+        """A boolean expression: does ``x`` conform to ``s``? Inline for a simple shape, else a call."""
+        if s.deactivated:
+            return "True"
+        if s.number in inline or len(inline) >= 2:
+            return f"{self.function('conforms', s)}(graph, {x})"
+        if s.simple:
+            inner = inline | {s.number}
+            tests = [f"{x} == {c.arg!r}" if c.name == "hasValue" else self.test(c, x, inner) for c in s.constraints]
+        elif s.counted:  # counts of one step's values
+            vals = self.path(s.steps, x)
+            tests = [f"len({vals}) {'>=' if c.name == 'minCount' else '<='} {c.arg}" if c.name != "hasValue"
+                     else f"{c.arg!r} in {vals}" for c in s.constraints]
+        else:
+            return f"{self.function('conforms', s)}(graph, {x})"
+        return f"({' and '.join(tests)})" if tests else "True"
+
+    def path(self, steps: Steps, f: str, preds: str | None = None) -> str:
+        """An expression: the value nodes of ``f`` by the path ``steps`` (``preds``: its predicates, if known)."""
+        kind, arg = steps
+        if kind == "p":
+            return f"{preds}.get({arg!r}, ())" if preds else f"sp.get({f}, NONE).get({arg!r}, ())"
+        if kind == "^":
+            return f"graph.op.get({f}, NONE).get({arg!r}, ())"
+        key = f"path:{steps!r}"
+        if key not in self.names:
+            self.names[key] = name = self.fresh("path")
+            w = Writer()
+            with w.block(f"def {name}(graph, f):"):
+                w("sp = graph.sp")
+                if kind == "/":
+                    w("found = [f]")
+                    for part in arg:
+                        w(f"found = list(dict.fromkeys(v for c in found for v in {self.path(part, 'c')}))")
+                    w("return found")
+                elif kind == "|":
+                    w(f"return list(dict.fromkeys(v for vs in [{', '.join(self.path(a, 'f') for a in arg)}] "
+                      "for v in vs))")
+                else:
+                    w("found = {f: None}" if kind != "+" else "found = {}")
+                    w("todo = [f]")
+                    with w.block("while todo:"):
+                        with w.block(f"for v in {self.path(arg, 'todo.pop()')}:"):
+                            with w.block("if v not in found:"):
+                                w("found[v] = None")
+                                if kind != "?":
+                                    w("todo.append(v)")
+                        if kind == "?":
+                            w("break")
+                    w("return list(found)")
+            self.functions.append("\n".join(w.lines))
+        return f"{self.names[key]}(graph, {f})"
+
+
+def _literal(terms: frozenset[str]) -> str:
+    """A frozenset of strings as Python source, in a stable order."""
+    return f"frozenset({sorted(terms)!r})"
+
+
+def _datatype_test(dt: str, x: str) -> str:
+    """sh:datatype ``dt`` on ``x`` (``datatype_ok``), with the answers the term's form decides written out."""
+    if dt == STRING:  # a plain literal (it ends with its quote) is an xsd:string
+        return f"({x}[-1:] == '\"' or datatype_ok({x}, {dt!r}))"
+    if dt == LANG_STRING:  # neither a plain literal nor anything but a literal is
+        return f"({x}[:1] == '\"' and {x}[-1:] != '\"' and datatype_ok({x}, {dt!r}))"
+    if dt in (str(RDFS.Literal), str(RDFS.Datatype)) or '"' in dt:
+        return f"datatype_ok({x}, {dt!r})"
+    suffix = f'"^^<{dt}>'  # only a literal of type dt is
+    return f"({x}.endswith({suffix!r}) and datatype_ok({x}, {dt!r}))"
+
+
+def _string(term: str) -> str:
+    """The lexical form of a literal, the IRI of an IRI term."""
+    if term.startswith("<"):
+        return term[1:-1]
+    end = term.rindex('"')
+    return term[1:end] if "\\" not in term else split_literal(term)[0]
+
+
+def _language_in(t: str, ranges: tuple[str, ...]) -> bool:
+    """sh:languageIn: is ``t`` a literal with a language tag that one of ``ranges`` matches?"""
+    if not t.startswith('"'):
+        return False
+    lang = split_literal(t)[1]
+    return bool(lang) and _lang_matches(lang, ranges)
+
+
+def _remember(memo: dict[str, bool], term: str, ok: bool) -> bool:
+    """``ok``, remembered as ``term``'s answer in ``memo`` (which forgets all when full)."""
+    if len(memo) >= MEMO_SIZE:
+        memo.clear()
+    memo[term] = ok
+    return ok
+
+
+def _duplicate_languages(vals: Values) -> int:
+    """sh:uniqueLang: how many language tags (case-insensitive) more than one of ``vals`` has."""
+    seen, dup = set(), set()
+    for t in vals:
+        if t.startswith('"') and (lang := split_literal(t)[1]):
+            (dup if lang.lower() in seen else seen).add(lang.lower())
+    return len(dup)
+
+
+def _unexpected(sp: dict[str, dict[str, list[str]]], vals: Values, allowed: frozenset[str]
+                ) -> Iterator[tuple[str, str, str]]:
+    """sh:closed: the triples of the value nodes whose predicates are not ``allowed``."""
+    for v in vals:
+        for p, objs in sp.get(v, _NONE).items():
+            if p not in allowed:
+                for o in objs:
+                    if not (p == RDF_TYPE and o == RDFS_RESOURCE):  # as pyshacl
+                        yield v, p, o
 
 
 def path_text(g: rdflib.Graph, node) -> str:
@@ -509,122 +854,6 @@ def path_text(g: rdflib.Graph, node) -> str:
 def _describe_path(g: rdflib.Graph, node) -> str:
     return "[ " + " ; ".join(f"{p.n3(g.namespace_manager)} {o.n3(g.namespace_manager)}"
                              for p, o in sorted(g.predicate_objects(node))) + " ]"
-
-
-def _memoised(test: Test, size: int = 10_000) -> Test:
-    """``test`` remembered per value term (it must not depend on the graph); forgets all when full."""
-    known: dict[str, bool] = {}
-
-    def memo(graph: Graph, t: str) -> bool:
-        ok = known.get(t)
-        if ok is None:
-            if len(known) >= size:
-                known.clear()
-            ok = known[t] = test(graph, t)
-        return ok
-    return memo
-
-
-def _all_conform(shapes: list["CompiledShape"], graph: Graph, t: str) -> bool:
-    """sh:and: does ``t`` conform to each of ``shapes``?"""
-    for s in shapes:
-        if not s.conforms(graph, t):
-            return False
-    return True
-
-
-def _any_conforms(shapes: list["CompiledShape"], graph: Graph, t: str) -> bool:
-    """sh:or: does ``t`` conform to one of ``shapes``?"""
-    for s in shapes:
-        if s.conforms(graph, t):
-            return True
-    return False
-
-
-def _string(term: str) -> str:
-    """The lexical form of a literal, the IRI of an IRI term."""
-    if term.startswith("<"):
-        return term[1:-1]
-    end = term.rindex('"')
-    return term[1:end] if "\\" not in term else split_literal(term)[0]
-
-
-class CompiledShape:
-    def __init__(self, node: rdflib.term.Node) -> None:
-        self.node = node
-        self.deactivated = False
-        self.severity = "Violation"
-        self.message: str | None = None
-        self.path_fn: PathFn | None = None
-        self.path: rdflib.term.Node | None = None
-        self.constraints: list[Constraint] = []
-        self.empty_constraints: list[Constraint] = []  # those that can fail without value nodes
-        self.properties: list[CompiledShape] = []
-        self.pure = False                    # conformance depends on the focus term alone (not on the graph)
-        self.predicate: str | None = None    # the path, if a predicate and the shape has no nested properties
-        self.closed: frozenset[str] | None = None  # sh:closed: the predicates a value node may have
-
-    def results(self, graph: Graph, focus: str) -> list[Result]:
-        """The results of ``focus``: this shape's constraints on its value nodes, then each property shape
-        on each value node (a node shape's value node is the focus node itself)."""
-        if self.deactivated:
-            return []
-        out: list[Result] = []
-        vals = self.path_fn(graph, focus) if self.path_fn else (focus,)
-        if self.constraints or self.closed is not None:
-            self._check(graph, focus, vals, out)
-        for v in vals if self.properties else ():
-            preds = graph.sp.get(v, _NONE)
-            for prop in self.properties:
-                if prop.predicate is None:
-                    out += prop.results(graph, v)
-                else:  # inline: a predicate path without nested shapes
-                    prop._check(graph, v, preds.get(prop.predicate, ()), out)
-        return out
-
-    def _check(self, graph: Graph, focus: str, vals: Values, out: list[Result]) -> None:
-        if self.closed is not None:
-            for v, p, o in self._unexpected(graph, vals):
-                out.append(Result(focus, URIRef(p[1:-1]), o, CLOSED, self.severity, self.message, self.node))
-        for component, test, check in self.constraints if vals else self.empty_constraints:
-            if test is None:
-                for value in check(graph, focus, vals):
-                    out.append(Result(focus, self.path, value, component, self.severity, self.message, self.node))
-            else:
-                for x in vals:
-                    if not test(graph, x):
-                        out.append(Result(focus, self.path, x, component, self.severity, self.message, self.node))
-
-    def _unexpected(self, graph: Graph, vals: Values) -> Iterator[tuple[str, str, str]]:
-        """sh:closed: the triples of the value nodes whose predicates the shape does not list."""
-        for v in vals:
-            for p, objs in graph.sp.get(v, _NONE).items():
-                if p not in self.closed:
-                    for o in objs:
-                        if not (p == RDF_TYPE and o == RDFS_RESOURCE):  # as pyshacl
-                            yield v, p, o
-
-    def conforms(self, graph: Graph, focus: str) -> bool:
-        """``not self.results(graph, focus)``, stopping at the first failure."""
-        if self.deactivated:
-            return True
-        vals = self.path_fn(graph, focus) if self.path_fn else (focus,)
-        if self.closed is not None and next(self._unexpected(graph, vals), None):
-            return False
-        for _component, test, check in self.constraints if vals else self.empty_constraints:
-            if test is None:
-                if check(graph, focus, vals):
-                    return False
-            else:
-                for x in vals:
-                    if not test(graph, x):
-                        return False
-        for prop in self.properties:
-            for v in vals:
-                if (prop.predicate is None or prop.empty_constraints or prop.predicate in graph.sp.get(v, _NONE)) \
-                        and not prop.conforms(graph, v):
-                    return False
-        return True
 
 
 class Targets:
@@ -690,9 +919,11 @@ class Fallback:
 
 @dataclass
 class CompiledShapes:
-    top: list[CompiledShape]
+    top: list[Shape]
     targets: Targets
     fallback: Fallback | None            # shapes pyshacl must validate itself (None: all compiled)
+    source: str = ""                     # the generated Python module (see ``generate``)
+    run: list[Callable[[Graph, str, list[Result]], None]] = field(default_factory=list)  # results_<n> of each top
 
     def validate(self, triples: Iterable[Triple], own: Iterable[Triple] | None = None) -> list[Result]:
         """The results of the focus nodes that the record's own triples ``own`` select (all of ``triples``
@@ -702,9 +933,9 @@ class CompiledShapes:
         focus = self.targets.select(graph, triples if own is None else own)
         out: list[Result] = []
         for i in sorted(focus):
-            shape = self.top[i]
+            results = self.run[i]
             for f in sorted(focus[i]):
-                out += shape.results(graph, f)
+                results(graph, f, out)
         return out
 
 
@@ -745,7 +976,41 @@ def compile_shapes(shapes: rdflib.Graph, describe: Callable[[rdflib.term.Node], 
             graph.bind(prefix, ns)
         _copy_closure(shapes, unsupported, graph)
         fallback = Fallback(graph, unsupported, Targets(shapes, unsupported))
-    return CompiledShapes(compiled, Targets(shapes, [c.node for c in compiled]), fallback)
+    gen = Source(lambda n: ("shape " if n in comp.cache else "path ") + (
+        n.n3(shapes.namespace_manager) if not isinstance(n, BNode) else "[]" if n in comp.cache
+        else path_text(shapes, n)))
+    source = gen.module(compiled)
+    return CompiledShapes(compiled, Targets(shapes, [c.node for c in compiled]), fallback, source,
+                          generate(source, gen.nodes)["TOP"])
+
+
+NAMESPACE = {"Result": Result, "URIRef": URIRef, "NONE": _NONE, "RDF_TYPE": RDF_TYPE, "RANGES": RANGES, "re": re,
+             "datatype_ok": datatype_ok, "_string": _string, "_in_range": _in_range, "_language_in": _language_in,
+             "_duplicate_languages": _duplicate_languages, "_unexpected": _unexpected, "_remember": _remember}
+SOURCE_DIR = "HERITAGE_LD_SHAPES_SOURCE"   # a folder: each generated module is written there, for reading
+_CODE: dict[str, CodeType] = {}            # digest of a generated module -> its code, compiled once a process
+
+
+def generate(source: str, nodes: list[rdflib.term.Node]) -> dict[str, Any]:
+    """Run a generated module (``Source.module``) with the shapes graph's nodes it names, ``N``. Its code is
+    compiled once per process and digest; tracebacks and debuggers show its lines (file name
+    ``<heritage-ld shapes DIGEST>``), and $HERITAGE_LD_SHAPES_SOURCE names a folder to write it to."""
+    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+    code = _CODE.get(digest)
+    if code is None:
+        name = f"<heritage-ld shapes {digest}>"
+        if len(_CODE) >= 64:  # many shapes graphs in one process (tests): forget the older ones
+            for old in list(_CODE)[:32]:
+                linecache.cache.pop(f"<heritage-ld shapes {old}>", None)
+                del _CODE[old]
+        code = _CODE[digest] = compile(source, name, "exec")
+        linecache.cache[name] = (len(source), None, source.splitlines(True), name)
+        if folder := os.environ.get(SOURCE_DIR):
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            (Path(folder) / f"shapes-{digest}.py").write_text(source, encoding="utf-8")
+    namespace = dict(NAMESPACE, N=nodes)
+    exec(code, namespace)
+    return namespace
 
 
 def _copy_closure(src: rdflib.Graph, nodes: list[rdflib.term.Node], dst: rdflib.Graph) -> None:
