@@ -269,7 +269,7 @@ def writer(fmt: str):
             for row in cat.rows():
                 group.add(row)
                 records += 1
-                triples += len(row.triples)
+                triples += row.nt.count("\n")
             group.close()
         cat.close()
         size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())

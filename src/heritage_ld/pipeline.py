@@ -194,11 +194,13 @@ def _id_problem(entity: str, rid: str) -> str | None:
 
 
 def project_digest(root: Path, cfg: config_mod.Config, mappings: Mappings) -> str:
-    """Everything a run's results depend on besides the records: mappings, shapes, configuration, code."""
+    """Everything a run's results depend on besides the records: mappings (and their prefixes), shapes,
+    configuration, code."""
     h = hashlib.sha256(f"{code_digest()}\n".encode())
     h.update((root / "heritage-ld.toml").read_bytes())
     for m in sorted(mappings.entities.values(), key=lambda m: m.entity):
         h.update(f"{m.entity}:{m.digest}\n".encode())
+    h.update(json.dumps(sorted(mappings.prefixes.items())).encode())
     for name in sorted(cfg.shapes):
         h.update(name.encode() + (root / name).read_bytes())
     return h.hexdigest()

@@ -57,7 +57,7 @@ CREATE INDEX IF NOT EXISTS links_target ON links (target);
 """
 
 Key = tuple[str, str]
-CACHED = 5000  # entries in a reader's caches; cleared when full, so memory stays bounded
+CACHED = 5000  # entries in a reader's caches (least recently used forgotten), so memory stays bounded
 
 
 class Work:
@@ -161,6 +161,30 @@ class Work:
         self.db.executemany("INSERT INTO links VALUES (?, ?, ?)", ((entity, rid, t) for t in links))
 
 
+class LRU(dict):
+    """A dict of at most ``size`` entries that forgets the least recently used (memory stays bounded,
+    and the few records many others link to, rights and people, stay)."""
+
+    def __init__(self, size: int = CACHED) -> None:
+        super().__init__()
+        self.size = size
+
+    def get(self, key, default=None):
+        value = dict.pop(self, key, _MISSING)
+        if value is _MISSING:
+            return default
+        self[key] = value   # now the most recent
+        return value
+
+    def __setitem__(self, key, value) -> None:
+        if len(self) >= self.size:
+            del self[next(iter(self))]
+        dict.__setitem__(self, key, value)
+
+
+_MISSING = object()
+
+
 class Reader:
     """A worker's read-only view (one per process and work database)."""
 
@@ -169,9 +193,9 @@ class Reader:
                                   check_same_thread=False)
         self.db.execute("PRAGMA cache_size=-32768")
         # decoded triples and owners of linked records (rights, people...): many records link to few
-        self._triples: dict[Key, list[Triple]] = {}
-        self._owners: dict[str, list[Key]] = {}
-        self._digests: dict[Key, bytes] = {}
+        self._triples: LRU = LRU()
+        self._owners: LRU = LRU()
+        self._digests: LRU = LRU()
 
     def records(self, keys: list[Key]) -> list[tuple[str, str, Any, str, list[tuple[str, str]]]]:
         """(entity, id, data, source, parents) for ``keys``; the source of a conflicting id lists every copy."""
@@ -206,8 +230,6 @@ class Reader:
     def owners(self, iri: str) -> list[Key]:
         found = self._owners.get(iri)
         if found is None:
-            if len(self._owners) > CACHED:
-                self._owners.clear()
             found = self._owners[iri] = self.db.execute("SELECT entity, id FROM subject WHERE iri = ?", (iri,)).fetchall()
         return found
 
@@ -221,8 +243,6 @@ class Reader:
         """A mapped record's triples (they do not change after pass 2, so they are cached)."""
         found = self._triples.get((entity, rid))
         if found is None:
-            if len(self._triples) > CACHED:
-                self._triples.clear()
             t = self.db.execute("SELECT triples FROM result WHERE entity = ? AND id = ?", (entity, rid)).fetchone()[0]
             found = self._triples[(entity, rid)] = parse_nt(t)
         return found
@@ -231,8 +251,6 @@ class Reader:
         """A digest of a mapped record's triples (cached as ``triples_of``)."""
         found = self._digests.get((entity, rid))
         if found is None:
-            if len(self._digests) > CACHED:
-                self._digests.clear()
             t = self.db.execute("SELECT triples FROM result WHERE entity = ? AND id = ?", (entity, rid)).fetchone()[0]
             found = self._digests[(entity, rid)] = hashlib.blake2b(t.encode(), digest_size=16).digest()
         return found

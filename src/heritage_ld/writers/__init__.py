@@ -113,7 +113,7 @@ class Serialiser:
         self.config, self.mappings = config, mappings
         self.key = writers_digest(self)
         self.cache: dict[str, object] = {}
-        self.made = 0   # fragments made by ``fragment`` for rows that had none of this key
+        self.made = 0   # rows ``fragment`` made fragments for (none stored with this key)
 
     def fragments(self, triples: list[tuple[str, str, str]]) -> dict[str, bytes]:
         """Every format's fragments of one record."""
@@ -123,14 +123,13 @@ class Serialiser:
                 out.update(fmt.fragments(self, triples))
         return out
 
-    def fragment(self, row: "Row", name: str, fmt: str) -> bytes:
-        """The stored fragment ``name`` of ``row``, or (stored with another key, or none) made now by ``fmt``."""
-        if row.frag_key == self.key and row.fragments is not None:
-            found = row.fragments.get(name)
-            if found is not None:
-                return found
-        self.made += 1
-        return FORMATS[fmt].fragments(self, row.triples)[name]
+    def fragment(self, row: "Row", name: str) -> bytes:
+        """The stored fragment ``name`` of ``row``; where none is stored with this key (a catalog upgraded
+        and not published since), every format's fragments of the row are made now, once."""
+        if row.frag_key != self.key or not row.fragments or name not in row.fragments:
+            self.made += 1
+            row.fragments, row.frag_key = self.fragments(row.triples), self.key
+        return row.fragments[name]
 
 
 _serialisers: dict[str, Serialiser] = {}
@@ -202,6 +201,7 @@ def writers_digest(pub) -> str:
     h.update((pub.config.root / "heritage-ld.toml").read_bytes())
     for m in sorted(pub.mappings.entities.values(), key=lambda m: m.entity):
         h.update(f"{m.entity}:{m.digest}\n".encode())
+    h.update(json.dumps(sorted(pub.mappings.prefixes.items())).encode())   # Turtle and JSON-LD use them
     return h.hexdigest()
 
 

@@ -196,9 +196,9 @@ class JsonLd:
         self.fh.write(f'{{"@context": {context}, "@graph": ['.encode("utf-8"))
 
     def add(self, row, fresh) -> None:
-        doc = self.serialiser.fragment(row, "jsonld", "jsonld")
+        doc = self.serialiser.fragment(row, "jsonld")
         self.files.write(record_file(row.entity, row.id, "jsonld"), row, lambda: doc)
-        lines = self.serialiser.fragment(row, "jsonld.nodes", "jsonld")
+        lines = self.serialiser.fragment(row, "jsonld.nodes")
         if lines:
             self.fh.write((b"\n" if self.first else b",\n") + lines)
             self.first = False

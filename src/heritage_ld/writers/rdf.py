@@ -421,7 +421,7 @@ class Turtle:
         self.fh.write("".join(f"@prefix {p}: <{ns}> .\n" for p, ns in sorted(prefixes.items())).encode())
 
     def add(self, row, fresh) -> None:
-        doc = self.serialiser.fragment(row, "turtle", "turtle")
+        doc = self.serialiser.fragment(row, "turtle")
         self.files.write(record_file(row.entity, row.id, "ttl"), row, lambda: doc)
         self.fh.write(b"\n" + _without_prefixes(doc))
 
