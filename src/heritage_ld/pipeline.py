@@ -181,8 +181,10 @@ def read_records(cfg: config_mod.Config, mappings: Mappings, work: Work,
 def _id_problem(entity: str, rid: str) -> str | None:
     """Why ``rid`` cannot be a record's id, if it cannot: ids name files (``records/<entity>/<id>.jsonld``,
     at most NAME_MAX bytes), IRIs, named graphs and OAI-PMH identifiers."""
-    if problem := terms.unusable_char(rid, terms.UNUSABLE_IN_ID):
+    if not (rid.isascii() and rid.isprintable()) and (problem := terms.unusable_char(rid, terms.UNUSABLE_IN_ID)):
         return f"the id {problem}: remove it in the source"
+    if len(rid) * 3 + 7 <= NAME_MAX and rid.isascii():  # percent-encoded, with ".jsonld", it fits
+        return None
     name = record_file(entity, rid, "jsonld").rpartition("/")[2]
     if len(name) > NAME_MAX:
         return (f"the id is too long: its {len(rid)} characters make a file name of {len(name)} bytes "

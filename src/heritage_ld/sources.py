@@ -47,7 +47,10 @@ def parse_json(text: str | bytes) -> Any:
     """``json.loads``, with what is nested deeper than MAX_DEPTH replaced by TOO_DEEP and whole
     numbers longer than MAX_DIGITS by TOO_LONG (a RecursionError or ValueError otherwise)."""
     try:
-        return _bound(json.loads(text))
+        value = json.loads(text)
+        if isinstance(text, str) and text.count("{") + text.count("[") <= MAX_DEPTH:
+            return value   # cannot nest deeper than it has brackets
+        return _bound(value)
     except json.JSONDecodeError:
         raise
     except (RecursionError, ValueError):  # nested too deep, or a number too long for int()
