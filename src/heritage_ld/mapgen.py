@@ -156,12 +156,31 @@ class _Writer:
         return f"{prefix}{self.n}"
 
 
+class _Out:
+    """Where a spec's objects go: appended to the list ``var``, or straight into the record's
+    triples, one per predicate of subject ``S`` (where no other subject takes them again)."""
+
+    def __init__(self, w: _Writer, var: str | None, predicates: list[str] = ()) -> None:
+        self.w, self.var, self.predicates = w, var, predicates
+
+    def put(self, term: str) -> None:
+        if self.var:
+            self.w(f"{self.var}.append({term})")
+            return
+        if len(self.predicates) > 1 and not term.isidentifier():
+            self.w(f"o = {term}")
+            term = "o"
+        for p in self.predicates:
+            self.w(f"add((S, {p!r}, {term}))")
+
+
 class Generator:
     """The source of one entity's mapping and the names it uses (``namespace``)."""
 
     def __init__(self, entity: str, path: str, runtime: dict[str, Any], path_getter: Callable,
-                 iri_schemes: frozenset[str]) -> None:
-        self.entity, self.path = entity, path
+                 iri_schemes: frozenset[str], id_paths: dict[str, str]) -> None:
+        self.entity, self.path, self.id_paths = entity, path, id_paths
+        self.known: dict[str, str] = {}   # entities linked to -> the variable holding their known ids
         # IRIs starting so need no scheme check (``check_schemes`` allows their schemes)
         self.usual_schemes = tuple(f"{x}://" for x in ("http", "https") if x in iri_schemes)
         self.namespace: dict[str, Any] = dict(runtime)
@@ -316,7 +335,7 @@ class Generator:
                          for p in parts) + ","
 
     # -- value specs ----------------------------------------------------------------------------
-    def spec(self, spec: Spec, d: str, out: str, links: str) -> None:
+    def spec(self, spec: Spec, d: str, out: _Out, links: str) -> None:
         """Statements appending the spec's objects on ``d`` to ``out`` (ValueIssue: a problem)."""
         w = self.w
         if spec.when is None:
@@ -329,34 +348,38 @@ class Generator:
             with w.indent(f"for {item} in each_item({d}, {self.const(spec.scope, 'scope')}):"):
                 with w.indent(f"if {self.cond(spec.when, item)}:"):
                     w(f"{got} = []")
-                    self.value(spec, item, got, links)
+                    self.value(spec, item, _Out(w, got), links)
                     with w.indent(f"for o in {got}:"):
-                        with w.indent(f"if o not in {out}:"):
-                            w(f"{out}.append(o)")
+                        with w.indent(f"if o not in {out.var}:"):
+                            out.put("o")
 
-    def value(self, spec: Spec, d: str, out: str, links: str) -> None:
+    def value(self, spec: Spec, d: str, out: _Out, links: str) -> None:
         w = self.w
         if spec.kind == "ref":
-            prefix = spec.ref + "["
-            w(f"{out}.extend([f'<{{v}}>' for k, v in subjects.items() if k == {spec.ref!r} or "
-              f"k.startswith({prefix!r})])")
+            with w.indent("for k, v in subjects.items():"):
+                with w.indent(f"if k == {spec.ref!r} or k.startswith({spec.ref + '['!r}):"):
+                    out.put("f'<{v}>'")
         elif spec.kind == "uri":
             u = w.name("U")
             self.template(spec.template, d, u)
             with w.indent(f"for v in {u}:"):
                 with w.indent("if ENCODED_SCHEME.match(v) or not is_iri(v):"):
                     w(f"checked_iri(v, {spec.path!r})")
-                w(f"{out}.append(f'<{{v}}>')")
+                out.put("f'<{v}>'")
         elif spec.kind == "link":
             self.link(spec, d, out, links)
         else:
             self.literal(spec, d, out)
 
-    def link(self, spec: Spec, d: str, out: str, links: str) -> None:
+    def link(self, spec: Spec, d: str, out: _Out, links: str) -> None:
         w, path, targets = self.w, spec.path, spec.targets
         with w.indent(f"for v in {self.values(path, d)}:"):
             with w.indent("if isinstance(v, dict):  # an embedded record: link by its id"):
-                if len(targets) == 1:
+                id_path = self.id_paths.get(targets[0], ".")
+                if len(targets) == 1 and "." not in id_path and "[" not in id_path:
+                    w(f"i = v.get({id_path!r})")
+                    w(f"i = (i.strip() or None) if i.__class__ is str else mappings.record_id({targets[0]!r}, v)")
+                elif len(targets) == 1:
                     w(f"i = mappings.record_id({targets[0]!r}, v)")
                 else:
                     w("i = None")
@@ -370,17 +393,18 @@ class Generator:
             self.chain(spec.chain, path, "s", "s", "continue")
             if len(targets) == 1:
                 t = targets[0]
-                with w.indent(f"if known is None or s in known.get({t!r}, ()):"):
+                ids = self.known.setdefault(t, f"known_{len(self.known)}")
+                with w.indent(f"if known is None or s in {ids}:"):
                     with w.indent(f"if iri := iri_for({t!r}, s, base):"):
-                        w(f"{out}.append(f'<{{iri}}>')")
+                        out.put("f'<{iri}>'")
                 with w.indent("else:"):
                     w(f"{links}.append(ValueIssue({path!r}, s, f'links to {_text(t)} {{s!r}}, which is not among "
                       "the records read: add it or fix the id'))")
             else:
                 with w.indent(f"if iri := link_many({targets!r}, s, {path!r}, known, base, {links}, iri_for):"):
-                    w(f"{out}.append(iri)")
+                    out.put("iri")
 
-    def literal(self, spec: Spec, d: str, out: str) -> None:
+    def literal(self, spec: Spec, d: str, out: _Out) -> None:
         w = self.w
         where = spec.path or "value"
         if spec.source == "field":
@@ -410,7 +434,7 @@ class Generator:
             if memo:
                 w(f"t = {memo}.get(v)")
                 with w.indent("if t is not None:"):
-                    w(f"{out}.append(t)")
+                    out.put("t")
                     w("continue")
             with w.indent("if not v.isprintable():   # as the source has it: a transform may hide it"):
                 w(f"check_chars({where!r}, v)")
@@ -443,7 +467,7 @@ class Generator:
                     with w.indent(f"if len({memo}) >= {LITERAL_MEMO}:"):
                         w(f"{memo}.clear()")
                     w(f"{memo}[v] = t")
-            w(f"{out}.append(t)")
+            out.put("t")
 
     def language(self, lang: LangField, d: str) -> None:
         """Statements setting ``tag`` (and ``sfx``, its ``@tag``) once a spec, where a value needs it;
@@ -477,19 +501,27 @@ class Generator:
                 w(f"raise ValueIssue({lang.path!r}, short(lv[0]), str(e)) from None")
 
     # -- the record function -----------------------------------------------------------------------
-    def slot(self, spec: Spec, d: str, objects: str, problems: str, predicate: str) -> None:
-        """Statements computing one spec's ``objects`` and ``problems``; its notes (and any left
-        from the subjects' templates) become Info issues on ``subject`` and ``predicate``."""
+    def slot(self, spec: Spec, d: str, objects: str | None, problems: str, predicates: list[str]) -> None:
+        """Statements computing one spec's ``objects`` (None: its triples added at once) and
+        ``problems``; its notes (and any left from the subjects' templates) become Info issues on
+        the subject and its first predicate. A problem drops every value of the spec."""
         w = self.w
+        predicate = predicates[0]
         links = w.name("linked") if self._has_link(spec) else None
         if links:
             w(f"{links} = []")
+        if objects is None:
+            w("mark = len(triples)")
         with w.indent("try:"):
-            w(f"{objects} = []")
-            self.spec(spec, d, objects, links or "None")
-            w(f"{problems} = ()")
+            if objects is not None:
+                w(f"{objects} = []")
+            self.spec(spec, d, _Out(w, objects, predicates), links or "None")
         with w.indent("except ValueIssue as e:"):
-            w(f"{objects}, {problems} = [], (e,)")
+            if objects is None:
+                w("del triples[mark:]")
+                w(f"{problems} = (e,)")
+            else:
+                w(f"{objects}, {problems} = [], (e,)")
         if links:
             with w.indent(f"if {links}:"):
                 w(f"{problems} += tuple({links})")
@@ -563,6 +595,7 @@ class Generator:
             w("subjects = {}")
             w("notes = []   # what transforms noted: Info issues of the next value computed")
             w("LANGUAGES")
+            w("KNOWN")
             w("")
             w("# -- the subjects: which resources the record describes")
             subject_vars = []
@@ -581,9 +614,15 @@ class Generator:
             w("")
             w("# -- their classes and properties")
             computed: set[int] = set()
-            shared = sorted({p.slot for b in blocks if not b.scope for p in b.properties})
+            uses: dict[int, int] = {}   # the record's blocks reading each slot
+            for b in blocks:
+                for slot, spec, _preds in ([] if b.scope else b.groups()):
+                    uses[slot] = uses.get(slot, 0) + 1
+            shared = sorted(uses)
+            kept = [s for s in shared if uses[s] > 1]
+            if kept:
+                w(" = ".join(f"objects_{s}" for s in kept) + " = None   # read by several subjects, once a record")
             if shared:
-                w(" = ".join(f"objects_{s}" for s in shared) + " = None   # per value spec, once a record")
                 w(" = ".join(f"problems_{s}" for s in shared) + " = ()")
             for b, var in zip(blocks, subject_vars):
                 w(f"# {_comment(b.name)}")
@@ -596,21 +635,26 @@ class Generator:
                     own: dict[int, str] = {}
                     for slot, spec, preds in b.groups():
                         w(f"# {', '.join(preds)}")
-                        if b.scope:
-                            objects, problems = w.name("own_objects"), w.name("own_problems")
+                        if b.scope:   # the item's own values
+                            objects, problems = w.name("own_objects") if spec.scope else None, w.name("own_problems")
                             own[slot] = problems
-                            self.slot(spec, d, objects, problems, preds[0])
+                            w(f"{problems} = ()")
+                            self.slot(spec, d, objects, problems, preds)
+                        elif uses[slot] == 1:
+                            objects, problems = f"objects_{slot}" if spec.scope else None, f"problems_{slot}"
+                            self.slot(spec, d, objects, problems, preds)
                         else:
                             objects, problems = f"objects_{slot}", f"problems_{slot}"
                             if slot in computed:
                                 with w.indent(f"if {objects} is None:"):
-                                    self.slot(spec, d, objects, problems, preds[0])
+                                    self.slot(spec, d, objects, problems, preds)
                             else:
-                                self.slot(spec, d, objects, problems, preds[0])
+                                self.slot(spec, d, objects, problems, preds)
                                 computed.add(slot)
-                        with w.indent(f"for o in {objects}:"):
-                            for p in preds:
-                                w(f"add((S, {p!r}, o))")
+                        if objects is not None:
+                            with w.indent(f"for o in {objects}:"):
+                                for p in preds:
+                                    w(f"add((S, {p!r}, o))")
                     problems_of = own if b.scope else {p.slot: f"problems_{p.slot}" for p in b.properties}
                     if b.properties:
                         names = list(dict.fromkeys(problems_of[p.slot] for p in b.properties))
@@ -619,6 +663,12 @@ class Generator:
                                 with w.indent(f"for e in {problems_of[p.slot]}:"):
                                     w(f"issues.append(issue(record, e, focus, {p.predicate[1:-1]!r}))")
             w("return Mapped(record, sorted(set(triples)), issues, subjects)")
+        at = w.lines.index("    KNOWN")
+        if self.known:
+            w.lines[at: at + 1] = [f"    {var} = None if known is None else known.get({t!r}, ())   # ids of {t} records"
+                                   for t, var in self.known.items()]
+        else:
+            del w.lines[at]
         at = w.lines.index("    LANGUAGES")
         if self.languages:
             w.lines[at] = "    " + " = ".join(self.languages.values()) + " = UNSET   # the record's language tags"
@@ -642,10 +692,10 @@ def literal_suffix(lang: str | None, datatype: str | None) -> str:
 
 
 def generate(entity: str, path: str, blocks: list[Block], runtime: dict[str, Any], path_getter: Callable,
-             iri_schemes: frozenset[str]) -> tuple[str, dict[str, Any]]:
+             iri_schemes: frozenset[str], id_paths: dict[str, str]) -> tuple[str, dict[str, Any]]:
     """(source, namespace) of an entity's mapping: ``map_record(record, ctx) -> Mapped`` and
     ``primary_iris(rec, base, config, rid)`` (the main subject's IRIs, for links)."""
-    g = Generator(entity, path, runtime, path_getter, iri_schemes)
+    g = Generator(entity, path, runtime, path_getter, iri_schemes, id_paths)
     g.record_function(blocks)
     g.w("")
     g.w("")

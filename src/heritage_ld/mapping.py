@@ -736,12 +736,13 @@ class EntityMapping:
     map: Callable[[Record, Context], Mapped] = field(init=False, repr=False)
     primary_iris: Callable[[dict, str, dict, str], list[str]] = field(init=False, repr=False)
 
-    def __post_init__(self) -> None:
+    def generate(self, id_paths: dict[str, str]) -> None:
+        """Generate and compile the code (``id_paths``: the id field of each entity, for links)."""
         runtime = {**RUNTIME, "check_schemes": _check_schemes(self.iri_schemes),
                    "issue": lambda record, e, focus=None, predicate=None: _issue(self.entity, record, e, focus, predicate),
                    "note": lambda record, e, focus, predicate: _issue(self.entity, record, e, focus, predicate, "Info")}
         self.source, namespace = mapgen.generate(self.entity, str(self.path), self.blocks, runtime, path_getter,
-                                                 self.iri_schemes)
+                                                 self.iri_schemes, id_paths)
         exec(mapgen.compile_source(self.source, f"{self.entity} {self.path.name}"), namespace)
         self.map, self.primary_iris = namespace["map_record"], namespace["primary_iris"]
 
@@ -790,6 +791,8 @@ class Mappings:
                 if ent not in self.entities:
                     raise MappingError(m.path, line, "link", f"unknown entity {ent!r}; mapped entities: "
                                        + ", ".join(sorted(self.entities)))
+        for m in self.entities.values():
+            m.generate({e: other.id_path for e, other in self.entities.items()})
         self._ids = {e: path_getter(m.id_path) for e, m in self.entities.items()}
         self._id_steps = {e: m.id_path.replace("[]", "").split(".") for e, m in self.entities.items()}
         # per entity: (field path, getter, child entity, its id field, fields the child inherits)
