@@ -129,8 +129,11 @@ def _issue(entity: str, rid: str, source: str, message: str, field: str | None =
     return Issue(entity, rid, source, field, value, message, component=MAPPING_CHECK)
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=repr)
+
+
 def _canonical(data: object) -> bytes:
-    return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=repr).encode()
+    return _CANONICAL.encode(data).encode()
 
 
 def read_records(cfg: config_mod.Config, mappings: Mappings, work: Work,
