@@ -209,6 +209,10 @@ class Generator:
         self._consts[key] = name
         return name
 
+    def literal_value(self, value: Any, hint: str) -> str:
+        """``value`` written in the source where it is text or None, else a name for it."""
+        return repr(value) if value is None or value.__class__ is str else self.const(value, hint)
+
     def fn(self, named: Fn, kind: str = "t") -> str:
         return self.const(named[1], f"{kind}_{named[0]}", (kind, named[0], id(named[1])))
 
@@ -309,9 +313,11 @@ class Generator:
                 w(f"{out} = [{self._fstring(t.parts, items)} {loops}]")
             else:  # configuration values are joined as text, as str.join does
                 w(f"{out} = [''.join(({self._joined(t.parts, items)})) {loops}]")
-        if t.scheme_check:
+        if t.scheme_check and not self.usual_schemes:
+            w(f"check_schemes({out}, {t.scheme_path!r})")
+        elif t.scheme_check:
             with w.indent(f"for u in {out}:"):
-                with w.indent(f"if not u.startswith({self.usual_schemes!r}):" if self.usual_schemes else "if True:"):
+                with w.indent(f"if not u.startswith({self.usual_schemes!r}):"):
                     w(f"check_schemes((u,), {t.scheme_path!r})")
 
     def _ctx(self, part: tuple) -> str:
@@ -493,7 +499,7 @@ class Generator:
         w = self.w
         w(f"lv = {self.values(lang.path, d)}")
         with w.indent("if not lv:"):
-            w(f"{tag} = {lang.default!r}")
+            w(f"{tag} = {self.literal_value(lang.default, 'default_language')}")
         with w.indent("else:"):
             with w.indent("try:"):
                 w(f"{tag} = t_language(scalar({lang.path!r}, lv[0]))")
@@ -574,7 +580,8 @@ class Generator:
                 if cs.table is not None:
                     w(f"C = class_map({vals}, {cs.path!r}, {self.const(cs.table, 'classes')})")
                 else:
-                    w(f"C = class_name({vals}, {cs.path!r}, {cs.ns!r}, {cs.allowed!r}, {cs.default!r})")
+                    w(f"C = class_name({vals}, {cs.path!r}, {cs.ns!r}, {self.const(cs.allowed, 'allowed')}, "
+                      f"{self.literal_value(cs.default, 'default_class')})")
             with w.indent("except ValueIssue as e:"):
                 w(f"issues.append(issue(record, e, {iri}, {RDF_TYPE[1:-1]!r}))")
             with w.indent("else:"):
