@@ -3,6 +3,7 @@ the per-record files of unchanged records, hard-linked), the work database's lif
 list each triple once."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -275,24 +276,30 @@ def test_a_memo_that_cannot_be_kept_does_not_fail_the_published_run(tmp_path):
 
 def test_copies_merge_across_write_batches(tmp_path, monkeypatch):
     """Records are written a batch at a time: a copy in a later batch still merges with the first,
-    a different record under that id is still a conflict naming every copy, parents keep their order."""
+    one whose digest differs but not its canonical form (keys in another order) too, a different
+    record under that id is still a conflict naming every copy, parents keep their order."""
+    import pickle
     monkeypatch.setattr(work_mod.Work, "BATCH", 2)
     w = work_mod.Work(tmp_path / "w.sqlite")
+
+    def add(rid, data, source, parent=None):
+        blob = pickle.dumps(data)
+        w.add("person", rid, blob, hashlib.sha1(blob).digest(), source, parent, False)
     try:
-        w.add("person", "a", {"n": 1}, b"A", "f:1", ("article", "x"), False)
-        w.add("person", "b", {"n": 2}, b"B", "f:2", None, False)
-        w.add("person", "a", {"n": 1}, b"A", "f:3", ("article", "y"), False)    # a copy, next batch
-        w.add("person", "a", {"n": 1}, b"A", "f:4", ("article", "x"), False)    # the same parent again
-        w.add("person", "c", {"n": 3}, b"C", "f:5", None, False)
-        w.add("person", "d", {"n": 4}, b"D", "f:7", None, False)
-        w.add("person", "b", {"n": 9}, b"Z", "f:6", None, False)                # another record, same id: unwritten yet
+        add("a", {"n": 1, "m": 2}, "f:1", ("article", "x"))
+        add("b", {"n": 2}, "f:2")
+        add("a", {"n": 1, "m": 2}, "f:3", ("article", "y"))    # a copy, next batch
+        add("a", {"m": 2, "n": 1}, "f:4", ("article", "x"))    # the same record, keys in another order
+        add("c", {"n": 3}, "f:5")
+        add("d", {"n": 4}, "f:7")
+        add("b", {"n": 9}, "f:6")                              # another record, same id: unwritten yet
         assert list(w.conflicts()) == [("person", "b", 2, "f:2; f:6")]
         w.commit()
         db = work_mod.Reader(str(w.path))
         got = {r[:2]: r for r in db.incoming([("person", "a"), ("person", "b"), ("person", "c")])}
-        assert got[("person", "a")][3:] == ("f:1", b"A", [("article", "x"), ("article", "y")])
+        assert got[("person", "a")][3] == "f:1" and got[("person", "a")][5] == [("article", "x"), ("article", "y")]
         assert got[("person", "b")][3] == "f:2; f:6"     # a conflict's source names every copy
-        assert pickle_loads(got[("person", "c")][2]) == {"n": 3}
+        assert pickle.loads(got[("person", "c")][2]) == {"n": 3}
         db.db.close()
     finally:
         w.close()
@@ -303,6 +310,11 @@ def pickle_loads(data: bytes):
     return pickle.loads(data)
 
 
+def pickle_dumps(data) -> bytes:
+    import pickle
+    return pickle.dumps(data)
+
+
 @pytest.mark.parametrize("held", [100_000, 1])
 def test_link_checks_read_ids_held_or_looked_up(tmp_path, monkeypatch, held):
     """An entity's ids are held in memory for link checks up to KNOWN_IN_MEMORY, looked up beyond:
@@ -311,8 +323,8 @@ def test_link_checks_read_ids_held_or_looked_up(tmp_path, monkeypatch, held):
     w = work_mod.Work(tmp_path / "w.sqlite")
     try:
         for rid in ("p1", "p2", "p3"):
-            w.add("person", rid, {}, b"", "f", None, False)
-        w.add("organisation", "o1", {}, b"", "f", None, False)
+            w.add("person", rid, b"", b"", "f", None, False)
+        w.add("organisation", "o1", b"", b"", "f", None, False)
         w.commit()
         db = work_mod.Reader(str(w.path))
         asked: list = []
@@ -334,7 +346,8 @@ def test_a_chunk_of_keys_far_apart_is_read_one_by_one(tmp_path):
     w = work_mod.Work(tmp_path / "w.sqlite")
     try:
         for i in range(50):
-            w.add("person", f"p{i:02}", {"i": i}, b"", f"f:{i}", ("article", f"a{i}") if i % 2 else None, False)
+            w.add("person", f"p{i:02}", pickle_dumps({"i": i}), b"", f"f:{i}", ("article", f"a{i}") if i % 2 else None,
+                  False)
         w.commit()
         db = work_mod.Reader(str(w.path))
         run = [("person", f"p{i:02}") for i in range(10, 20)]
@@ -353,3 +366,28 @@ def test_a_chunk_of_keys_far_apart_is_read_one_by_one(tmp_path):
         db.db.close()
     finally:
         w.close()
+
+
+def test_copies_in_json_lines_merge_by_content_not_by_bytes(project):
+    """Records from JSON Lines are digested by their pickle, not their canonical JSON: an author
+    embedded with its keys in another order still merges, a different author under that id is
+    still a duplicate, and a lone surrogate in an embedded copy is still held back."""
+    lines = [
+        {"identifier": "jl-1", "name": "One", "author": [{"identifier": "jl-ann", "name": "Ann", "jobTitle": "Editor"}]},
+        {"name": "Two", "identifier": "jl-2", "author": [{"jobTitle": "Editor", "name": "Ann", "identifier": "jl-ann"}]},
+        {"identifier": "jl-3", "name": "Three", "author": [{"identifier": "jl-bo", "name": "Bo"}]},
+        {"identifier": "jl-4", "name": "Four", "author": [{"identifier": "jl-bo", "name": "Bob"}]},
+        {"identifier": "jl-5", "name": "Five", "author": [{"identifier": "jl-cy", "name": "Cy", "x": "\ud800"}]},
+    ]
+    (project / "sample/more.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    with (project / "heritage-ld.toml").open("a") as fh:
+        fh.write('\n[[sources]]\nentity = "article"\npath = "sample/more.jsonl"\n')
+    pub = pipeline.build(project)
+    by = {}
+    for i in pub.issues:
+        by.setdefault((i.entity, i.record_id), []).append(i.message)
+    assert not any("duplicate id" in m for m in by.get(("person", "jl-ann"), []))
+    assert any(m.startswith("duplicate id 'jl-bo': 2 different records use it (sample/more.jsonl:3 > author[0]; "
+                            "sample/more.jsonl:4 > author[0])") for m in by[("person", "jl-bo")])
+    assert any("U+D800" in m for m in by[("person", "jl-cy")])   # in a field no mapping reads
+    assert ("person", "jl-ann") not in pub.held_back and ("person", "jl-cy") in pub.held_back

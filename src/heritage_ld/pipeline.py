@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import sqlite3
 import time
 from collections import defaultdict
@@ -35,7 +36,7 @@ from .executor import Executor, Serial, project
 from .mapping import Context, Issue, Mapped, Mappings, Record
 from .terms import Triple, split_literal
 from .validate import Shapes, validate
-from .work import KnownIds, Reader, Work, memo, memo_id, memo_path, path_for, reader, remove_stale
+from .work import KnownIds, Reader, Work, canonical, memo, memo_id, memo_path, path_for, reader, remove_stale
 from .writers.edmxml import edm_record, is_provided_cho
 from .writers.rdf import record_file
 
@@ -129,11 +130,9 @@ def _issue(entity: str, rid: str, source: str, message: str, field: str | None =
     return Issue(entity, rid, source, field, value, message, component=MAPPING_CHECK)
 
 
-_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=repr)
-
-
-def _canonical(data: object) -> bytes:
-    return _CANONICAL.encode(data).encode()
+# where a pickled record may hold a lone surrogate: pickle writes text as UTF-8 with surrogates passed
+# through (ED A0..BF ..), which valid UTF-8 never has
+_SURROGATE = re.compile(rb"\xed[\xa0-\xbf]")
 
 
 def read_records(cfg: config_mod.Config, mappings: Mappings, work: Work,
@@ -149,18 +148,28 @@ def read_records(cfg: config_mod.Config, mappings: Mappings, work: Work,
     read = 0
     for src in cfg.sources:
         before = read
+        # records as json.loads gives them can fail canonical() only through a lone surrogate: the
+        # digest of their pickle serves, unless it may hold one (copies whose digests differ are then
+        # compared by their canonical form: Work.add)
+        plain = sources.plain_json(cfg, src)
         for data, origin in sources.read(cfg, src, warnings.append if warnings is not None else lambda _m: None):
             read += 1
             for entity, rid, rec_data, where in mappings.extract(src.entity, data, origin):
                 embedded_in = rec_data.get("_embeddedIn")
                 if embedded_in:
                     rec_data = {k: v for k, v in rec_data.items() if k != "_embeddedIn"}
+                problems = []
+                blob = pickle.dumps(rec_data, pickle.HIGHEST_PROTOCOL)
+                if plain and not _SURROGATE.search(blob):
+                    canon = hashlib.sha1(blob).digest()
+                else:
+                    try:
+                        canon = hashlib.sha1(canonical(rec_data)).digest()
+                    except (UnicodeEncodeError, TypeError, ValueError, RecursionError):  # sources.usable says why
+                        rec_data, problems = sources.usable(rec_data)
+                        canon, rid = hashlib.sha1(canonical(rec_data)).digest(), mappings.record_id(entity, rec_data)
+                        blob = pickle.dumps(rec_data, pickle.HIGHEST_PROTOCOL)
                 id_field = mappings.entities[entity].id_path
-                try:
-                    canon, problems = _canonical(rec_data), []
-                except (UnicodeEncodeError, TypeError, ValueError, RecursionError):  # sources.usable says why
-                    rec_data, problems = sources.usable(rec_data)
-                    canon, rid = _canonical(rec_data), mappings.record_id(entity, rec_data)
                 if rid is None:
                     rid = f"(no id) {where}"
                     problems.insert(0, (id_field, None, f"record has no id: fill {id_field!r}"))
@@ -171,7 +180,7 @@ def read_records(cfg: config_mod.Config, mappings: Mappings, work: Work,
                 parent = next(((e, ids[0]) for e, ids in embedded_in.items()), None) if embedded_in else None
                 digest.update(b"\x1e".join([entity.encode(), rid.encode(), canon, where.encode(),
                                             repr((parent, src.linked_only)).encode()]))
-                work.add(entity, rid, rec_data, hashlib.sha1(canon).digest(), where, parent, src.linked_only)
+                work.add(entity, rid, blob, canon, where, parent, src.linked_only)
         if read == before and warnings is not None:
             warnings.append(f"source {src.path} ({src.entity}) read no record: {sources.empty_reason(cfg, src)}")
     for entity, rid, copies, where in work.conflicts():

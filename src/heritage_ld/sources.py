@@ -396,6 +396,17 @@ def _reader(path: Path):
     return READERS.get(suffixes[-1] if suffixes else "")
 
 
+def plain_json(config: Config, source: Source) -> bool:
+    """Whether every record of ``source`` is exactly what ``parse_json`` gives (keys text, JSON
+    values, at most MAX_DEPTH deep): its files are all JSON or JSON Lines, not a Contentful export."""
+    if source.path.startswith("builtin:") or source.is_http or source.options.get("contentful"):
+        return False
+    try:
+        return all(_reader(f) in (read_json, read_jsonl) for f in _files(config, source))
+    except InputError:
+        return False
+
+
 def read(config: Config, source: Source, warn: Callable[[str], None] = lambda _m: None) -> Iterator[tuple[Any, str]]:
     """Records of one configured source; a record that is not an object is an InputError. ``warn``
     gets what a reader wants said about the source as a whole."""

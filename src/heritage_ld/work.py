@@ -26,7 +26,8 @@ SCHEMA = """
 CREATE TABLE incoming (               -- one row per record id; copies of an embedded record merge
     entity TEXT NOT NULL, id TEXT NOT NULL,
     data BLOB NOT NULL,               -- pickled source record, without _embeddedIn
-    canon BLOB NOT NULL,              -- digest of its canonical JSON: copies with another one conflict
+    canon BLOB NOT NULL,              -- digest of its pickle or canonical JSON: copies with another one
+                                      -- conflict if their canonical JSON differs too
     source TEXT NOT NULL, sources TEXT NOT NULL, copies INTEGER NOT NULL DEFAULT 1,
     conflict INTEGER NOT NULL DEFAULT 0, linked_only INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (entity, id)
@@ -56,6 +57,23 @@ CREATE INDEX IF NOT EXISTS links_target ON links (target);
 """
 
 Key = tuple[str, str]
+_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=repr)
+
+
+def canonical(data: Any) -> bytes:
+    """A record's canonical form: UTF-8 JSON with sorted keys (UnicodeEncodeError, TypeError,
+    ValueError or RecursionError if it has none: ``sources.usable`` says why)."""
+    return _CANONICAL.encode(data).encode()
+
+
+def _same_record(a: bytes, b: bytes) -> int:
+    """1 if two pickled records have the same canonical form (copies read from other serialisations:
+    keys in another order, another kind of source), else 0."""
+    try:
+        return int(canonical(pickle.loads(a)) == canonical(pickle.loads(b)))
+    except Exception:  # noqa: BLE001 -- not comparable: a conflict, reported as such
+        return 0
+
 CACHED = 5000  # entries in a reader's caches; cleared when full, so memory stays bounded
 KNOWN_IN_MEMORY = 100_000  # ids of an entity a reader holds for link checks; beyond, each is looked up
 
@@ -72,6 +90,7 @@ class Work:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=OFF")   # scratch: a crash discards it anyway
         self.db.execute("PRAGMA cache_size=-65536")
+        self.db.create_function("same_record", 2, _same_record, deterministic=True)
         self.db.executescript(SCHEMA)
         self.db.execute("BEGIN")
         self._incoming: list[tuple] = []   # records added, written a batch at a time (``flush``)
@@ -116,12 +135,12 @@ class Work:
     # -- pass 1: records read ------------------------------------------------------------
     BATCH = 1000   # records added before they are written
 
-    def add(self, entity: str, rid: str, data: Any, canon: bytes, source: str, parent: Key | None,
+    def add(self, entity: str, rid: str, data: bytes, canon: bytes, source: str, parent: Key | None,
             linked_only: bool) -> None:
-        """A record read (``canon``: the digest of its canonical form); a copy of one already added
-        merges with it, and is a conflict if its digest differs. Written by ``flush``."""
-        self._incoming.append((entity, rid, pickle.dumps(data, pickle.HIGHEST_PROTOCOL), canon, source, source,
-                               int(linked_only)))
+        """A record read (``data`` pickled; ``canon`` a digest of it or of its canonical form); a
+        copy of one already added merges with it, and is a conflict if its digest differs and its
+        canonical form too. Written by ``flush``."""
+        self._incoming.append((entity, rid, data, canon, source, source, int(linked_only)))
         if parent:
             self._parents.append((entity, rid, *parent))
         if len(self._incoming) >= self.BATCH:
@@ -133,7 +152,8 @@ class Work:
             self.db.executemany(
                 "INSERT INTO incoming (entity, id, data, canon, source, sources, linked_only) VALUES (?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (entity, id) DO UPDATE SET copies = copies + 1, sources = sources || '; ' || excluded.source, "
-                "conflict = conflict OR canon != excluded.canon, linked_only = linked_only OR excluded.linked_only",
+                "conflict = conflict OR (canon != excluded.canon AND NOT same_record(data, excluded.data)), "
+                "linked_only = linked_only OR excluded.linked_only",
                 self._incoming)
             self._incoming = []
         if self._parents:
