@@ -152,7 +152,8 @@ class Work:
             self.db.executemany(
                 "INSERT INTO incoming (entity, id, data, canon, source, sources, linked_only) VALUES (?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (entity, id) DO UPDATE SET copies = copies + 1, sources = sources || '; ' || excluded.source, "
-                "conflict = conflict OR (canon != excluded.canon AND NOT same_record(data, excluded.data)), "
+                "conflict = CASE WHEN conflict OR canon = excluded.canon THEN conflict "
+                "ELSE NOT same_record(data, excluded.data) END, "
                 "linked_only = linked_only OR excluded.linked_only",
                 self._incoming)
             self._incoming = []
