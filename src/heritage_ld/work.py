@@ -57,6 +57,8 @@ CREATE INDEX IF NOT EXISTS links_target ON links (target);
 """
 
 Key = tuple[str, str]
+CACHED = 5000  # entries in a reader's caches; cleared when full, so memory stays bounded
+KNOWN_IN_MEMORY = 100_000  # ids of an entity a reader holds for link checks; beyond, each is looked up
 _CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=repr)
 
 
@@ -73,9 +75,6 @@ def _same_record(a: bytes, b: bytes) -> int:
         return int(canonical(pickle.loads(a)) == canonical(pickle.loads(b)))
     except Exception:  # noqa: BLE001 -- not comparable: a conflict, reported as such
         return 0
-
-CACHED = 5000  # entries in a reader's caches; cleared when full, so memory stays bounded
-KNOWN_IN_MEMORY = 100_000  # ids of an entity a reader holds for link checks; beyond, each is looked up
 
 
 class Work:
@@ -224,20 +223,19 @@ class Reader:
     def incoming(self, keys: list[Key]) -> list[tuple[str, str, bytes, str, bytes, list[tuple[str, str]]]]:
         """(entity, id, pickled data, source, digest of the data, parents) for ``keys``: read in one
         range where they are a run of ``keys()`` (as the passes' chunks are), else one by one."""
-        low, high = min(keys, default=None), max(keys, default=None)
+        if not keys:
+            return []
+        low, high = min(keys), max(keys)
         rows = self.db.execute(
             "SELECT entity, id, data, CASE WHEN conflict THEN sources ELSE source END, canon FROM incoming "
-            "WHERE (entity, id) >= (?, ?) AND (entity, id) <= (?, ?) LIMIT ?",
-            (*low, *high, 2 * len(keys))).fetchall() if keys else []
-        found = {(r[0], r[1]): r[2:] for r in rows}
+            "WHERE (entity, id) >= (?, ?) AND (entity, id) <= (?, ?) LIMIT ?", (*low, *high, 2 * len(keys))).fetchall()
+        found = {(r[0], r[1]): r[2:] for r in rows} if len(rows) < 2 * len(keys) else {}   # else: keys far apart
         parents: dict[Key, list[tuple[str, str]]] = {}
-        if len(rows) < 2 * len(keys):
+        if found:
             for entity, rid, pentity, pid in self.db.execute(
                     "SELECT entity, id, pentity, pid FROM parents WHERE (entity, id) >= (?, ?) AND (entity, id) <= (?, ?) "
                     "ORDER BY rowid", (*low, *high)):
                 parents.setdefault((entity, rid), []).append((pentity, pid))
-        else:  # keys far apart
-            found = {}
         out = []
         for key in keys:
             row = found.get(key)
@@ -251,21 +249,22 @@ class Reader:
             out.append((*key, *row, got))
         return out
 
-    def ids(self, entity: str) -> frozenset[str] | None:
-        """The ids of the ``entity`` records read (pass 1 is over), if there are at most KNOWN_IN_MEMORY."""
+    def _held(self, entity: str) -> frozenset[str] | bool:
         ids = self._ids.get(entity)
         if ids is None:
             rows = self.db.execute("SELECT id FROM incoming WHERE entity = ? LIMIT ?",
                                    (entity, KNOWN_IN_MEMORY + 1)).fetchall()
             ids = self._ids[entity] = frozenset(r[0] for r in rows) if len(rows) <= KNOWN_IN_MEMORY else False
+        return ids
+
+    def ids(self, entity: str) -> frozenset[str] | None:
+        """The ids of the ``entity`` records read (pass 1 is over), if there are at most KNOWN_IN_MEMORY."""
+        ids = self._held(entity)
         return None if ids is False else ids
 
     def has(self, entity: str, rid: str) -> bool:
         """Is ``rid`` the id of an ``entity`` record read? Held in memory (``ids``), or looked up."""
-        ids = self._ids.get(entity)
-        if ids is None:
-            self.ids(entity)
-            ids = self._ids[entity]
+        ids = self._held(entity)
         if ids is not False:
             return rid in ids
         found = self._has.get((entity, rid))
