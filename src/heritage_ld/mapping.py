@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Iterator
 import yaml
 
 from . import mapgen, terms
-from .mapgen import Block, ClassSpec, Cond, Field, Fn, LangField, Property, Spec, Template
+from .mapgen import Block, ClassSpec, Cond, Field, Fn, LangField, Property, Spec, Steps, Template
 from .sources import BoundedComposer, check_aliases
 from .terms import RDF_TYPE, Triple
 from .transforms import FIELD_TESTS, IRI_TRANSFORMS, TESTS, TRANSFORMS, Noted, Typed, TransformError, segment
@@ -222,9 +222,6 @@ def same(value: Any) -> Any:
         low = value.strip().lower()
         return low if low in ("true", "false") else value
     return str(value)
-
-
-from .mapgen import Steps  # noqa: E402  (a field path as (name, is a list) steps)
 
 
 def _steps(path: str) -> Steps:
