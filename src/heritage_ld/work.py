@@ -26,7 +26,8 @@ SCHEMA = """
 CREATE TABLE incoming (               -- one row per record id; copies of an embedded record merge
     entity TEXT NOT NULL, id TEXT NOT NULL,
     data BLOB NOT NULL,               -- pickled source record, without _embeddedIn
-    canon BLOB NOT NULL,              -- digest of its canonical JSON: copies with another one conflict
+    canon BLOB NOT NULL,              -- digest of its pickle or canonical JSON: copies with another one
+                                      -- conflict if their canonical JSON differs too
     source TEXT NOT NULL, sources TEXT NOT NULL, copies INTEGER NOT NULL DEFAULT 1,
     conflict INTEGER NOT NULL DEFAULT 0, linked_only INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (entity, id)
@@ -63,6 +64,23 @@ CREATE INDEX IF NOT EXISTS links_target ON links (target);
 
 Key = tuple[str, str]
 CACHED = 5000  # entries in a reader's caches (least recently used forgotten), so memory stays bounded
+KNOWN_IN_MEMORY = 100_000  # ids of an entity a reader holds for link checks; beyond, each is looked up
+_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=repr)
+
+
+def canonical(data: Any) -> bytes:
+    """A record's canonical form: UTF-8 JSON with sorted keys (UnicodeEncodeError, TypeError,
+    ValueError or RecursionError if it has none: ``sources.usable`` says why)."""
+    return _CANONICAL.encode(data).encode()
+
+
+def _same_record(a: bytes, b: bytes) -> int:
+    """1 if two pickled records have the same canonical form (copies read from other serialisations:
+    keys in another order, another kind of source), else 0."""
+    try:
+        return int(canonical(pickle.loads(a)) == canonical(pickle.loads(b)))
+    except Exception:  # noqa: BLE001 -- not comparable: a conflict, reported as such
+        return 0
 
 
 class Work:
@@ -77,11 +95,15 @@ class Work:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=OFF")   # scratch: a crash discards it anyway
         self.db.execute("PRAGMA cache_size=-65536")
+        self.db.create_function("same_record", 2, _same_record, deterministic=True)
         self.db.executescript(SCHEMA)
         self.db.execute("BEGIN")
+        self._incoming: list[tuple] = []   # records added, written a batch at a time (``flush``)
+        self._parents: list[tuple] = []
 
     def commit(self) -> None:
         """Make what was written visible to the workers."""
+        self.flush()
         self.db.execute("COMMIT")
         self.db.execute("BEGIN")
 
@@ -116,17 +138,36 @@ class Work:
         return kept
 
     # -- pass 1: records read ------------------------------------------------------------
-    def add(self, entity: str, rid: str, data: Any, canon: bytes, source: str, parent: Key | None,
+    BATCH = 1000   # records added before they are written
+
+    def add(self, entity: str, rid: str, data: bytes, canon: bytes, source: str, parent: Key | None,
             linked_only: bool) -> None:
-        self.db.execute(
-            "INSERT INTO incoming (entity, id, data, canon, source, sources, linked_only) VALUES (?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (entity, id) DO UPDATE SET copies = copies + 1, sources = sources || '; ' || excluded.source, "
-            "conflict = conflict OR canon != excluded.canon, linked_only = linked_only OR excluded.linked_only",
-            (entity, rid, pickle.dumps(data, pickle.HIGHEST_PROTOCOL), canon, source, source, int(linked_only)))
+        """A record read (``data`` pickled; ``canon`` a digest of it or of its canonical form); a
+        copy of one already added merges with it, and is a conflict if its digest differs and its
+        canonical form too. Written by ``flush``."""
+        self._incoming.append((entity, rid, data, canon, source, source, int(linked_only)))
         if parent:
-            self.db.execute("INSERT OR IGNORE INTO parents VALUES (?, ?, ?, ?)", (entity, rid, *parent))
+            self._parents.append((entity, rid, *parent))
+        if len(self._incoming) >= self.BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the records added, in the order they were (copies merge in that order)."""
+        if self._incoming:
+            self.db.executemany(
+                "INSERT INTO incoming (entity, id, data, canon, source, sources, linked_only) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (entity, id) DO UPDATE SET copies = copies + 1, sources = sources || '; ' || excluded.source, "
+                "conflict = CASE WHEN conflict OR canon = excluded.canon THEN conflict "
+                "ELSE NOT same_record(data, excluded.data) END, "
+                "linked_only = linked_only OR excluded.linked_only",
+                self._incoming)
+            self._incoming = []
+        if self._parents:
+            self.db.executemany("INSERT OR IGNORE INTO parents VALUES (?, ?, ?, ?)", self._parents)
+            self._parents = []
 
     def conflicts(self) -> Iterator[tuple[str, str, int, str]]:
+        self.flush()
         return self.db.execute("SELECT entity, id, copies, sources FROM incoming WHERE conflict ORDER BY entity, id")
 
     def keys(self, linked_only: bool | None = None, table: str = "incoming", page: int = 5000,
@@ -135,6 +176,7 @@ class Work:
         the table may be written meanwhile)."""
         if linked_only is not None:
             where = f"linked_only = {int(linked_only)}"
+        self.flush()
         last: Key = ("", "")
         while True:
             rows = self.db.execute(f"SELECT entity, id FROM {table} WHERE {where} AND (entity, id) > (?, ?) "
@@ -168,6 +210,7 @@ class Work:
         self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", (("project", project), ("reference", reference)))
         if memo is None or reference:
             return False
+        self.flush()
         self.db.execute("COMMIT")   # (no ATTACH inside a transaction)
         try:
             self.db.execute("ATTACH DATABASE ? AS m", (str(memo),))   # read only: nothing here writes to it
@@ -184,6 +227,7 @@ class Work:
         return same
 
     def detach_memo(self) -> None:
+        self.flush()
         self.db.execute("COMMIT")
         try:
             self.db.execute("DETACH DATABASE m")
@@ -292,6 +336,9 @@ class Reader:
         self._triples: LRU = LRU()
         self._owners: LRU = LRU()
         self._digests: LRU = LRU()
+        # the ids of each entity read (False: too many to hold), and answers looked up for the others
+        self._ids: dict[str, frozenset[str] | bool] = {}
+        self._has: LRU = LRU()
 
     def records(self, keys: list[Key]) -> list[tuple[str, str, Any, str, list[tuple[str, str]]]]:
         """(entity, id, data, source, parents) for ``keys``; the source of a conflicting id lists every copy."""
@@ -299,19 +346,57 @@ class Reader:
                 for entity, rid, data, source, _canon, parents in self.incoming(keys)]
 
     def incoming(self, keys: list[Key]) -> list[tuple[str, str, bytes, str, bytes, list[tuple[str, str]]]]:
-        """(entity, id, pickled data, source, digest of the data, parents) for ``keys``."""
+        """(entity, id, pickled data, source, digest of the data, parents) for ``keys``: read in one
+        range where they are a run of ``keys()`` (as the passes' chunks are), else one by one."""
+        if not keys:
+            return []
+        low, high = min(keys), max(keys)
+        rows = self.db.execute(
+            "SELECT entity, id, data, CASE WHEN conflict THEN sources ELSE source END, canon FROM incoming "
+            "WHERE (entity, id) >= (?, ?) AND (entity, id) <= (?, ?) LIMIT ?", (*low, *high, 2 * len(keys))).fetchall()
+        found = {(r[0], r[1]): r[2:] for r in rows} if len(rows) < 2 * len(keys) else {}   # else: keys far apart
+        parents: dict[Key, list[tuple[str, str]]] = {}
+        if found:
+            for entity, rid, pentity, pid in self.db.execute(
+                    "SELECT entity, id, pentity, pid FROM parents WHERE (entity, id) >= (?, ?) AND (entity, id) <= (?, ?) "
+                    "ORDER BY rowid", (*low, *high)):
+                parents.setdefault((entity, rid), []).append((pentity, pid))
         out = []
-        for entity, rid in keys:
-            data, source, canon = self.db.execute(
-                "SELECT data, CASE WHEN conflict THEN sources ELSE source END, canon FROM incoming "
-                "WHERE entity = ? AND id = ?", (entity, rid)).fetchone()
-            parents = self.db.execute("SELECT pentity, pid FROM parents WHERE entity = ? AND id = ? ORDER BY rowid",
-                                      (entity, rid)).fetchall()
-            out.append((entity, rid, data, source, canon, parents))
+        for key in keys:
+            row = found.get(key)
+            if row is None:
+                row = self.db.execute("SELECT data, CASE WHEN conflict THEN sources ELSE source END, canon "
+                                      "FROM incoming WHERE entity = ? AND id = ?", key).fetchone()
+                got = self.db.execute("SELECT pentity, pid FROM parents WHERE entity = ? AND id = ? ORDER BY rowid",
+                                      key).fetchall()
+            else:
+                got = parents.get(key, [])
+            out.append((*key, *row, got))
         return out
 
+    def _held(self, entity: str) -> frozenset[str] | bool:
+        ids = self._ids.get(entity)
+        if ids is None:
+            rows = self.db.execute("SELECT id FROM incoming WHERE entity = ? LIMIT ?",
+                                   (entity, KNOWN_IN_MEMORY + 1)).fetchall()
+            ids = self._ids[entity] = frozenset(r[0] for r in rows) if len(rows) <= KNOWN_IN_MEMORY else False
+        return ids
+
+    def ids(self, entity: str) -> frozenset[str] | None:
+        """The ids of the ``entity`` records read (pass 1 is over), if there are at most KNOWN_IN_MEMORY."""
+        ids = self._held(entity)
+        return None if ids is False else ids
+
     def has(self, entity: str, rid: str) -> bool:
-        return self.db.execute("SELECT 1 FROM incoming WHERE entity = ? AND id = ?", (entity, rid)).fetchone() is not None
+        """Is ``rid`` the id of an ``entity`` record read? Held in memory (``ids``), or looked up."""
+        ids = self._held(entity)
+        if ids is not False:
+            return rid in ids
+        found = self._has.get((entity, rid))
+        if found is None:
+            found = self._has[(entity, rid)] = self.db.execute(
+                "SELECT 1 FROM incoming WHERE entity = ? AND id = ?", (entity, rid)).fetchone() is not None
+        return found
 
     def result(self, entity: str, rid: str) -> tuple[list[Triple], dict[str, str], bytes | None, str, str, str]:
         """(triples, subjects, issues, sets JSON, mapping digest, source) of a mapped record."""
@@ -380,9 +465,14 @@ class KnownIds:
 
     def __init__(self, db: Reader, asked: list | None = None) -> None:
         self.db, self.asked = db, asked
+        self._ids: dict[str, _Ids] = {}
 
-    def get(self, entity: str, _default=()) -> "_Ids":
-        return _Ids(self, entity)
+    def get(self, entity: str, _default=()) -> "_Ids | frozenset[str]":
+        ids = self._ids.get(entity)
+        if ids is None:
+            held = self.db.ids(entity) if self.asked is None else None
+            ids = self._ids[entity] = held if held is not None else _Ids(self, entity)
+        return ids
 
 
 class _Ids:
