@@ -32,7 +32,7 @@ from typing import Callable, Iterable, Iterator
 from . import code_digest
 from . import config as config_mod
 from . import sources, terms
-from .catalog import Catalog, CatalogError, Changes, DeletionGuard, content_hash, describe, publishing
+from .catalog import Catalog, CatalogError, Changes, DeletionGuard, content_hash, describe, pack, publishing
 from .executor import Executor, Serial, project
 from .mapping import Context, Issue, Mapped, Mappings, Record
 from .oai import linked_records, oai_dc
@@ -315,7 +315,14 @@ def _build(root: Path, work: Work, progress: Callable[[int], None] | None, refer
     shared = Shared(str(work.path), project_key, memo_id(cfg.catalog), reference, catalog)
     # the shapes compiled here, once: forked workers inherit them (and what falls back to pyshacl is said once)
     project(str(root), project_key)[2].compiled_for(reference)
-    for part in run.run(_map_chunk, root, shared, _chunks(work.keys(), cfg.chunk_size)):
+    # records whose mapping read what it read last time take it from the last run's work database (SQL);
+    # the others are mapped on the workers
+    attached = work.attach_memo(memo_path(cfg.catalog) if shared.memo else None, project_key, reference)
+    if attached:
+        work.reuse_mapped({e: (m.digest, json.dumps(cfg.sets(e))) for e, m in mappings.entities.items()})
+    unmapped = work.keys(where="NOT EXISTS (SELECT 1 FROM result r WHERE r.entity = incoming.entity AND r.id = "
+                               "incoming.id)")
+    for part in run.run(_map_chunk, root, shared, _chunks(unmapped, cfg.chunk_size)):
         work.add_mapped(part)
         if progress:
             progress(len(part))
@@ -323,10 +330,15 @@ def _build(root: Path, work: Work, progress: Callable[[int], None] | None, refer
         row = work.db.execute("SELECT issues FROM result WHERE entity = ? AND id = ?", (entity, rid)).fetchone()
         work.db.execute("UPDATE result SET issues = ? WHERE entity = ? AND id = ?",
                         (pickle.dumps(found + (pickle.loads(row[0]) if row[0] else [])), entity, rid))
+    work.db.execute("UPDATE result SET pre_issues = issues")
     work.index()
     t2 = time.perf_counter()
 
-    for part in run.run(_check_chunk, root, shared, _chunks(work.keys(table="result"), cfg.chunk_size)):
+    if attached:   # and pass 3 where nothing it reads changed either
+        pub.reused += work.reuse_checked()
+        work.detach_memo()
+    unchecked = work.keys(table="result", where="reused < 2")
+    for part in run.run(_check_chunk, root, shared, _chunks(unchecked, cfg.chunk_size)):
         for row in part:
             pub.reused += row[-1]
             work.set_checked(*row[:-1])
@@ -517,7 +529,7 @@ class Fragments:
         """The pickled fragments of a record, if ``needed``."""
         if not self.needed(key, digest):
             return None
-        return pickle.dumps({**self.serialiser.fragments(triples), "oai_dc": dc}, pickle.HIGHEST_PROTOCOL)
+        return pack({**self.serialiser.fragments(triples), "oai_dc": dc})
 
 
 def _dc(db: Reader, triples: list[Triple], base: str, published_only: bool = False) -> bytes:

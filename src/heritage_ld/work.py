@@ -47,13 +47,18 @@ CREATE TABLE result (
     check_key BLOB,                   -- digest of all that pass 3 read; NULL once pass 4 or the
                                       -- vocabulary rule changed the row (then it is not reused)
     fragments BLOB, frag_key TEXT,    -- the formats' fragments, where the catalog's are not these (catalog.py)
+    pre_issues BLOB,                  -- ``issues`` as pass 3 found them (the mapping's, no id, duplicate id)
+    reused INTEGER NOT NULL DEFAULT 0,  -- taken from the memo: 1 the mapping, 2 the mapping and pass 3
     PRIMARY KEY (entity, id)
 );
 CREATE TABLE subject (iri TEXT NOT NULL, entity TEXT NOT NULL, id TEXT NOT NULL);
+CREATE TABLE objects (iri TEXT NOT NULL, entity TEXT NOT NULL, id TEXT NOT NULL);   -- the IRIs a record links to
 CREATE TABLE links (entity TEXT NOT NULL, id TEXT NOT NULL, target TEXT NOT NULL);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value);   -- the run's project digest and reference flag
 """
 INDEXES = """
 CREATE INDEX IF NOT EXISTS subject_iri ON subject (iri);
+CREATE INDEX IF NOT EXISTS objects_iri ON objects (iri);
 CREATE INDEX IF NOT EXISTS links_target ON links (target);
 """
 
@@ -165,9 +170,12 @@ class Work:
         self.flush()
         return self.db.execute("SELECT entity, id, copies, sources FROM incoming WHERE conflict ORDER BY entity, id")
 
-    def keys(self, linked_only: bool | None = None, table: str = "incoming", page: int = 5000) -> Iterator[Key]:
-        """Every key in order, a page at a time (keyset paging: the table may be written meanwhile)."""
-        where = "1" if linked_only is None else f"linked_only = {int(linked_only)}"
+    def keys(self, linked_only: bool | None = None, table: str = "incoming", page: int = 5000,
+             where: str = "1") -> Iterator[Key]:
+        """Every key in order (those of ``table`` matching ``where``), a page at a time (keyset paging:
+        the table may be written meanwhile)."""
+        if linked_only is not None:
+            where = f"linked_only = {int(linked_only)}"
         self.flush()
         last: Key = ("", "")
         while True:
@@ -186,11 +194,101 @@ class Work:
             self.db.execute("INSERT INTO result (entity, id, triples, subjects, issues, mapped_issues, asked, sets, "
                             "mapping, source, map_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             (entity, rid, triples, subjects, issues, issues, asked, sets, mapping, source, key))
-            self.db.executemany("INSERT INTO subject VALUES (?, ?, ?)",
-                                ((s, entity, rid) for s in {t[0] for t in parse_nt(triples)}))
+            parsed = parse_nt(triples)
+            self.db.executemany("INSERT INTO subject VALUES (?, ?, ?)", ((s, entity, rid) for s in {t[0] for t in parsed}))
+            self.db.executemany("INSERT INTO objects VALUES (?, ?, ?)",
+                                ((o, entity, rid) for o in {t[2] for t in parsed if t[2][0] == "<"}))
 
     def index(self) -> None:
         self.db.executescript(INDEXES + "BEGIN;")  # executescript commits first
+
+    # -- what the memo gives: results of records whose inputs recur, found with SQL --------------
+    def attach_memo(self, memo: Path | None, project: str, reference: bool) -> bool:
+        """Note this run's project digest and reference flag; attach the last published run's work
+        database as ``m`` if it was made by the same project (code, configuration, mappings, shapes)
+        and without ``reference``. False (nothing attached) otherwise, or if it cannot be read."""
+        self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", (("project", project), ("reference", reference)))
+        if memo is None or reference:
+            return False
+        self.flush()
+        self.db.execute("COMMIT")   # (no ATTACH inside a transaction)
+        try:
+            self.db.execute("ATTACH DATABASE ? AS m", (str(memo),))   # read only: nothing here writes to it
+        except sqlite3.Error:
+            return False
+        finally:
+            self.db.execute("BEGIN")
+        try:
+            same = dict(self.db.execute("SELECT key, value FROM m.meta")) == {"project": project, "reference": 0}
+        except sqlite3.Error:   # damaged, or of another version
+            same = False
+        if not same:
+            self.detach_memo()
+        return same
+
+    def detach_memo(self) -> None:
+        self.flush()
+        self.db.execute("COMMIT")
+        try:
+            self.db.execute("DETACH DATABASE m")
+        finally:
+            self.db.execute("BEGIN")
+
+    def reuse_mapped(self, entities: dict[str, tuple[str, str]]) -> int:
+        """Pass 2 from the memo, in SQL, for every record whose mapping read the same as last time: its
+        canonical data, where it came from, its parents (in order), its mapping (``entities``: entity ->
+        (mapping digest, sets JSON)), and the answers of its link checks. Returns how many."""
+        self.db.execute("CREATE TEMP TABLE mappings (entity TEXT PRIMARY KEY, mapping TEXT, sets TEXT)")
+        self.db.executemany("INSERT INTO temp.mappings VALUES (?, ?, ?)", ((e, d, s) for e, (d, s) in entities.items()))
+        for name, db in (("pnow", "main"), ("pmemo", "m")):   # each record's parents, in the order read
+            self.db.execute(f"CREATE TEMP TABLE {name} AS SELECT entity, id, group_concat(pentity || char(31) || pid, "
+                            f"char(30)) AS ps FROM (SELECT * FROM {db}.parents ORDER BY entity, id, rowid) "
+                            "GROUP BY entity, id")
+            self.db.execute(f"CREATE INDEX temp.{name}_key ON {name} (entity, id)")
+        source = "CASE WHEN {0}.conflict THEN {0}.sources ELSE {0}.source END"
+        n = self.db.execute(
+            "INSERT INTO result (entity, id, triples, subjects, issues, mapped_issues, asked, sets, mapping, source, "
+            f"map_key, reused) SELECT i.entity, i.id, r.triples, r.subjects, r.mapped_issues, r.mapped_issues, r.asked, "
+            f"d.sets, d.mapping, {source.format('i')}, r.map_key, 1 FROM main.incoming i "
+            "JOIN m.incoming mi ON mi.entity = i.entity AND mi.id = i.id "
+            "JOIN m.result r ON r.entity = i.entity AND r.id = i.id "
+            "JOIN temp.mappings d ON d.entity = i.entity "
+            "LEFT JOIN temp.pnow pn ON pn.entity = i.entity AND pn.id = i.id "
+            "LEFT JOIN temp.pmemo pm ON pm.entity = i.entity AND pm.id = i.id "
+            f"WHERE mi.canon = i.canon AND {source.format('mi')} = {source.format('i')} AND r.mapping = d.mapping "
+            "AND r.map_key IS NOT NULL AND pn.ps IS pm.ps AND NOT EXISTS ("
+            "  SELECT 1 FROM json_each(r.asked) a WHERE (a.value ->> 2) != EXISTS ("
+            "    SELECT 1 FROM main.incoming x WHERE x.entity = a.value ->> 0 AND x.id = a.value ->> 1))").rowcount
+        for table in ("subject", "objects"):
+            self.db.execute(f"INSERT INTO {table} SELECT t.iri, t.entity, t.id FROM m.{table} t JOIN result r "
+                            "ON r.entity = t.entity AND r.id = t.id WHERE r.reused")
+        self.db.execute("DROP TABLE temp.mappings")
+        self.db.execute("DROP TABLE temp.pnow")
+        self.db.execute("DROP TABLE temp.pmemo")
+        return n
+
+    def reuse_checked(self) -> int:
+        """Pass 3 from the memo, in SQL, for records whose mapping was taken from it (``reuse_mapped``),
+        whose issues before pass 3 are the same, and none of whose linked resources changed: no
+        record describing it was mapped again, added or removed. Returns how many."""
+        self.db.execute(
+            "CREATE TEMP TABLE changed AS SELECT s.iri FROM main.subject s JOIN main.result r ON r.entity = s.entity "
+            "AND r.id = s.id WHERE NOT r.reused UNION SELECT s.iri FROM m.subject s WHERE NOT EXISTS ("
+            "SELECT 1 FROM main.result r WHERE r.entity = s.entity AND r.id = s.id AND r.reused)")
+        self.db.execute("CREATE TEMP TABLE linking (entity TEXT, id TEXT, PRIMARY KEY (entity, id)) WITHOUT ROWID")
+        self.db.execute("INSERT OR IGNORE INTO temp.linking SELECT o.entity, o.id FROM temp.changed c "
+                        "JOIN main.objects o ON o.iri = c.iri")   # records linking to a changed resource
+        n = self.db.execute(
+            "UPDATE result SET issues = mr.issues, held = mr.held, edm_held = mr.edm_held, edm = mr.edm, hash = mr.hash, "
+            "publish = NOT mr.held, check_key = mr.check_key, reused = 2 FROM m.result mr "
+            "WHERE mr.entity = result.entity AND mr.id = result.id AND result.reused = 1 AND mr.check_key IS NOT NULL "
+            "AND result.pre_issues IS mr.pre_issues AND NOT EXISTS (SELECT 1 FROM temp.linking l "
+            "WHERE l.entity = result.entity AND l.id = result.id)").rowcount
+        self.db.execute("INSERT INTO links SELECT l.entity, l.id, l.target FROM m.links l JOIN result r "
+                        "ON r.entity = l.entity AND r.id = l.id WHERE r.reused = 2")
+        self.db.execute("DROP TABLE temp.changed")
+        self.db.execute("DROP TABLE temp.linking")
+        return n
 
     # -- pass 3: checked -------------------------------------------------------------------
     def set_checked(self, entity: str, rid: str, issues: bytes | None, held: bool, edm_held: bool,
