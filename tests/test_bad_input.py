@@ -679,3 +679,19 @@ def test_yaml_records_read_as_text(run):
                                       "- identifier: cy\n  name: *n\n")
     run.publish(0)
     assert {f"{BASE}person/bo", f"{BASE}person/cy"} <= subjects(run.out)
+
+
+@pytest.mark.parametrize("depth", [99, 100, 101])
+def test_a_line_is_cut_at_max_depth_whatever_its_brackets(depth):
+    """parse_json skips the depth walk for a line with at most MAX_DEPTH brackets (it cannot nest
+    deeper); a line with more, shallow or deep, is walked: only what lies deeper than MAX_DEPTH goes."""
+    from heritage_ld.sources import MAX_DEPTH, TOO_DEEP, parse_json
+    wide = '{"a": [' + ", ".join(['{"b": []}'] * 150) + "]}"
+    assert parse_json(wide) == json.loads(wide)
+    expected = json.loads("[" * depth + "]" * depth)
+    if depth > MAX_DEPTH:
+        inner = expected
+        for _ in range(MAX_DEPTH - 1):
+            inner = inner[0]
+        inner[0] = TOO_DEEP    # the list at depth 101
+    assert parse_json("[" * depth + "]" * depth) == expected

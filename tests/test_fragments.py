@@ -5,12 +5,12 @@ that stored fragments stay exactly what would be made, and that they are made ag
 depend on (prefixes, code) changes although the records do not."""
 from __future__ import annotations
 
-import pickle
 import sqlite3
 from pathlib import Path
 from urllib.parse import quote
 
 from heritage_ld import pipeline
+from heritage_ld.catalog import unpack
 from heritage_ld.config import load
 from heritage_ld.writers import _serialisers
 
@@ -47,11 +47,11 @@ def test_writers_write_what_the_check_stored(tmp_path):
     assert made() == before
     rows = fragment_rows(project)
     assert rows and all(key and blob for _e, _i, _h, key, blob in rows)
-    names = set(pickle.loads(rows[0][4]))
+    names = set(unpack(rows[0][4]))
     assert {"turtle", "jsonld", "jsonld.nodes", "oai_dc"} <= names
     out = project / "output"
     for entity, rid, _h, _key, blob in rows:   # the record files are the stored fragments
-        stored = pickle.loads(blob)
+        stored = unpack(blob)
         name = f"records/{entity}/{quote(rid, safe='')}"
         assert (out / f"{name}.ttl").read_bytes() == stored["turtle"]
         assert (out / f"{name}.jsonld").read_bytes() == stored["jsonld"]

@@ -3,6 +3,7 @@ the per-record files of unchanged records, hard-linked), the work database's lif
 list each triple once."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -269,3 +270,124 @@ def test_a_memo_that_cannot_be_kept_does_not_fail_the_published_run(tmp_path):
     pub, changes = pipeline.publish(project, now=T1)
     assert changes.added == pub.published == 22 and (project / "output/dataset.nt").is_file()
     assert not list(catalog.parent.glob("work-*"))
+
+
+# -- issue 15: the work database's read path ----------------------------------------------------------------
+
+def test_copies_merge_across_write_batches(tmp_path, monkeypatch):
+    """Records are written a batch at a time: a copy in a later batch still merges with the first,
+    one whose digest differs but not its canonical form (keys in another order) too, a different
+    record under that id is still a conflict naming every copy, parents keep their order."""
+    import pickle
+    monkeypatch.setattr(work_mod.Work, "BATCH", 2)
+    w = work_mod.Work(tmp_path / "w.sqlite")
+
+    def add(rid, data, source, parent=None):
+        blob = pickle.dumps(data)
+        w.add("person", rid, blob, hashlib.sha1(blob).digest(), source, parent, False)
+    try:
+        add("a", {"n": 1, "m": 2}, "f:1", ("article", "x"))
+        add("b", {"n": 2}, "f:2")
+        add("a", {"n": 1, "m": 2}, "f:3", ("article", "y"))    # a copy, next batch
+        add("a", {"m": 2, "n": 1}, "f:4", ("article", "x"))    # the same record, keys in another order
+        add("c", {"n": 3}, "f:5")
+        add("d", {"n": 4}, "f:7")
+        add("b", {"n": 9}, "f:6")                              # another record, same id: unwritten yet
+        assert list(w.conflicts()) == [("person", "b", 2, "f:2; f:6")]
+        w.commit()
+        db = work_mod.Reader(str(w.path))
+        got = {r[:2]: r for r in db.incoming([("person", "a"), ("person", "b"), ("person", "c")])}
+        assert got[("person", "a")][3] == "f:1" and got[("person", "a")][5] == [("article", "x"), ("article", "y")]
+        assert got[("person", "b")][3] == "f:2; f:6"     # a conflict's source names every copy
+        assert pickle.loads(got[("person", "c")][2]) == {"n": 3}
+        db.db.close()
+    finally:
+        w.close()
+
+
+def pickle_loads(data: bytes):
+    import pickle
+    return pickle.loads(data)
+
+
+def pickle_dumps(data) -> bytes:
+    import pickle
+    return pickle.dumps(data)
+
+
+@pytest.mark.parametrize("held", [100_000, 1])
+def test_link_checks_read_ids_held_or_looked_up(tmp_path, monkeypatch, held):
+    """An entity's ids are held in memory for link checks up to KNOWN_IN_MEMORY, looked up beyond:
+    the answers, and the checks recorded for the memo, are the same."""
+    monkeypatch.setattr(work_mod, "KNOWN_IN_MEMORY", held)
+    w = work_mod.Work(tmp_path / "w.sqlite")
+    try:
+        for rid in ("p1", "p2", "p3"):
+            w.add("person", rid, b"", b"", "f", None, False)
+        w.add("organisation", "o1", b"", b"", "f", None, False)
+        w.commit()
+        db = work_mod.Reader(str(w.path))
+        asked: list = []
+        for known in (work_mod.KnownIds(db), work_mod.KnownIds(db, asked)):
+            people, orgs, none = known.get("person"), known.get("organisation"), known.get("image")
+            assert ("p2" in people, "p9" in people, "o1" in people, "o1" in orgs, "p1" in none) == \
+                (True, False, False, True, False)
+        assert asked == [("person", "p2", True), ("person", "p9", False), ("person", "o1", False),
+                         ("organisation", "o1", True), ("image", "p1", False)]
+        assert [db.has("person", r) for r in ("p3", "p4")] == [True, False]
+        db.db.close()
+    finally:
+        w.close()
+
+
+def test_a_chunk_of_keys_far_apart_is_read_one_by_one(tmp_path):
+    """``Reader.incoming`` reads a run of keys as one range; keys with many others between them
+    are read one by one, with the same result."""
+    w = work_mod.Work(tmp_path / "w.sqlite")
+    try:
+        for i in range(50):
+            w.add("person", f"p{i:02}", pickle_dumps({"i": i}), b"", f"f:{i}", ("article", f"a{i}") if i % 2 else None,
+                  False)
+        w.commit()
+        db = work_mod.Reader(str(w.path))
+        run = [("person", f"p{i:02}") for i in range(10, 20)]
+        apart = [("person", "p01"), ("person", "p48")]
+        statements: list[str] = []
+        db.db.set_trace_callback(statements.append)
+        for keys in (run, apart, list(reversed(apart))):
+            statements.clear()
+            rows = db.incoming(keys)
+            assert len(statements) == (2 if keys is run else 1 + 2 * len(keys))   # one range, or key by key
+            assert [r[:2] for r in rows] == keys
+            for entity, rid, data, source, _canon, parents in rows:
+                i = int(rid[1:])
+                assert (pickle_loads(data), source, parents) == ({"i": i}, f"f:{i}", [("article", f"a{i}")] if i % 2 else [])
+        assert db.incoming([]) == []
+        db.db.close()
+    finally:
+        w.close()
+
+
+def test_copies_in_json_lines_merge_by_content_not_by_bytes(project):
+    """Records from JSON Lines are digested by their pickle, not their canonical JSON: an author
+    embedded with its keys in another order still merges, a different author under that id is
+    still a duplicate, and a lone surrogate in an embedded copy is still held back."""
+    lines = [
+        {"identifier": "jl-1", "name": "One", "author": [{"identifier": "jl-ann", "name": "Ann", "jobTitle": "Editor"}]},
+        {"name": "Two", "identifier": "jl-2", "author": [{"jobTitle": "Editor", "name": "Ann", "identifier": "jl-ann"}]},
+        {"identifier": "jl-3", "name": "Three", "author": [{"identifier": "jl-bo", "name": "Bo"}]},
+        {"identifier": "jl-4", "name": "Four", "author": [{"identifier": "jl-bo", "name": "Bob"}]},
+        {"identifier": "jl-5", "name": "Five", "author": [{"identifier": "jl-cy", "name": "Cy", "x": "\ud800"}]},
+    ]
+    (project / "sample/more.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    with (project / "heritage-ld.toml").open("a") as fh:
+        fh.write('\n[[sources]]\nentity = "article"\npath = "sample/more.jsonl"\n')
+    pub = pipeline.build(project)
+    by = {}
+    for i in pub.issues:
+        by.setdefault((i.entity, i.record_id), []).append(i.message)
+    assert not any("duplicate id" in m for m in by.get(("person", "jl-ann"), []))
+    assert any(m.startswith("duplicate id 'jl-bo': 2 different records use it (sample/more.jsonl:3 > author[0]; "
+                            "sample/more.jsonl:4 > author[0])") for m in by[("person", "jl-bo")])
+    assert any("U+D800" in m for m in by[("person", "jl-cy")])   # in a field no mapping reads
+    assert ("person", "jl-ann") not in pub.held_back and ("person", "jl-cy") in pub.held_back

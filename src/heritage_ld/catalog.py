@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from isal import isal_zlib
+
 from .terms import LINES, Triple, nt_lines, parse_nt
 
 SCHEMA = """
@@ -37,7 +39,7 @@ CREATE TABLE IF NOT EXISTS records (
     edm_xml BLOB,                       -- EDM RDF/XML, NULL if held back from the EDM channel
     mapping TEXT NOT NULL,              -- digest of the mapping file that produced it
     run INTEGER NOT NULL DEFAULT 0,     -- rowid in ``runs`` of the run that last changed it
-    fragments BLOB,                     -- what the formats store of it (pickled {name: bytes}; writers.Serialiser)
+    fragments BLOB,                     -- what the formats store of it ({name: bytes}, ``pack``ed; writers.Serialiser)
     frag_key TEXT,                      -- the Serialiser.key they were made with
     PRIMARY KEY (entity, id)
 );
@@ -132,11 +134,21 @@ def content_hash(triples: list[Triple], edm_xml: bytes | None, sets: list[str] =
     return h.hexdigest()
 
 
+def pack(fragments: dict[str, bytes]) -> bytes:
+    """A record's fragments as stored: pickled and deflated (ISA-L level 1: ~5x smaller for ~25 µs a
+    record, so the catalog and the work database stay about half the size)."""
+    return isal_zlib.compress(pickle.dumps(fragments, pickle.HIGHEST_PROTOCOL), 1)
+
+
+def unpack(blob: bytes) -> dict[str, bytes]:
+    return pickle.loads(isal_zlib.decompress(blob))
+
+
 def decode_row(r: tuple) -> Row:
     try:
         return Row(r[0], r[1], json.loads(r[2]), r[3], r[4], r[5], r[6], bool(r[7]), r[8], r[9], r[10], r[11],
-                   pickle.loads(r[12]) if r[12] else None, r[13])
-    except (ValueError, TypeError, AttributeError, pickle.UnpicklingError, EOFError):
+                   unpack(r[12]) if r[12] else None, r[13])
+    except (ValueError, TypeError, AttributeError, pickle.UnpicklingError, EOFError, isal_zlib.error):
         raise sqlite3.DatabaseError(f"the row of {r[0]} {r[1]} is damaged") from None
 
 

@@ -222,21 +222,29 @@ def _print_report(pub: pipeline.Publication) -> None:
 @main.command(name="map")
 @project_option
 @click.argument("entity")
-@click.argument("record_id")
+@click.argument("record_id", required=False)
 @click.option("--format", "fmt", default="turtle", show_default=True,
               type=click.Choice(["turtle", "ntriples", "jsonld", "edm"]), help="Output format.")
-def map_record(project: Path, entity: str, record_id: str, fmt: str) -> None:
+@click.option("--show-code", is_flag=True,
+              help="Print the Python the entity's mapping is compiled to (what maps each record), not a record.")
+def map_record(project: Path, entity: str, record_id: str | None, fmt: str, show_code: bool) -> None:
     """Show one record's RDF, to debug a mapping (validation issues go to stderr).
 
     \b
     Examples:
       heritage-ld map person georgia-evans
       heritage-ld map image cynthia-liem-browsing-records --format edm
+      heritage-ld map --show-code article
     """
     try:
         cfg, mappings, _shapes = pipeline.load_project(project)
         if entity not in mappings.entities:
             raise ConfigError(f"unknown entity {entity!r} (known: {', '.join(mappings.entities)})")
+        if show_code:
+            click.echo(mappings.entities[entity].source, nl=False)
+            return
+        if record_id is None:
+            raise click.UsageError("give a RECORD_ID (or --show-code)")
         work = Work(path_for(cfg.catalog))
         try:
             _read, issues, _digest = pipeline.read_records(cfg, mappings, work)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pickle
 import re
 import socket
 import threading
@@ -37,6 +36,7 @@ import pyoxigraph as ox
 
 from . import __version__, html
 from . import config as config_mod
+from .catalog import unpack
 from .mapping import Mappings
 from .terms import Triple, nt_lines, parse_nt
 from .writers import serialiser
@@ -382,7 +382,7 @@ class LinkedData:
         triples = parse_nt(nt)
         stored = {"nt": nt.encode("utf-8")}   # what publish made of the record, where it is what would be made
         if fragments and frag_key == serialiser(self.cfg, self.mappings).key:
-            stored["jsonld"] = pickle.loads(fragments)["jsonld"]
+            stored["jsonld"] = unpack(fragments)["jsonld"]
         pub = SimpleNamespace(config=self.cfg)
         g = f"<{graph_iri(pub, entity, rid)}>"
         prov_row = SimpleNamespace(entity=entity, id=rid, source=source, last_changed=last_changed, mapping=mapping)

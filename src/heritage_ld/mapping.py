@@ -1,12 +1,12 @@
 """Declarative mappings: ``mapping/*.yaml`` compiled once into per-record functions record -> triples.
 
 The language is documented in ``docs/mapping.md``. Loading checks every key, prefix, field path,
-transform and template and reports ``file:line: key: problem``. The compiled form is plain Python
-closures building N-Triples strings (see ``terms``): no RDF library on the per-record path.
+transform and template and reports ``file:line: key: problem``. The checked file is described by
+``mapgen``'s classes, from which ``mapgen`` generates one Python function per entity building
+N-Triples strings (see ``terms``): no RDF library, and no interpretation of specs, on the per-record path.
 """
 from __future__ import annotations
 
-import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +14,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 import yaml
 
-from . import terms
+from . import mapgen, terms
+from .mapgen import Block, ClassSpec, Cond, Field, Fn, LangField, Property, Spec, Steps, Template
 from .sources import BoundedComposer, check_aliases
 from .terms import RDF_TYPE, Triple
 from .transforms import FIELD_TESTS, IRI_TRANSFORMS, TESTS, TRANSFORMS, Noted, Typed, TransformError, segment
@@ -195,68 +196,19 @@ _MARKUP = re.compile(r"<\s*/?\s*[A-Za-z][A-Za-z0-9:-]*(\s[^<>]*)?/?>|&[a-zA-Z]+;
 def check_chars(path: str | None, value: str) -> str:
     """``value`` as taken from the source, if it has no control character, lone surrogate or
     non-character (``terms.UNUSABLE``); checked before any transform could hide one."""
-    if value.isascii() and value.isprintable():
+    if value.isprintable():   # no control character, surrogate or non-character is printable
         return value
     if problem := terms.unusable_char(value):
         raise ValueIssue(path, _short(value), f"{problem}: remove it in the source")
     return value
 
 
-def check_text(path: str, value: str) -> str:
-    """``check_chars``, and no HTML markup."""
-    check_chars(path, value)
-    if ("<" in value or "&" in value) and (m := _MARKUP.search(value)):
-        raise ValueIssue(path, _short(value), f"contains markup {m.group()!r}: give plain text "
-                         "(the CMS export should strip HTML)")
-    return value
-
-
-def _texts(path: str) -> Callable[[Any], list[str]]:
-    """data -> the values at ``path`` as text (``scalar``), all checked before any is used."""
-    get = path_getter(path)
-    name = None if "." in path else path.removesuffix("[]")
-
-    def texts(data: Any) -> list[str]:
-        if name is not None and data.__class__ is dict:  # shortcut: one non-empty text
-            v = data.get(name)
-            if v.__class__ is str and v:
-                return [v]
-        vals = get(data)
-        for v in vals:
-            if v.__class__ is not str:
-                return [scalar(path, v) for v in vals]
-        return vals
-    return texts
-
-
-Chain = Callable[[str, "Context"], tuple[str | None, str | None]]
-
-
-def _chain(fns: list[Callable], path: str | None) -> Chain | None:
-    """(str, ctx) -> (result or None for "no value", datatype of the last Typed result or None)
-    through the transforms ``fns``; a transform's note (``Noted``) goes to ``ctx.notes``."""
-    if not fns:
-        return None
-
-    def run(s: str, ctx: "Context") -> tuple[str | None, str | None]:
-        dt = None
-        original = s
-        for fn in fns:
-            try:
-                r = fn(s)
-            except TransformError as e:
-                raise ValueIssue(path, _short(s), str(e)) from None
-            if r.__class__ is Noted:
-                ctx.notes.append(ValueIssue(path, _short(original), r.note))
-                r = r.value
-            if r is None:
-                return None, None
-            if isinstance(r, Typed):
-                s, dt = r.lex, r.datatype
-            else:
-                s = r
-        return s, dt
-    return run
+def texts(vals: list[Any], path: str) -> list[str]:
+    """``vals`` (from ``path_getter``) as text (``scalar``), all checked before any is used."""
+    for v in vals:
+        if v.__class__ is not str:
+            return [scalar(path, v) for v in vals]
+    return vals
 
 
 def same(value: Any) -> Any:
@@ -270,9 +222,6 @@ def same(value: Any) -> Any:
         low = value.strip().lower()
         return low if low in ("true", "false") else value
     return str(value)
-
-
-Steps = tuple[tuple[str, bool], ...]   # a field path as (name, is a list) steps
 
 
 def _steps(path: str) -> Steps:
@@ -329,10 +278,68 @@ def _freeze(node: Any) -> Any:
     return type(node).__name__, node
 
 
+# -- what generated code calls ----------------------------------------------------------------
+
+def _markup(path: str, value: str, m: re.Match) -> None:
+    raise ValueIssue(path, _short(value), f"contains markup {m.group()!r}: give plain text "
+                     "(the CMS export should strip HTML)")
+
+
+def _passes(vals: list[Any], test: Callable[[str], bool], path: str) -> bool:
+    """A ``when: {test: ...}``: some value passes."""
+    for v in vals:
+        if test(v if v.__class__ is str else scalar(path, v)):
+            return True
+    return False
+
+
+def _equals(vals: list[Any], allowed: frozenset) -> bool:
+    """A ``when: {equals: ...}``: some value is allowed (None: there is none)."""
+    if not vals:
+        return None in allowed
+    return any(same(v) in allowed for v in vals)
+
+
+def _class_map(vals: list[Any], path: str, table: dict[str, str]) -> list[str]:
+    out = []
+    for v in vals:
+        s = scalar(path, v)
+        if s not in table:
+            raise ValueIssue(path, s, f"{s!r} is not one of {', '.join(table)}")
+        out.append(table[s])
+    return out
+
+
+def _class_name(vals: list[Any], path: str, ns: str, allowed: list[str], default: str | None) -> list[str]:
+    names = [scalar(path, v) for v in vals] or ([default] if default else [])
+    for s in names:
+        if allowed and s not in allowed:
+            raise ValueIssue(path, s, f"type {s!r} is not one of {', '.join(allowed)}")
+        if not _LOCAL_NAME.fullmatch(s):
+            raise ValueIssue(path, _short(s), f"type {s!r} is not a class name")
+    return [f"<{ns}{s}>" for s in names]
+
+
+def _link_many(targets: tuple[str, ...], rid: str, path: str, known: Any, base: str, problems: list[ValueIssue],
+               iri_for: Callable[[str, str, str], str | None]) -> str | None:
+    """The link to the record ``rid`` of one of ``targets`` (or None, and why in ``problems``)."""
+    found = targets if known is None else [t for t in targets if rid in known.get(t, ())]
+    if not found:
+        problems.append(ValueIssue(path, rid, f"links to {' or '.join(targets)} {rid!r}, which is not among the "
+                                   "records read: add it or fix the id"))
+        return None
+    if len(found) > 1 and known is not None:
+        problems.append(ValueIssue(path, rid, f"id {rid!r} is ambiguous: it exists as {' and '.join(found)}"))
+        return None
+    iri = iri_for(found[0], rid, base)
+    return f"<{iri}>" if iri else None
+
+
+_UNSET = object()
+
+
 # -- the compiler ----------------------------------------------------------------------------
 
-Values = Callable[[dict, "Context"], list[str]]
-Template = Callable[[dict, "Context"], list[str]]
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
 IRI_SCHEMES = ("http", "https")  # schemes of IRIs taken from data; heritage-ld.toml may add others
@@ -341,7 +348,6 @@ _SPEC_KEYS = {"field", "transform", "language", "datatype", "value", "uri", "lin
 _CONTEXT_PLACEHOLDERS = ("base", "id")
 _LOCAL_NAME = re.compile(r"[A-Za-z_][\w.-]*")
 _INTEGER = re.compile(r"[+-]?\d+")
-_LITERAL_MEMO = 4096  # literal terms remembered per value spec with a fixed language (then afresh)
 
 
 @dataclass
@@ -351,9 +357,30 @@ class Context:
     record_id: str
     known: dict[str, set[str]] | None     # ids per entity, for link checks (None: do not check)
     mappings: "Mappings"
-    subjects: dict[str, str] = field(default_factory=dict)
-    link_issues: list[ValueIssue] = field(default_factory=list)
-    notes: list[ValueIssue] = field(default_factory=list)     # what transforms approximated (Info)
+
+
+def _check_schemes(allowed: frozenset[str]) -> Callable[[list[str], str | None], None]:
+    def check(out: list[str], path: str | None) -> None:
+        """IRIs whose scheme is not ``allowed`` (javascript:, file:, data:...) are a ValueIssue."""
+        for v in out:
+            scheme, colon, _rest = v.partition(":")
+            if colon and scheme.lower() not in allowed and _SCHEME.fullmatch(scheme):
+                raise ValueIssue(path, _short(v), f"{v!r} is not an IRI consumers can dereference: scheme "
+                                 f"{scheme!r} is not one of {', '.join(sorted(allowed))} (others can be "
+                                 "allowed with iri_schemes in [project] of heritage-ld.toml)")
+    return check
+
+
+# The names generated code uses besides its own (``mapgen``): checks, transforms' result types, helpers.
+RUNTIME: dict[str, Any] = {
+    "ValueIssue": ValueIssue, "TransformError": TransformError, "Typed": Typed, "Noted": Noted, "Mapped": Mapped,
+    "short": _short, "scalar": scalar, "texts": texts, "check_chars": check_chars, "markup": _markup,
+    "MARKUP": _MARKUP, "INTEGER": _INTEGER, "escape": terms.escape, "lang_suffix": terms.lang_suffix,
+    "XSD_STRING": terms.XSD + "string", "is_iri": terms.is_iri, "checked_iri": checked_iri,
+    "ENCODED_SCHEME": _ENCODED_SCHEME, "segment": segment, "each_item": each_item, "passes": _passes,
+    "equals": _equals, "class_map": _class_map, "class_name": _class_name, "link_many": _link_many,
+    "t_language": TRANSFORMS["language"], "UNSET": _UNSET,
+}
 
 
 def template_fields(text: str) -> list[str]:
@@ -406,7 +433,7 @@ class _Compiler:
             raise self.error(node, key, f"unknown field {path!r}; declared fields: {', '.join(sorted(self.fields))}")
         return path
 
-    def check_transforms(self, names: Any, node: Any, key: str) -> list[Callable]:
+    def check_transforms(self, names: Any, node: Any, key: str) -> list[Fn]:
         names = names if isinstance(names, list) else [names]
         out = []
         for name in names:
@@ -415,7 +442,7 @@ class _Compiler:
             if fn is None:
                 raise self.error(node, key, f"unknown transform {name!r}; known: {', '.join(sorted(TRANSFORMS))}"
                                  + (f"; tables of this file: {', '.join(sorted(self.tables))}" if self.tables else ""))
-            out.append(fn)
+            out.append((name, fn))
         return out
 
     # -- tables ----------------------------------------------------------------------------
@@ -478,13 +505,12 @@ class _Compiler:
             raise self.error(node, key, f"template must be text, got {text!r}")
         if _PLACEHOLDER.sub("", text).count("{") or _PLACEHOLDER.sub("", text).count("}"):
             raise self.error(node, key, f"malformed template {text!r}: unbalanced braces")
-        parts: list[str | Callable[[Context], str] | Template] = []
-        fields: list[Template] = []
+        parts: list = []
         pos = 0
         lists = 0
         for m in _PLACEHOLDER.finditer(text):
             parts.append(text[pos:m.start()])
-            parts.append(self.placeholder(m.group(1), text, node, key, fields, encode))
+            parts.append(self.placeholder(m.group(1), text, node, key, encode))
             lists += "[]" in m.group(1)
             pos = m.end()
         parts.append(text[pos:])
@@ -496,80 +522,36 @@ class _Compiler:
             raise self.error(node, key, f"template {text!r} starts with a field, which would be percent-encoded "
                              f"as a path segment (https:%2F%2F...): write {{{first.group(1)}|iri}}, or "
                              f"{{{first.group(1)}|https}} for //host/path URLs")
-        parts = [p for p in parts if p != ""]
+        tpl = Template(text, [p for p in parts if p != ""])
         first = _PLACEHOLDER.search(text)
         lead = first and first.group(1).split("|")[0].strip()
         if first and ":" not in text[:first.start()] and lead != "base" and not lead.startswith("config."):
             # the data gives the scheme (e.g. "{url|iri}"): only schemes consumers can dereference
-            return self.scheme_checked(self.combine(parts, fields), None if lead == "id" else lead)
-        return self.combine(parts, fields)
+            tpl.scheme_check, tpl.scheme_path = True, None if lead == "id" else lead
+        return tpl
 
-    @staticmethod
-    def combine(parts: list, fields: list[Template]) -> Template:
-        if not fields:  # one IRI: constants (which hold no braces) and context placeholders
-            fmt = "".join(p if p.__class__ is str else "{}" for p in parts)
-            fns = [p for p in parts if p.__class__ is not str]
-            return lambda rec, ctx: [fmt.format(*[f(ctx) for f in fns])]
-        if parts == fields:
-            return fields[0]
-
-        def run(rec: dict, ctx: Context) -> list[str]:
-            pieces = [[p] if p.__class__ is str else p(rec, ctx) if p in fields else [p(ctx)] for p in parts]
-            return ["".join(combo) for combo in itertools.product(*pieces)]
-        return run
-
-    def scheme_checked(self, tpl: Template, path: str | None) -> Template:
-        """``tpl``, whose IRIs must have one of the allowed schemes (``iri_schemes``); another one
-        (javascript:, file:, data:...) is a ValueIssue."""
-        allowed = self.iri_schemes
-
-        def run(rec: dict, ctx: Context) -> list[str]:
-            out = tpl(rec, ctx)
-            for v in out:
-                scheme, colon, _rest = v.partition(":")
-                if colon and scheme.lower() not in allowed and _SCHEME.fullmatch(scheme):
-                    raise ValueIssue(path, _short(v), f"{v!r} is not an IRI consumers can dereference: scheme "
-                                     f"{scheme!r} is not one of {', '.join(sorted(allowed))} (others can be "
-                                     "allowed with iri_schemes in [project] of heritage-ld.toml)")
-            return out
-        return run
-
-    def placeholder(self, expr: str, text: str, node: Any, key: str,
-                    fields: list[Template], encode: bool = True) -> Callable[[Context], str] | Template:
-        """ctx -> str for base, id and config.x; (record, ctx) -> strings for a field, added to ``fields``."""
+    def placeholder(self, expr: str, text: str, node: Any, key: str, encode: bool = True) -> tuple | Field:
+        """``("base",)``, ``("id",)`` (percent-encoded), ``("rid",)`` (as is), ``("config", KEY)``, or a Field."""
         name, *tnames = [s.strip() for s in expr.split("|")]
         if not name:
             raise self.error(node, key, f"malformed template {text!r}: empty placeholder")
         if name == "base":
-            return lambda c: c.base
+            return ("base",)
         if name == "id":
-            return (lambda c: segment(c.record_id)) if encode else (lambda c: c.record_id)
+            return ("id",) if encode else ("rid",)
         if name.startswith("config."):
             ck = name[7:]
             if ck not in self.config_keys:
                 raise self.error(node, key, f"unknown configuration key {ck!r} in {text!r}")
-            return lambda c: c.config[ck]
+            return ("config", ck)
         path = self.check_field(name, node, key)
-        get = path_getter(path)
-        chain = _chain(self.check_transforms(tnames, node, key) if tnames else [], path)
+        chain = tuple(self.check_transforms(tnames, node, key)) if tnames else ()
         raw = not encode or (bool(tnames) and tnames[-1] in IRI_TRANSFORMS)
-
-        def values(rec: dict, ctx: Context) -> list[str]:
-            out = []
-            for v in get(rec):
-                s: str | None = check_chars(path, v) if v.__class__ is str else scalar(path, v)
-                if chain:
-                    s = chain(s, ctx)[0]
-                    if s is None:
-                        continue
-                out.append(s if raw else segment(s))
-            return out
-        fields.append(values)
-        return values
+        return Field(path, chain, raw)
 
     # -- conditions ------------------------------------------------------------------------
-    def when(self, spec: Any, node: Any, key: str) -> tuple[Callable[[dict], bool], list[str]]:
-        """A condition: record -> bool, and the field paths it reads (see ``scoped``).
+    def when(self, spec: Any, node: Any, key: str) -> tuple[Cond, list[str]]:
+        """A condition, and the field paths it reads (see ``scoped``).
 
         ``{field: F, test: T}`` (a value passes test T; ``present`` / ``absent``: F has a value / none),
         ``{field: F, equals: [v, null]}`` (a value equals one of them, compared by ``same``; null: F is
@@ -578,62 +560,36 @@ class _Compiler:
         if "not" in spec:
             self.check_keys(spec, {"not"}, "when (with not)")
             inner, paths = self.when(spec["not"], spec, "not")
-            return (lambda r: not inner(r)), paths
+            return Cond("not", inner=inner), paths
         self.check_keys(spec, {"field", "test", "equals"}, "when")
         path = self.check_field(spec.get("field"), spec, "field")
-        get = path_getter(path)
         if ("test" in spec) == ("equals" in spec):
             raise self.error(spec, "field", "when needs one of 'test' or 'equals' (or is {not: ...})")
         if "test" in spec:
             name = spec["test"]
-            if name == "present":
-                return (lambda r: bool(get(r))), [path]
-            if name == "absent":
-                return (lambda r: not get(r)), [path]
+            if name in FIELD_TESTS:
+                return Cond(name, path), [path]
             if name not in TESTS:
                 raise self.error(spec, "test", f"unknown test {name!r}; known: "
                                  f"{', '.join(sorted(set(TESTS) | FIELD_TESTS))}")
-            fn = TESTS[name]
-
-            def test(r: dict) -> bool:
-                for v in get(r):
-                    if fn(v if v.__class__ is str else scalar(path, v)):
-                        return True
-                return False
-            return test, [path]
+            return Cond("test", path, test=(name, TESTS[name])), [path]
         raw = spec["equals"] if isinstance(spec["equals"], list) else [spec["equals"]]
         for v in raw:
             if v is not None and not isinstance(v, (str, int, float)):
                 raise self.error(spec, "equals", f"equals compares text, numbers, true/false or null, got {v!r}")
-        allowed = {same(v) for v in raw}
+        return Cond("equals", path, allowed=frozenset(same(v) for v in raw)), [path]
 
-        def equals(r: dict) -> bool:
-            vals = get(r)
-            if not vals:
-                return None in allowed
-            return any(same(v) in allowed for v in vals)
-        return equals, [path]
-
-    def scoped(self, fn: Values, cond: Callable[[dict], bool] | None, cond_paths: list[str],
-               value_paths: list[str]) -> Values:
-        """``fn`` under the condition ``cond``. Where the condition and the value read the same list
+    @staticmethod
+    def scoped(spec: Spec, cond: Cond | None, cond_paths: list[str], value_paths: list[str]) -> Spec:
+        """``spec`` under the condition ``cond``. Where the condition and the value read the same list
         (``contributors[].role`` and ``contributors[].id``), both are applied item by item."""
-        if cond is None:
-            return fn
-        scope = next((sc for vp in value_paths for cp in cond_paths if (sc := _list_scope(vp, cp))), ())
-        if not scope:
-            return lambda r, c: fn(r, c) if cond(r) else []
-
-        def per_item(r: dict, c: Context) -> list[str]:
-            out: list[str] = []
-            for item in each_item(r, scope):
-                if cond(item):
-                    out.extend(o for o in fn(item, c) if o not in out)
-            return out
-        return per_item
+        if cond is not None:
+            spec.when = cond
+            spec.scope = next((sc for vp in value_paths for cp in cond_paths if (sc := _list_scope(vp, cp))), ())
+        return spec
 
     # -- value specs -----------------------------------------------------------------------
-    def values(self, spec: Any, node: Any, key: str, blocks: set[str]) -> Values:
+    def values(self, spec: Any, node: Any, key: str, blocks: set[str]) -> Spec:
         if isinstance(spec, str):
             spec = _YDict(field=spec)
             spec.line, spec.key_lines = node.key_lines.get(key, 0) if isinstance(node, _YDict) else 0, {}
@@ -652,61 +608,33 @@ class _Compiler:
         cond, cond_paths = self.when(spec["when"], spec, "when") if "when" in spec else (None, [])
         value_paths = [spec["field"]] if isinstance(spec.get("field"), str) else \
             template_fields(spec[kind]) if kind in ("uri", "template") and isinstance(spec[kind], str) else []
-        return self.scoped(self.value_fn(spec, kind, blocks), cond, cond_paths, value_paths)
+        return self.scoped(self.value_spec(spec, blocks), cond, cond_paths, value_paths)
 
-    def value_fn(self, spec: _YDict, kind: str, blocks: set[str]) -> Values:
+    def value_spec(self, spec: _YDict, blocks: set[str]) -> Spec:
         if "link" in spec:
-            fn = self.link(spec)
-        elif "ref" in spec:
+            return self.link(spec)
+        if "ref" in spec:
             ref = spec["ref"]
             if ref not in blocks:
                 raise self.error(spec, "ref", f"unknown subject {ref!r}; subjects here: {', '.join(sorted(blocks))}")
-            item = f"{ref}["
-            fn = lambda r, c: [f"<{v}>" for k, v in c.subjects.items() if k == ref or k.startswith(item)]
-        elif "uri" in spec:
-            tpl = self.template(spec["uri"], spec, "uri")
-            fields = ",".join(template_fields(spec["uri"])) or None
+            return Spec("ref", ref=ref)
+        if "uri" in spec:
+            return Spec("uri", ",".join(template_fields(spec["uri"])) or None,
+                        template=self.template(spec["uri"], spec, "uri"))
+        return self.literal(spec)
 
-            def fn(r: dict, c: Context) -> list[str]:
-                return [f"<{checked_iri(v, fields)}>" for v in tpl(r, c)]
-        else:
-            fn = self.literal(spec)
-        return fn
-
-    def link(self, spec: _YDict) -> Values:
+    def link(self, spec: _YDict) -> Spec:
         targets = spec["link"] if isinstance(spec["link"], list) else [spec["link"]]
         for t in targets:
             if not isinstance(t, str) or not re.fullmatch(r"[a-z][a-z0-9_-]*", t):
                 raise self.error(spec, "link", f"{t!r} is not an entity name")
             self.link_targets.append((t, spec.key_lines.get("link", spec.line)))
         path = self.check_field(spec.get("field"), spec, "field")
-        get = path_getter(path)
-        chain = _chain(self.check_transforms(spec["transform"], spec, "transform") if "transform" in spec else [],
-                       path)
+        chain = self.check_transforms(spec["transform"], spec, "transform") if "transform" in spec else []
+        return Spec("link", path, chain=tuple(chain), targets=tuple(targets))
 
-        def fn(rec: dict, ctx: Context) -> list[str]:
-            out = []
-            for v in get(rec):
-                if isinstance(v, dict):  # an embedded record: link by its id
-                    rid = None
-                    for t in targets:
-                        if rid := ctx.mappings.record_id(t, v):
-                            break
-                    if not rid:
-                        raise ValueIssue(path, _short(None), "embedded record has no id")
-                    v = rid
-                s = v if v.__class__ is str else scalar(path, v)
-                if chain:
-                    s = chain(s, ctx)[0]
-                    if s is None:
-                        continue
-                if iri := ctx.mappings.link_iri(targets, s, path, ctx):
-                    out.append(iri)
-            return out
-        return fn
-
-    def language(self, spec: _YDict) -> Callable[[dict], str | None] | str | None:
-        """The language of a literal spec: a fixed tag, None, or record -> tag (or the default)."""
+    def language(self, spec: _YDict) -> LangField | str | None:
+        """The language of a literal spec: a fixed tag, None, or a field (and a default)."""
         lang_spec = spec.get("language")
         if lang_spec is None or isinstance(lang_spec, str):
             try:
@@ -716,22 +644,9 @@ class _Compiler:
             return lang_spec
         ls = self.expect_dict(lang_spec, "language", spec, "language")
         self.check_keys(ls, {"field", "default"}, "language")
-        lpath = self.check_field(ls.get("field"), ls, "field")
-        get = path_getter(lpath)
-        default = ls.get("default")
-        lang_fn = TRANSFORMS["language"]
+        return LangField(self.check_field(ls.get("field"), ls, "field"), ls.get("default"))
 
-        def lang(r: dict) -> str | None:
-            vals = get(r)
-            if not vals:
-                return default
-            try:
-                return lang_fn(scalar(lpath, vals[0]))
-            except TransformError as e:
-                raise ValueIssue(lpath, _short(vals[0]), str(e)) from None
-        return lang
-
-    def literal(self, spec: _YDict) -> Values:
+    def literal(self, spec: _YDict) -> Spec:
         if spec.get("language") is not None and spec.get("datatype") is not None:
             raise self.error(spec, "datatype", "a literal has a language or a datatype, not both")
         lang = self.language(spec)
@@ -739,80 +654,33 @@ class _Compiler:
         datatype: str | None = None
         if dt_spec not in (None, "auto"):
             datatype = self.curie(dt_spec, spec, "datatype")
-        auto = dt_spec == "auto"
         integer = datatype is not None and datatype.endswith(("#integer", "#long", "#int", "#nonNegativeInteger"))
-
-        sources: Callable[[dict, Context], list[str]] | None = None   # None: texts(record)
-        texts = None
+        out = Spec("literal", lang=lang, datatype=datatype, auto=dt_spec == "auto", integer=integer)
         if "value" in spec:
             v = spec["value"]
             if not isinstance(v, (str, int, float)):
                 raise self.error(spec, "value", f"a constant must be text or a number, got {v!r}")
-            const = [scalar("value", v)]
-            sources = lambda r, c: const
-            path = None
+            out.source, out.const = "value", scalar("value", v)
         elif "config" in spec:
             ck = spec["config"]
             if ck not in self.config_keys:
                 raise self.error(spec, "config", f"unknown configuration key {ck!r}; known: {', '.join(sorted(self.config_keys))}")
-            sources = lambda r, c: [c.config[ck]]
-            path = None
+            out.source, out.const = "config", ck
         elif "template" in spec:
-            sources = self.template(spec["template"], spec, "template", encode=False)
-            path = ",".join(template_fields(spec["template"])) or None
+            out.source, out.template = "template", self.template(spec["template"], spec, "template", encode=False)
+            out.path = ",".join(template_fields(spec["template"])) or None
         else:
-            path = self.check_field(spec["field"], spec, "field")
-            texts = _texts(path)
-        chain = _chain(self.check_transforms(spec["transform"], spec, "transform") if "transform" in spec else [],
-                       path)
-        # what follows the quoted text when the language is fixed: @lang, ^^<datatype> or nothing
-        suffix = terms.literal("", lang if isinstance(lang, str) else None, datatype)[2:]
-        where = path or "value"
-
-        # with a fixed language the term depends on the value alone: remember recent ones (not where
-        # a transform noted something: the note is made again for each record)
-        memo: dict[str, str] | None = None if callable(lang) else {}
-
-        def fn(rec: dict, ctx: Context) -> list[str]:
-            out = []
-            tag: Any = lang
-            for v in texts(rec) if texts else sources(rec, ctx):
-                if memo is not None and (term := memo.get(v)) is not None:
-                    out.append(term)
-                    continue
-                s: str | None = check_chars(where, v)   # as the source has it: a transform may hide it
-                dt = datatype
-                noted = len(ctx.notes)
-                if chain:
-                    s, typed = chain(v, ctx)
-                    if s is None:
-                        continue
-                    if auto and typed:
-                        dt = typed
-                check_text(where, s)   # markup, in what the transforms made of it
-                if integer and not _INTEGER.fullmatch(s.strip()):
-                    raise ValueIssue(path, _short(s), f"{s!r} is not a whole number")
-                if callable(tag):
-                    tag = tag(rec)  # once a record, where the first value needs it
-                if dt is not datatype or tag is not lang:
-                    term = terms.literal(s, tag, dt)
-                else:
-                    term = terms.quoted(s) + suffix
-                if memo is not None and len(ctx.notes) == noted:
-                    if len(memo) >= _LITERAL_MEMO:
-                        memo.clear()
-                    memo[v] = term
-                out.append(term)
-            return out
-        return fn
+            out.path = self.check_field(spec["field"], spec, "field")
+        out.chain = tuple(self.check_transforms(spec["transform"], spec, "transform")) if "transform" in spec else ()
+        return out
 
     # -- classes and subject blocks ---------------------------------------------------------
-    def classes(self, spec: Any, node: Any) -> tuple[list[str], list[Callable[[dict], list[str]]]]:
-        """Fixed class terms, and one function per class entry taken from the record, so a bad
+    def classes(self, spec: Any, node: Any) -> tuple[list[str], list[ClassSpec]]:
+        """Fixed class terms, and one spec per class entry taken from the record, so a bad
         class value drops only that class."""
         items = spec if isinstance(spec, list) else [spec]
         fixed: list[str] = []
-        dynamic: list[Callable[[dict], list[str]]] = []
+        dynamic: list[ClassSpec] = []
         for item in items:
             if isinstance(item, str):
                 fixed.append(f"<{self.curie(item, node, 'class')}>")
@@ -820,87 +688,60 @@ class _Compiler:
             item = self.expect_dict(item, "a class", node, "class")
             self.check_keys(item, {"field", "namespace", "allowed", "default", "map"}, "class")
             path = self.check_field(item.get("field"), item, "field")
-            get = path_getter(path)
             if "map" in item:
                 table = {k: f"<{self.curie(v, item['map'], k)}>" for k, v in self.expect_dict(item["map"], "map", item, "map").items()}
-
-                def dyn(r: dict, path=path, get=get, table=table) -> list[str]:
-                    out = []
-                    for v in get(r):
-                        s = scalar(path, v)
-                        if s not in table:
-                            raise ValueIssue(path, s, f"{s!r} is not one of {', '.join(table)}")
-                        out.append(table[s])
-                    return out
-            else:
-                ns = item.get("namespace")
-                if ns not in self.prefixes:
-                    raise self.error(item, "namespace", f"unknown prefix {ns!r}")
-                allowed = item.get("allowed") or []
-                default = item.get("default")
-                if not isinstance(allowed, list):
-                    raise self.error(item, "allowed", f"allowed must be a list of class names, got {allowed!r}")
-                if allowed and default and default not in allowed:
-                    raise self.error(item, "default", f"default {default!r} is not one of the allowed classes")
-                for a in allowed + ([default] if default else []):
-                    self.curie(f"{ns}:{a}", item, "allowed")
-
-                def dyn(r: dict, path=path, get=get, ns=self.prefixes[ns], allowed=allowed, default=default) -> list[str]:
-                    vals = [scalar(path, v) for v in get(r)] or ([default] if default else [])
-                    for s in vals:
-                        if allowed and s not in allowed:
-                            raise ValueIssue(path, s, f"type {s!r} is not one of {', '.join(allowed)}")
-                        if not _LOCAL_NAME.fullmatch(s):
-                            raise ValueIssue(path, _short(s), f"type {s!r} is not a class name")
-                    return [f"<{ns}{s}>" for s in vals]
-            dynamic.append(dyn)
+                dynamic.append(ClassSpec(path, table=table))
+                continue
+            ns = item.get("namespace")
+            if ns not in self.prefixes:
+                raise self.error(item, "namespace", f"unknown prefix {ns!r}")
+            allowed = item.get("allowed") or []
+            default = item.get("default")
+            if not isinstance(allowed, list):
+                raise self.error(item, "allowed", f"allowed must be a list of class names, got {allowed!r}")
+            if allowed and default and default not in allowed:
+                raise self.error(item, "default", f"default {default!r} is not one of the allowed classes")
+            for a in allowed + ([default] if default else []):
+                self.curie(f"{ns}:{a}", item, "allowed")
+            dynamic.append(ClassSpec(path, ns=self.prefixes[ns], allowed=allowed, default=default))
         return fixed, dynamic
 
 
-@dataclass
-class _Property:
-    predicate: str           # N-Triples term
-    field: str | None        # source field named in reports
-    values: Values
-    iri: bool                # produces IRIs (uri, link, ref) rather than literals
-    slot: int = 0            # properties with equal value specs share a slot: computed once a record
-
-
-@dataclass
-class _Block:
-    name: str
-    uri: Template
-    classes: list[str]                           # fixed class terms
-    class_fns: list[Callable[[dict], list[str]]]  # class terms from the record
-    properties: list[_Property]
-    when: Callable[[dict], bool] | None
-    scope: Steps = ()    # the list its URI template reads: one subject per item, described by that item
-    groups: list[tuple[int, Values, tuple[str, ...]]] = field(init=False)   # (slot, values, predicates)
-
-    def __post_init__(self) -> None:
-        by_slot: dict[int, tuple[Values, list[str]]] = {}
-        for p in self.properties:
-            by_slot.setdefault(p.slot, (p.values, []))[1].append(p.predicate)
-        self.groups = [(slot, values, tuple(preds)) for slot, (values, preds) in by_slot.items()]
-
-
 _MAPPING_CONSTRAINT = "https://w3id.org/heritage-ld#MappingConstraint"
-_RDF_TYPE_IRI = RDF_TYPE[1:-1]
+
+
+def _issue(entity: str, record: Record, e: ValueIssue, focus: str | None = None, predicate: str | None = None,
+           severity: str = "Violation") -> Issue:
+    return Issue(entity, record.id, record.source, e.field, e.value, e.message, severity,
+                 focus=focus, predicate=predicate, component=_MAPPING_CONSTRAINT)
 
 
 @dataclass
 class EntityMapping:
-    """One compiled mapping file."""
+    """One compiled mapping file: its description (``blocks``) and the code generated from it."""
     entity: str
     path: Path
     id_path: str
     embedded: list[tuple[str, str, list[str]]]       # (field path, entity, fields the child inherits)
-    blocks: list[_Block]
+    blocks: list[Block]
     fields_by_predicate: dict[str, str]   # "predicate IRI" and "subject-block predicate IRI" -> source field
     predicates: set[str]
     digest: str = ""
     links: list[tuple[str, int]] = field(default_factory=list)   # link targets (entity, line)
-    slots: int = 0                                                # distinct value specs (see _Property.slot)
+    iri_schemes: frozenset[str] = frozenset(IRI_SCHEMES)          # schemes of IRIs taken from data
+    source: str = ""                      # the generated Python (``heritage-ld map --show-code``)
+    map: Callable[[Record, Context], Mapped] = field(init=False, repr=False)
+    primary_iris: Callable[[dict, str, dict, str], list[str]] = field(init=False, repr=False)
+
+    def generate(self, id_paths: dict[str, str]) -> None:
+        """Generate and compile the code (``id_paths``: the id field of each entity, for links)."""
+        runtime = {**RUNTIME, "check_schemes": _check_schemes(self.iri_schemes),
+                   "issue": lambda record, e, focus=None, predicate=None: _issue(self.entity, record, e, focus, predicate),
+                   "note": lambda record, e, focus, predicate: _issue(self.entity, record, e, focus, predicate, "Info")}
+        self.source, namespace = mapgen.generate(self.entity, str(self.path), self.blocks, runtime, path_getter,
+                                                 self.iri_schemes, id_paths)
+        exec(mapgen.compile_source(self.source, f"{self.entity} {self.path.name}"), namespace)
+        self.map, self.primary_iris = namespace["map_record"], namespace["primary_iris"]
 
     def object_kinds(self) -> dict[str, set[bool]]:
         """predicate IRI -> {True if some value is an IRI, False if some value is a literal}."""
@@ -909,88 +750,6 @@ class EntityMapping:
             for p in b.properties:
                 kinds.setdefault(p.predicate[1:-1], set()).add(p.iri)
         return kinds
-
-    def _issue(self, record: Record, e: ValueIssue, focus: str | None = None,
-               predicate: str | None = None) -> Issue:
-        return Issue(self.entity, record.id, record.source, e.field, e.value, e.message,
-                     focus=focus, predicate=predicate, component=_MAPPING_CONSTRAINT)
-
-    def _objects(self, record: Record, values: Values, rec: dict, ctx: Context, subject: str, predicate: str,
-                 issues: list[Issue]) -> tuple[list[str], tuple[ValueIssue, ...]]:
-        """The objects of one value spec and its problems; its notes become Info issues at once."""
-        try:
-            objects, problems = values(rec, ctx), ()
-        except ValueIssue as e:
-            objects, problems = [], (e,)
-        if ctx.link_issues:
-            problems += tuple(ctx.link_issues)
-            ctx.link_issues = []
-        if ctx.notes:
-            for e in ctx.notes:
-                note = self._issue(record, e, subject, predicate)
-                note.severity = "Info"
-                issues.append(note)
-            ctx.notes = []
-        return objects, problems
-
-    def map(self, record: Record, ctx: Context) -> Mapped:
-        """Map one record. A bad value drops that value and becomes an Issue; never the whole record."""
-        triples: list[Triple] = []
-        add = triples.append
-        issues: list[Issue] = []
-        rec = record.data
-        subjects: dict[str, str] = {}
-        ctx.subjects, ctx.link_issues, ctx.notes = subjects, [], []
-        active: list[tuple[_Block, str, dict | None]] = []   # (block, subject, the item describing it)
-        for block in self.blocks:
-            n = 0
-            for item in each_item(rec, block.scope) if block.scope else (rec,):
-                try:
-                    if block.when and not block.when(item):
-                        continue
-                    uris = block.uri(item, ctx)
-                    for u in uris:
-                        if terms.is_iri(checked_iri(u, None) if _ENCODED_SCHEME.match(u) else u):
-                            if u not in subjects.values():
-                                subjects[block.name if n == 0 else f"{block.name}[{n}]"] = u
-                                n += 1
-                            active.append((block, u, item if block.scope else None))
-                            break
-                except ValueIssue as e:
-                    issues.append(self._issue(record, e))
-        # per slot (properties with equal value specs): objects, computed when first needed; problems
-        done: list[list[str] | None] = [None] * self.slots
-        failed: dict[int, tuple[ValueIssue, ...]] = {}
-        for block, subject, item in active:
-            s = f"<{subject}>"
-            data = rec if item is None else item
-            for c in block.classes:
-                add((s, RDF_TYPE, c))
-            for classes in block.class_fns:
-                try:
-                    for c in classes(data):
-                        add((s, RDF_TYPE, c))
-                except ValueIssue as e:
-                    issues.append(self._issue(record, e, subject, _RDF_TYPE_IRI))
-            own: dict[int, tuple[ValueIssue, ...]] = {}   # an item's subject: its own values and problems
-            for slot, values, predicates in block.groups:
-                if item is not None:
-                    objects, own[slot] = self._objects(record, values, item, ctx, subject, predicates[0][1:-1],
-                                                       issues)
-                elif (objects := done[slot]) is None:
-                    objects, problems = self._objects(record, values, rec, ctx, subject, predicates[0][1:-1], issues)
-                    if problems:
-                        failed[slot] = problems
-                    done[slot] = objects
-                for o in objects:
-                    for p in predicates:
-                        add((s, p, o))
-            problems_of = own if item is not None else failed
-            if problems_of:  # issues in property order
-                for prop in block.properties:
-                    for e in problems_of.get(prop.slot, ()):
-                        issues.append(self._issue(record, e, subject, prop.predicate[1:-1]))
-        return Mapped(record, sorted(set(triples)), issues, subjects)
 
 
 class Mappings:
@@ -1029,7 +788,8 @@ class Mappings:
                 if ent not in self.entities:
                     raise MappingError(m.path, line, "link", f"unknown entity {ent!r}; mapped entities: "
                                        + ", ".join(sorted(self.entities)))
-        self._primary = {e: m.blocks[0] for e, m in self.entities.items()}
+        for m in self.entities.values():
+            m.generate({e: other.id_path for e, other in self.entities.items()})
         self._ids = {e: path_getter(m.id_path) for e, m in self.entities.items()}
         self._id_steps = {e: m.id_path.replace("[]", "").split(".") for e, m in self.entities.items()}
         # per entity: (field path, getter, child entity, its id field, fields the child inherits)
@@ -1069,7 +829,7 @@ class Mappings:
         names = set(subjects)
         blocks = []
         by_pred: dict[str, str] = {}
-        slots: dict[Any, tuple[int, Values]] = {}   # equal value specs share one slot and function
+        slots: dict[Any, tuple[int, Spec]] = {}   # equal value specs share one slot (computed once)
         for name, bspec in subjects.items():
             bspec = c.expect_dict(bspec, f"subject {name}", subjects, name)
             c.check_keys(bspec, {"uri", "class", "properties", "when"}, f"subject {name}")
@@ -1079,9 +839,9 @@ class Mappings:
             for pkey, pspec in c.expect_dict(bspec.get("properties") or _YDict(), "properties", bspec, "properties").items():
                 pred = c.curie(pkey, bspec["properties"], pkey)
                 for spec in pspec if isinstance(pspec, list) else [pspec]:
-                    fn = c.values(spec, bspec["properties"], pkey, names)
-                    slot, fn = slots.setdefault(_freeze({"field": spec} if isinstance(spec, str) else spec),
-                                                (len(slots), fn))
+                    checked = c.values(spec, bspec["properties"], pkey, names)
+                    slot, checked = slots.setdefault(_freeze({"field": spec} if isinstance(spec, str) else spec),
+                                                     (len(slots), checked))
                     fld = spec if isinstance(spec, str) else (spec.get("field") if isinstance(spec, dict) else None)
                     for kind in ("uri", "template"):
                         if not fld and isinstance(spec, dict) and isinstance(spec.get(kind), str):
@@ -1092,16 +852,16 @@ class Mappings:
                         else:
                             by_pred.setdefault(k, fld)
                     is_iri = isinstance(spec, dict) and bool({"uri", "link", "ref"} & set(spec))
-                    props.append(_Property(f"<{pred}>", fld, fn, is_iri, slot))
+                    props.append(Property(f"<{pred}>", fld, checked, is_iri, slot))
             fixed, dynamic = c.classes(bspec.get("class") or [], bspec)
             uri = c.template(bspec["uri"], bspec, "uri")
             lists = [f for f in template_fields(bspec["uri"]) if "[]" in f]
-            blocks.append(_Block(name, uri, fixed, dynamic, props,
+            blocks.append(Block(name, uri, fixed, dynamic, props,
                                  c.when(bspec["when"], bspec, "when")[0] if "when" in bspec else None,
                                  _list_scope(lists[0]) if lists else ()))
         return EntityMapping(entity, path, id_path, embedded, blocks, by_pred,
                              {p for p in by_pred if " " not in p} | {RDF_TYPE[1:-1]},
-                             links=c.link_targets, slots=len(slots))
+                             links=c.link_targets, iri_schemes=c.iri_schemes)
 
     # -- ids and links ---------------------------------------------------------------------
     def record_id(self, entity: str, data: dict) -> str | None:
@@ -1116,7 +876,6 @@ class Mappings:
         iri = self._iris.get(key, "")
         if iri != "":
             return iri
-        ctx = Context(base, {}, record_id, None, self)
         fake: dict[str, Any] = {}
         cur = fake
         steps = self._id_steps[entity]
@@ -1124,32 +883,13 @@ class Mappings:
             cur = cur.setdefault(s, {})
         cur[steps[-1]] = record_id
         try:
-            uris = self._primary[entity].uri(fake, ctx)
+            uris = self.entities[entity].primary_iris(fake, base, {}, record_id)
         except ValueIssue:
             uris = []
         if len(self._iris) >= self.MEMO_LIMIT:
             self._iris.clear()
         iri = self._iris[key] = uris[0] if uris else None
         return iri
-
-    def link_iri(self, targets: list[str], record_id: str, path: str, ctx: Context) -> str | None:
-        known = ctx.known
-        if known is None:
-            found = targets
-        elif len(targets) == 1:
-            found = targets if record_id in known.get(targets[0], ()) else []
-        else:
-            found = [t for t in targets if record_id in known.get(t, ())]
-        if not found:
-            ctx.link_issues.append(ValueIssue(path, record_id, f"links to {' or '.join(targets)} {record_id!r}, "
-                                              "which is not among the records read: add it or fix the id"))
-            return None
-        if len(found) > 1 and known is not None:
-            ctx.link_issues.append(ValueIssue(path, record_id, f"id {record_id!r} is ambiguous: it exists as "
-                                              f"{' and '.join(found)}"))
-            return None
-        iri = self.iri_for(found[0], record_id, ctx.base)
-        return f"<{iri}>" if iri else None
 
     # -- records ---------------------------------------------------------------------------
     def extract(self, entity: str, data: dict, source: str,

@@ -20,7 +20,6 @@ import hashlib
 import hmac
 import json
 import os
-import pickle
 import re
 import secrets
 import sqlite3
@@ -36,7 +35,7 @@ from urllib.parse import quote, unquote, urlsplit
 from lxml import etree
 
 from . import config as config_mod
-from .catalog import Catalog, in_progress_since
+from .catalog import Catalog, in_progress_since, unpack
 from .terms import XML_ILLEGAL, Triple, parse_nt, split_literal
 
 OAI = "http://www.openarchives.org/OAI/2.0/"
@@ -522,7 +521,7 @@ class Repository:
     def _oai_dc(self, entity: str, rid: str, fragments: bytes | None) -> bytes:
         """A record's oai_dc document: as its check stored it, else (a catalog not published since it
         was upgraded) made from the catalog's records."""
-        if fragments and (found := pickle.loads(fragments).get("oai_dc")) is not None:
+        if fragments and (found := unpack(fragments).get("oai_dc")) is not None:
             return found
         nt = self.db.execute("SELECT triples FROM records WHERE entity = ? AND id = ?", (entity, rid)).fetchone()[0]
         triples = parse_nt(nt)

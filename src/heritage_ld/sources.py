@@ -47,7 +47,10 @@ def parse_json(text: str | bytes) -> Any:
     """``json.loads``, with what is nested deeper than MAX_DEPTH replaced by TOO_DEEP and whole
     numbers longer than MAX_DIGITS by TOO_LONG (a RecursionError or ValueError otherwise)."""
     try:
-        return _bound(json.loads(text))
+        value = json.loads(text)
+        if isinstance(text, str) and text.count("{") + text.count("[") <= MAX_DEPTH:
+            return value   # cannot nest deeper than it has brackets
+        return _bound(value)
     except json.JSONDecodeError:
         raise
     except (RecursionError, ValueError):  # nested too deep, or a number too long for int()
@@ -391,6 +394,17 @@ def _reader(path: Path):
     if suffixes[-1:] == [".gz"]:
         suffixes = suffixes[:-1]
     return READERS.get(suffixes[-1] if suffixes else "")
+
+
+def plain_json(config: Config, source: Source) -> bool:
+    """Whether every record of ``source`` is exactly what ``parse_json`` gives (keys text, JSON
+    values, at most MAX_DEPTH deep): its files are all JSON or JSON Lines, not a Contentful export."""
+    if source.path.startswith("builtin:") or source.is_http or source.options.get("contentful"):
+        return False
+    try:
+        return all(_reader(f) in (read_json, read_jsonl) for f in _files(config, source))
+    except InputError:
+        return False
 
 
 def read(config: Config, source: Source, warn: Callable[[str], None] = lambda _m: None) -> Iterator[tuple[Any, str]]:

@@ -93,10 +93,15 @@ def iri(value: str) -> str:
     return f"<{value}>"
 
 
+def escape(lex: str) -> str:
+    """The text of a literal as N-Triples writes it between quotes."""
+    return lex.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+
+
 def quoted(lex: str) -> str:
     """``"lex"``, escaped exactly as N-Triples requires."""
     if '"' in lex or "\\" in lex or "\n" in lex or "\r" in lex:
-        lex = lex.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+        lex = escape(lex)
     return f'"{lex}"'
 
 

@@ -26,7 +26,8 @@ SCHEMA = """
 CREATE TABLE incoming (               -- one row per record id; copies of an embedded record merge
     entity TEXT NOT NULL, id TEXT NOT NULL,
     data BLOB NOT NULL,               -- pickled source record, without _embeddedIn
-    canon BLOB NOT NULL,              -- digest of its canonical JSON: copies with another one conflict
+    canon BLOB NOT NULL,              -- digest of its pickle or canonical JSON: copies with another one
+                                      -- conflict if their canonical JSON differs too
     source TEXT NOT NULL, sources TEXT NOT NULL, copies INTEGER NOT NULL DEFAULT 1,
     conflict INTEGER NOT NULL DEFAULT 0, linked_only INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (entity, id)
@@ -46,18 +47,40 @@ CREATE TABLE result (
     check_key BLOB,                   -- digest of all that pass 3 read; NULL once pass 4 or the
                                       -- vocabulary rule changed the row (then it is not reused)
     fragments BLOB, frag_key TEXT,    -- the formats' fragments, where the catalog's are not these (catalog.py)
+    pre_issues BLOB,                  -- ``issues`` as pass 3 found them (the mapping's, no id, duplicate id)
+    reused INTEGER NOT NULL DEFAULT 0,  -- taken from the memo: 1 the mapping, 2 the mapping and pass 3
     PRIMARY KEY (entity, id)
 );
 CREATE TABLE subject (iri TEXT NOT NULL, entity TEXT NOT NULL, id TEXT NOT NULL);
+CREATE TABLE objects (iri TEXT NOT NULL, entity TEXT NOT NULL, id TEXT NOT NULL);   -- the IRIs a record links to
 CREATE TABLE links (entity TEXT NOT NULL, id TEXT NOT NULL, target TEXT NOT NULL);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value);   -- the run's project digest and reference flag
 """
 INDEXES = """
 CREATE INDEX IF NOT EXISTS subject_iri ON subject (iri);
+CREATE INDEX IF NOT EXISTS objects_iri ON objects (iri);
 CREATE INDEX IF NOT EXISTS links_target ON links (target);
 """
 
 Key = tuple[str, str]
 CACHED = 5000  # entries in a reader's caches (least recently used forgotten), so memory stays bounded
+KNOWN_IN_MEMORY = 100_000  # ids of an entity a reader holds for link checks; beyond, each is looked up
+_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=repr)
+
+
+def canonical(data: Any) -> bytes:
+    """A record's canonical form: UTF-8 JSON with sorted keys (UnicodeEncodeError, TypeError,
+    ValueError or RecursionError if it has none: ``sources.usable`` says why)."""
+    return _CANONICAL.encode(data).encode()
+
+
+def _same_record(a: bytes, b: bytes) -> int:
+    """1 if two pickled records have the same canonical form (copies read from other serialisations:
+    keys in another order, another kind of source), else 0."""
+    try:
+        return int(canonical(pickle.loads(a)) == canonical(pickle.loads(b)))
+    except Exception:  # noqa: BLE001 -- not comparable: a conflict, reported as such
+        return 0
 
 
 class Work:
@@ -72,11 +95,15 @@ class Work:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=OFF")   # scratch: a crash discards it anyway
         self.db.execute("PRAGMA cache_size=-65536")
+        self.db.create_function("same_record", 2, _same_record, deterministic=True)
         self.db.executescript(SCHEMA)
         self.db.execute("BEGIN")
+        self._incoming: list[tuple] = []   # records added, written a batch at a time (``flush``)
+        self._parents: list[tuple] = []
 
     def commit(self) -> None:
         """Make what was written visible to the workers."""
+        self.flush()
         self.db.execute("COMMIT")
         self.db.execute("BEGIN")
 
@@ -111,22 +138,45 @@ class Work:
         return kept
 
     # -- pass 1: records read ------------------------------------------------------------
-    def add(self, entity: str, rid: str, data: Any, canon: bytes, source: str, parent: Key | None,
+    BATCH = 1000   # records added before they are written
+
+    def add(self, entity: str, rid: str, data: bytes, canon: bytes, source: str, parent: Key | None,
             linked_only: bool) -> None:
-        self.db.execute(
-            "INSERT INTO incoming (entity, id, data, canon, source, sources, linked_only) VALUES (?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (entity, id) DO UPDATE SET copies = copies + 1, sources = sources || '; ' || excluded.source, "
-            "conflict = conflict OR canon != excluded.canon, linked_only = linked_only OR excluded.linked_only",
-            (entity, rid, pickle.dumps(data, pickle.HIGHEST_PROTOCOL), canon, source, source, int(linked_only)))
+        """A record read (``data`` pickled; ``canon`` a digest of it or of its canonical form); a
+        copy of one already added merges with it, and is a conflict if its digest differs and its
+        canonical form too. Written by ``flush``."""
+        self._incoming.append((entity, rid, data, canon, source, source, int(linked_only)))
         if parent:
-            self.db.execute("INSERT OR IGNORE INTO parents VALUES (?, ?, ?, ?)", (entity, rid, *parent))
+            self._parents.append((entity, rid, *parent))
+        if len(self._incoming) >= self.BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the records added, in the order they were (copies merge in that order)."""
+        if self._incoming:
+            self.db.executemany(
+                "INSERT INTO incoming (entity, id, data, canon, source, sources, linked_only) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (entity, id) DO UPDATE SET copies = copies + 1, sources = sources || '; ' || excluded.source, "
+                "conflict = CASE WHEN conflict OR canon = excluded.canon THEN conflict "
+                "ELSE NOT same_record(data, excluded.data) END, "
+                "linked_only = linked_only OR excluded.linked_only",
+                self._incoming)
+            self._incoming = []
+        if self._parents:
+            self.db.executemany("INSERT OR IGNORE INTO parents VALUES (?, ?, ?, ?)", self._parents)
+            self._parents = []
 
     def conflicts(self) -> Iterator[tuple[str, str, int, str]]:
+        self.flush()
         return self.db.execute("SELECT entity, id, copies, sources FROM incoming WHERE conflict ORDER BY entity, id")
 
-    def keys(self, linked_only: bool | None = None, table: str = "incoming", page: int = 5000) -> Iterator[Key]:
-        """Every key in order, a page at a time (keyset paging: the table may be written meanwhile)."""
-        where = "1" if linked_only is None else f"linked_only = {int(linked_only)}"
+    def keys(self, linked_only: bool | None = None, table: str = "incoming", page: int = 5000,
+             where: str = "1") -> Iterator[Key]:
+        """Every key in order (those of ``table`` matching ``where``), a page at a time (keyset paging:
+        the table may be written meanwhile)."""
+        if linked_only is not None:
+            where = f"linked_only = {int(linked_only)}"
+        self.flush()
         last: Key = ("", "")
         while True:
             rows = self.db.execute(f"SELECT entity, id FROM {table} WHERE {where} AND (entity, id) > (?, ?) "
@@ -144,11 +194,101 @@ class Work:
             self.db.execute("INSERT INTO result (entity, id, triples, subjects, issues, mapped_issues, asked, sets, "
                             "mapping, source, map_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             (entity, rid, triples, subjects, issues, issues, asked, sets, mapping, source, key))
-            self.db.executemany("INSERT INTO subject VALUES (?, ?, ?)",
-                                ((s, entity, rid) for s in {t[0] for t in parse_nt(triples)}))
+            parsed = parse_nt(triples)
+            self.db.executemany("INSERT INTO subject VALUES (?, ?, ?)", ((s, entity, rid) for s in {t[0] for t in parsed}))
+            self.db.executemany("INSERT INTO objects VALUES (?, ?, ?)",
+                                ((o, entity, rid) for o in {t[2] for t in parsed if t[2][0] == "<"}))
 
     def index(self) -> None:
         self.db.executescript(INDEXES + "BEGIN;")  # executescript commits first
+
+    # -- what the memo gives: results of records whose inputs recur, found with SQL --------------
+    def attach_memo(self, memo: Path | None, project: str, reference: bool) -> bool:
+        """Note this run's project digest and reference flag; attach the last published run's work
+        database as ``m`` if it was made by the same project (code, configuration, mappings, shapes)
+        and without ``reference``. False (nothing attached) otherwise, or if it cannot be read."""
+        self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", (("project", project), ("reference", reference)))
+        if memo is None or reference:
+            return False
+        self.flush()
+        self.db.execute("COMMIT")   # (no ATTACH inside a transaction)
+        try:
+            self.db.execute("ATTACH DATABASE ? AS m", (str(memo),))   # read only: nothing here writes to it
+        except sqlite3.Error:
+            return False
+        finally:
+            self.db.execute("BEGIN")
+        try:
+            same = dict(self.db.execute("SELECT key, value FROM m.meta")) == {"project": project, "reference": 0}
+        except sqlite3.Error:   # damaged, or of another version
+            same = False
+        if not same:
+            self.detach_memo()
+        return same
+
+    def detach_memo(self) -> None:
+        self.flush()
+        self.db.execute("COMMIT")
+        try:
+            self.db.execute("DETACH DATABASE m")
+        finally:
+            self.db.execute("BEGIN")
+
+    def reuse_mapped(self, entities: dict[str, tuple[str, str]]) -> int:
+        """Pass 2 from the memo, in SQL, for every record whose mapping read the same as last time: its
+        canonical data, where it came from, its parents (in order), its mapping (``entities``: entity ->
+        (mapping digest, sets JSON)), and the answers of its link checks. Returns how many."""
+        self.db.execute("CREATE TEMP TABLE mappings (entity TEXT PRIMARY KEY, mapping TEXT, sets TEXT)")
+        self.db.executemany("INSERT INTO temp.mappings VALUES (?, ?, ?)", ((e, d, s) for e, (d, s) in entities.items()))
+        for name, db in (("pnow", "main"), ("pmemo", "m")):   # each record's parents, in the order read
+            self.db.execute(f"CREATE TEMP TABLE {name} AS SELECT entity, id, group_concat(pentity || char(31) || pid, "
+                            f"char(30)) AS ps FROM (SELECT * FROM {db}.parents ORDER BY entity, id, rowid) "
+                            "GROUP BY entity, id")
+            self.db.execute(f"CREATE INDEX temp.{name}_key ON {name} (entity, id)")
+        source = "CASE WHEN {0}.conflict THEN {0}.sources ELSE {0}.source END"
+        n = self.db.execute(
+            "INSERT INTO result (entity, id, triples, subjects, issues, mapped_issues, asked, sets, mapping, source, "
+            f"map_key, reused) SELECT i.entity, i.id, r.triples, r.subjects, r.mapped_issues, r.mapped_issues, r.asked, "
+            f"d.sets, d.mapping, {source.format('i')}, r.map_key, 1 FROM main.incoming i "
+            "JOIN m.incoming mi ON mi.entity = i.entity AND mi.id = i.id "
+            "JOIN m.result r ON r.entity = i.entity AND r.id = i.id "
+            "JOIN temp.mappings d ON d.entity = i.entity "
+            "LEFT JOIN temp.pnow pn ON pn.entity = i.entity AND pn.id = i.id "
+            "LEFT JOIN temp.pmemo pm ON pm.entity = i.entity AND pm.id = i.id "
+            f"WHERE mi.canon = i.canon AND {source.format('mi')} = {source.format('i')} AND r.mapping = d.mapping "
+            "AND r.map_key IS NOT NULL AND pn.ps IS pm.ps AND NOT EXISTS ("
+            "  SELECT 1 FROM json_each(r.asked) a WHERE (a.value ->> 2) != EXISTS ("
+            "    SELECT 1 FROM main.incoming x WHERE x.entity = a.value ->> 0 AND x.id = a.value ->> 1))").rowcount
+        for table in ("subject", "objects"):
+            self.db.execute(f"INSERT INTO {table} SELECT t.iri, t.entity, t.id FROM m.{table} t JOIN result r "
+                            "ON r.entity = t.entity AND r.id = t.id WHERE r.reused")
+        self.db.execute("DROP TABLE temp.mappings")
+        self.db.execute("DROP TABLE temp.pnow")
+        self.db.execute("DROP TABLE temp.pmemo")
+        return n
+
+    def reuse_checked(self) -> int:
+        """Pass 3 from the memo, in SQL, for records whose mapping was taken from it (``reuse_mapped``),
+        whose issues before pass 3 are the same, and none of whose linked resources changed: no
+        record describing it was mapped again, added or removed. Returns how many."""
+        self.db.execute(
+            "CREATE TEMP TABLE changed AS SELECT s.iri FROM main.subject s JOIN main.result r ON r.entity = s.entity "
+            "AND r.id = s.id WHERE NOT r.reused UNION SELECT s.iri FROM m.subject s WHERE NOT EXISTS ("
+            "SELECT 1 FROM main.result r WHERE r.entity = s.entity AND r.id = s.id AND r.reused)")
+        self.db.execute("CREATE TEMP TABLE linking (entity TEXT, id TEXT, PRIMARY KEY (entity, id)) WITHOUT ROWID")
+        self.db.execute("INSERT OR IGNORE INTO temp.linking SELECT o.entity, o.id FROM temp.changed c "
+                        "JOIN main.objects o ON o.iri = c.iri")   # records linking to a changed resource
+        n = self.db.execute(
+            "UPDATE result SET issues = mr.issues, held = mr.held, edm_held = mr.edm_held, edm = mr.edm, hash = mr.hash, "
+            "publish = NOT mr.held, check_key = mr.check_key, reused = 2 FROM m.result mr "
+            "WHERE mr.entity = result.entity AND mr.id = result.id AND result.reused = 1 AND mr.check_key IS NOT NULL "
+            "AND result.pre_issues IS mr.pre_issues AND NOT EXISTS (SELECT 1 FROM temp.linking l "
+            "WHERE l.entity = result.entity AND l.id = result.id)").rowcount
+        self.db.execute("INSERT INTO links SELECT l.entity, l.id, l.target FROM m.links l JOIN result r "
+                        "ON r.entity = l.entity AND r.id = l.id WHERE r.reused = 2")
+        self.db.execute("DROP TABLE temp.changed")
+        self.db.execute("DROP TABLE temp.linking")
+        return n
 
     # -- pass 3: checked -------------------------------------------------------------------
     def set_checked(self, entity: str, rid: str, issues: bytes | None, held: bool, edm_held: bool,
@@ -196,6 +336,9 @@ class Reader:
         self._triples: LRU = LRU()
         self._owners: LRU = LRU()
         self._digests: LRU = LRU()
+        # the ids of each entity read (False: too many to hold), and answers looked up for the others
+        self._ids: dict[str, frozenset[str] | bool] = {}
+        self._has: LRU = LRU()
 
     def records(self, keys: list[Key]) -> list[tuple[str, str, Any, str, list[tuple[str, str]]]]:
         """(entity, id, data, source, parents) for ``keys``; the source of a conflicting id lists every copy."""
@@ -203,19 +346,57 @@ class Reader:
                 for entity, rid, data, source, _canon, parents in self.incoming(keys)]
 
     def incoming(self, keys: list[Key]) -> list[tuple[str, str, bytes, str, bytes, list[tuple[str, str]]]]:
-        """(entity, id, pickled data, source, digest of the data, parents) for ``keys``."""
+        """(entity, id, pickled data, source, digest of the data, parents) for ``keys``: read in one
+        range where they are a run of ``keys()`` (as the passes' chunks are), else one by one."""
+        if not keys:
+            return []
+        low, high = min(keys), max(keys)
+        rows = self.db.execute(
+            "SELECT entity, id, data, CASE WHEN conflict THEN sources ELSE source END, canon FROM incoming "
+            "WHERE (entity, id) >= (?, ?) AND (entity, id) <= (?, ?) LIMIT ?", (*low, *high, 2 * len(keys))).fetchall()
+        found = {(r[0], r[1]): r[2:] for r in rows} if len(rows) < 2 * len(keys) else {}   # else: keys far apart
+        parents: dict[Key, list[tuple[str, str]]] = {}
+        if found:
+            for entity, rid, pentity, pid in self.db.execute(
+                    "SELECT entity, id, pentity, pid FROM parents WHERE (entity, id) >= (?, ?) AND (entity, id) <= (?, ?) "
+                    "ORDER BY rowid", (*low, *high)):
+                parents.setdefault((entity, rid), []).append((pentity, pid))
         out = []
-        for entity, rid in keys:
-            data, source, canon = self.db.execute(
-                "SELECT data, CASE WHEN conflict THEN sources ELSE source END, canon FROM incoming "
-                "WHERE entity = ? AND id = ?", (entity, rid)).fetchone()
-            parents = self.db.execute("SELECT pentity, pid FROM parents WHERE entity = ? AND id = ? ORDER BY rowid",
-                                      (entity, rid)).fetchall()
-            out.append((entity, rid, data, source, canon, parents))
+        for key in keys:
+            row = found.get(key)
+            if row is None:
+                row = self.db.execute("SELECT data, CASE WHEN conflict THEN sources ELSE source END, canon "
+                                      "FROM incoming WHERE entity = ? AND id = ?", key).fetchone()
+                got = self.db.execute("SELECT pentity, pid FROM parents WHERE entity = ? AND id = ? ORDER BY rowid",
+                                      key).fetchall()
+            else:
+                got = parents.get(key, [])
+            out.append((*key, *row, got))
         return out
 
+    def _held(self, entity: str) -> frozenset[str] | bool:
+        ids = self._ids.get(entity)
+        if ids is None:
+            rows = self.db.execute("SELECT id FROM incoming WHERE entity = ? LIMIT ?",
+                                   (entity, KNOWN_IN_MEMORY + 1)).fetchall()
+            ids = self._ids[entity] = frozenset(r[0] for r in rows) if len(rows) <= KNOWN_IN_MEMORY else False
+        return ids
+
+    def ids(self, entity: str) -> frozenset[str] | None:
+        """The ids of the ``entity`` records read (pass 1 is over), if there are at most KNOWN_IN_MEMORY."""
+        ids = self._held(entity)
+        return None if ids is False else ids
+
     def has(self, entity: str, rid: str) -> bool:
-        return self.db.execute("SELECT 1 FROM incoming WHERE entity = ? AND id = ?", (entity, rid)).fetchone() is not None
+        """Is ``rid`` the id of an ``entity`` record read? Held in memory (``ids``), or looked up."""
+        ids = self._held(entity)
+        if ids is not False:
+            return rid in ids
+        found = self._has.get((entity, rid))
+        if found is None:
+            found = self._has[(entity, rid)] = self.db.execute(
+                "SELECT 1 FROM incoming WHERE entity = ? AND id = ?", (entity, rid)).fetchone() is not None
+        return found
 
     def result(self, entity: str, rid: str) -> tuple[list[Triple], dict[str, str], bytes | None, str, str, str]:
         """(triples, subjects, issues, sets JSON, mapping digest, source) of a mapped record."""
@@ -284,9 +465,14 @@ class KnownIds:
 
     def __init__(self, db: Reader, asked: list | None = None) -> None:
         self.db, self.asked = db, asked
+        self._ids: dict[str, _Ids] = {}
 
-    def get(self, entity: str, _default=()) -> "_Ids":
-        return _Ids(self, entity)
+    def get(self, entity: str, _default=()) -> "_Ids | frozenset[str]":
+        ids = self._ids.get(entity)
+        if ids is None:
+            held = self.db.ids(entity) if self.asked is None else None
+            ids = self._ids[entity] = held if held is not None else _Ids(self, entity)
+        return ids
 
 
 class _Ids:
