@@ -342,6 +342,8 @@ def _update(pub: "Publication", catalog: "Catalog", tree: Path, live: Path | Non
     _checkpoint("tree-written")
     for p in staging.iterdir():
         os.replace(p, tree / p.name)
+        if os.path.lexists(p):   # rename(2) does nothing where both names link one file (a report kept as it was)
+            os.unlink(p)
     staging.rmdir()
 
 
