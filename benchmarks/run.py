@@ -30,16 +30,17 @@ MORPH_PYTHON = ROOT / ".venv" / "morph-kgc" / "bin" / "python"
 WRITERS = ["write_ntriples", "write_nquads", "write_turtle", "write_jsonld", "write_edm", "write_void", "write_report"]
 # (name, runs on: "project" = the generated sources, "run" = the copy the publish runs change, "fresh" = a new copy)
 ORDER = [("raw_limit", "project"), ("map", "project"), ("validate", "project"), ("validate_pyshacl", "project"),
-         ("publish", "run"), ("publish_noop", "run"), ("publish_1pct", "run"), *[(w, "run") for w in WRITERS],
+         ("publish", "run"), ("publish_noop", "run"), ("publish_1pct", "run"), ("publish_1rec", "run"), *[(w, "run") for w in WRITERS],
          ("write_gzip", "run"),
          ("publish_workers2", "fresh"),
          ("pyshacl_graph", "project"), ("pyshacl_record", "project"),
          ("rdflib_parse", "run"), ("rdflib_ntriples", "run"), ("rdflib_turtle", "run"), ("morph_kgc", "project")]
-NEEDS_PUBLISH = {"publish_noop", "publish_1pct", *WRITERS, "write_gzip", "rdflib_parse", "rdflib_ntriples", "rdflib_turtle"}
+NEEDS_PUBLISH = {"publish_noop", "publish_1pct", "publish_1rec", *WRITERS, "write_gzip", "rdflib_parse", "rdflib_ntriples", "rdflib_turtle"}
 LABELS = {
     "map": "ours: map only (read+extract+compile+map)", "validate": "ours: validate (compiled shapes, default)",
     "validate_pyshacl": "ours: validate (--reference-validation: pyshacl per record)", "publish": "ours: publish end-to-end (first run)",
     "publish_noop": "ours: publish again, no change", "publish_1pct": "ours: publish again, 1% of articles changed",
+    "publish_1rec": "ours: publish again, one article changed",
     "publish_workers2": "ours: publish end-to-end, --workers 2 (coordinator RSS)",
     **{w: f"ours: writer {w[6:]}" for w in WRITERS},
     "write_gzip": "ours: gzip dumps (.nt.gz + .nq.gz), first run",
@@ -87,12 +88,13 @@ def run_limited(cmd: list[str], timeout: float, max_rss_gb: float, cwd: Path | N
     return json.loads(out.strip().splitlines()[-1])
 
 
-def change_one_percent(project: Path) -> int:
-    """Edit the description of every 100th article in place (what the 1% incremental run sees)."""
+def change_one_percent(project: Path, step: int = 100, start: int = 0) -> int:
+    """Edit the description of every ``step``th article from ``start`` in place (what the 1% incremental run
+    sees; with a ``step`` past the number of articles, one article)."""
     path = project / SOURCES["article"]
     lines = path.read_text("utf-8").splitlines(keepends=True)
     changed = 0
-    for i in range(0, len(lines), 100):
+    for i in range(start, len(lines), step):
         rec = json.loads(lines[i])
         rec["description"] = rec.get("description", "") + " Updated."
         lines[i] = json.dumps(rec, ensure_ascii=False) + "\n"
@@ -153,6 +155,8 @@ def measure_all(n: int, work: Path, args) -> dict:
             continue
         if name == "publish_1pct":
             results[name + "_edited"] = {"articles_changed": change_one_percent(run)}
+        if name == "publish_1rec":   # one article the 1% run did not change, in the middle of the file
+            results[name + "_edited"] = {"articles_changed": change_one_percent(run, 10**9, n // 2 + 1)}
         if name == "morph_kgc":
             python = Path(os.environ.get("MORPH_KGC_PYTHON", MORPH_PYTHON))
             if not python.exists():
@@ -179,9 +183,10 @@ def measure_all(n: int, work: Path, args) -> dict:
         shown = r.get("error") or r.get("skipped") or f"{r['seconds']:.2f} s, {r['records_per_s']:,.0f} records/s, " \
                                                        f"peak {r['peak_rss_mb']:,.0f} MB"
         print(f"[bench] {name:17} {shown}", file=sys.stderr)
-    edited = results.pop("publish_1pct_edited", None)
-    if edited and "publish_1pct" in results:
-        results["publish_1pct"].update(edited)
+    for name in ("publish_1pct", "publish_1rec"):
+        edited = results.pop(name + "_edited", None)
+        if edited and name in results:
+            results[name].update(edited)
     shutil.rmtree(tmp, ignore_errors=True)
     return {"n": n, "records": records, "manifest": manifest, "measurements": results}
 

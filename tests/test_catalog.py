@@ -126,14 +126,22 @@ def test_mass_deletion_guard(project):
     assert len(ch.deleted) == 3
 
 
-@pytest.mark.parametrize("point", ["mapped", "catalog-written", "staged", "committed", "swapped"])
-def test_sigkill_leaves_old_or_new_state_and_next_run_completes(tmp_path, point):
+@pytest.mark.parametrize("point", ["mapped", "catalog-written", "tree-marked", "tree-written", "staged", "committed",
+                                   "swapped"])
+@pytest.mark.parametrize("runs", [1, 2])
+def test_sigkill_leaves_old_or_new_state_and_next_run_completes(tmp_path, point, runs):
+    """Killed at each point of a run after ``runs`` others (the second run makes the other output tree from
+    the first one's files; the third brings that one forward)."""
     (tmp_path / "run").mkdir()
     (tmp_path / "ref").mkdir()
     project, reference = copy_project(tmp_path / "run"), copy_project(tmp_path / "ref")
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(T1)}
     for p in (project, reference):
         subprocess.run([str(EXE), "publish", "--project", str(p)], env=env, check=True, capture_output=True)
+        if runs == 2:
+            edit(p, "posts.json", lambda d: d[0].update(description=d[0]["description"] + " Updated."))
+            subprocess.run([str(EXE), "publish", "--project", str(p)], env={**env, "SOURCE_DATE_EPOCH": str(T1 + 60)},
+                           check=True, capture_output=True)
         change_and_delete(p)
     old_files, old_rows = files(project / "output"), rows(project)
     env2 = {**os.environ, "SOURCE_DATE_EPOCH": str(T2)}
@@ -425,15 +433,25 @@ def test_read_only_output(changed):
 
 
 def test_output_on_a_mount_point(changed, tmp_path):
-    """A mount point cannot be replaced by a rename: said before anything changes (it used to fail after
-    the catalog had committed, naming neither)."""
+    """A folder ``output`` that is a mount point cannot be replaced by the link to a tree: said before
+    anything changes (it used to fail after the catalog had committed, naming neither)."""
     project, *reference = changed
+    (project / "output").unlink()   # the layout of earlier versions: a folder, here a mount point
+    (project / "output").mkdir()
     before = Unchanged(project)
     with mounted(project / "output", "--bind", str(project / "output")):
         msg = stopped(publish_cli(project))
         assert "it is a mount point, which heritage-ld cannot replace in one step: set output in " \
                "heritage-ld.toml to a folder inside it; nothing was published" in msg, msg
     before.check()
+
+
+def test_the_shown_tree_on_a_mount_point(changed):
+    """A mount point at the tree ``output`` shows is no obstacle: the run writes the other tree (no hard links
+    across mounts: every file written) and switches the link."""
+    project, *reference = changed
+    with mounted(project / "output", "--bind", str(project / "output")):
+        completes(project, tuple(reference))
 
 
 def test_read_only_project_folder(changed):

@@ -64,6 +64,15 @@ CREATE TABLE IF NOT EXISTS report (      -- the last run's validation report, in
 """
 
 
+# What the writers read of every record to know what its published bytes are, without its triples, EDM
+# document and fragments (``Catalog.versions``): a covering index, since columns after the large ones
+# are read by walking the row's overflow pages.
+VERSIONS_INDEX = ("CREATE INDEX IF NOT EXISTS records_versions ON records "
+                  "(entity, id, deleted, run, hash, last_changed, source, mapping)")
+ROW_COLUMNS = ("entity, id, sets, source, hash, first_published, last_changed, deleted, triples, edm_xml, mapping, "
+               "run, fragments, frag_key")   # a row as ``decode_row`` reads it
+
+
 VERSION = 2  # PRAGMA user_version of the catalogs this code writes (0: before versions were recorded;
             # 2: triples as N-Triples text, was JSON; the records' fragments)
 REQUIRED_COLUMNS = {"entity", "id", "sets", "source", "hash", "first_published", "last_changed", "deleted",
@@ -226,6 +235,7 @@ class Catalog:
             for column in ("fragments BLOB", "frag_key TEXT"):  # catalogs before version 2
                 if column.split()[0] not in columns:
                     self.db.execute(f"ALTER TABLE records ADD COLUMN {column}")
+            self.db.execute(VERSIONS_INDEX)   # made once, on a catalog of an earlier version: reads every row
             if version < VERSION:
                 self._upgrade(version)
         except sqlite3.Error as e:
@@ -272,9 +282,37 @@ class Catalog:
 
     def raw_rows(self, include_deleted: bool = False) -> Iterator[tuple]:
         """Rows as stored, in (entity, id) order (``decode_row`` makes a ``Row`` of one)."""
-        return self.db.execute(
-            "SELECT entity, id, sets, source, hash, first_published, last_changed, deleted, triples, edm_xml, "
-            "mapping, run, fragments, frag_key FROM records" + ("" if include_deleted else " WHERE deleted = 0") + " ORDER BY entity, id")
+        return self.db.execute(f"SELECT {ROW_COLUMNS} FROM records" + ("" if include_deleted else " WHERE deleted = 0")
+                               + " ORDER BY entity, id")
+
+    def raw_rows_from(self, entity: str, record_id: str, n: int) -> list[tuple]:
+        """The ``n`` live rows from (``entity``, ``record_id``) on, in order, as stored."""
+        return self.db.execute(f"SELECT {ROW_COLUMNS} FROM records WHERE (entity, id) >= (?, ?) AND deleted = 0 "
+                               "ORDER BY entity, id LIMIT ?", (entity, record_id, n)).fetchall()
+
+    def raw_row(self, entity: str, record_id: str) -> tuple | None:
+        return self.db.execute(f"SELECT {ROW_COLUMNS} FROM records WHERE entity = ? AND id = ?",
+                               (entity, record_id)).fetchone()
+
+    def triples_from(self, entity: str, record_id: str, n: int) -> list[str]:
+        """The N-Triples of the ``n`` live rows from (``entity``, ``record_id``) on, in order."""
+        return [t for (t,) in self.db.execute("SELECT triples FROM records WHERE (entity, id) >= (?, ?) AND deleted = 0 "
+                                              "ORDER BY entity, id LIMIT ?", (entity, record_id, n))]
+
+    def versions(self) -> Iterator[tuple[str, str, int, str, int, str, str]]:
+        """(entity, id, run, hash, last_changed, source, mapping) of each live record, in (entity, id) order:
+        what its published bytes depend on, read from an index (none of the records' large columns)."""
+        return self.db.execute("SELECT entity, id, run, hash, last_changed, source, mapping FROM records "
+                               "INDEXED BY records_versions WHERE deleted = 0 ORDER BY entity, id")
+
+    def withdrawn_since(self, run: int) -> list[tuple[str, str]]:
+        """The records withdrawn by a run after ``run``."""
+        return self.db.execute("SELECT entity, id FROM records INDEXED BY records_versions WHERE deleted = 1 "
+                               "AND run > ? ORDER BY entity, id", (run,)).fetchall()
+
+    def max_run(self) -> int:
+        """The last run that changed a record (0: none)."""
+        return self.db.execute("SELECT coalesce(max(run), 0) FROM records").fetchone()[0]
 
     def digest(self) -> str:
         """Changes whenever anything published changes (used to skip rewriting identical output)."""

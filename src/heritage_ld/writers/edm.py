@@ -7,18 +7,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import Files, Format, register
+from . import Files, Format, Job, record_file, register
 from .edmxml import edm_record
-from .rdf import record_file
 
 
 class Edm:
     def __init__(self, pub, out: Path, files: Files) -> None:
         self.files = files
 
-    def add(self, row, fresh) -> None:
-        if row.edm_xml is not None:
-            self.files.write(record_file(row.entity, row.id, "xml", folder="edm"), row, lambda: row.edm_xml)
+    def block(self, job: Job, rows) -> None:
+        for i in job.files:
+            rel = record_file(rows[i].entity, rows[i].id, "xml", folder="edm")
+            if rows[i].edm_xml is not None:
+                self.files.write(rel, rows[i].edm_xml)
+            else:   # held back from the EDM channel since
+                self.files.remove(rel)
 
     def close(self) -> None:
         pass

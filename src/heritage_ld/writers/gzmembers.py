@@ -1,17 +1,14 @@
 """Gzip dumps as concatenated gzip members, one per block of records, each reused while its block is unchanged.
 
 Every member is a complete, standard gzip stream (RFC 1952: no name, mtime 0); gzip readers read the
-concatenation as one file. Records are cut into blocks by content, not position: a block ends after a
-record whose key hashes under a threshold proportional to the record's size (blocks of ``TARGET``
-bytes on average), or at ``MAX`` bytes. So inserting, removing or changing one record changes only
-its own block (or, where the record itself ends a block, its block and the next).
+concatenation as one file. The blocks are those of the plain dump (``blocks``: cut by the records' keys,
+so inserting, removing or changing one record changes only its own block, or two).
 
-A block is identified by the digest of its records' digests (each the sha256 of the record's bytes,
-or the digest the caller stores them under). ``.<name>.gz.members``, beside the dump (a dotfile: never
-served), lists each member's block digest, offset, length and sha256. The next run takes a member
-from the dump it replaces when its block digest is there and the member's bytes still hash to that
-sha256 and their gzip trailer holds the block's CRC-32 and length; an index that is damaged, foreign
-or made by another compressor finds nothing, and the block is compressed again.
+``.<name>.gz.members``, beside the dump (a dotfile: never served), lists each member's block version,
+offset, length and sha256. The next run takes a member from the dump it replaces when its block's version
+is there and the member's bytes still hash to that sha256 and their gzip trailer holds the block's CRC-32
+and length; an index that is damaged, foreign or made by another compressor finds nothing, and the block
+is compressed again.
 """
 from __future__ import annotations
 
@@ -24,11 +21,8 @@ import isal
 from isal import isal_zlib
 
 LEVEL = 2                     # ISA-L's default: ~2 GB/s here, the ratio of zlib level 1 (benchmarks/README.md)
-TARGET = 128 * 1024           # mean uncompressed bytes of a block
-MAX = 8 * TARGET              # a block is cut here whatever the keys say
-_CUT = (1 << 64) // TARGET
 _HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"   # deflate, no flags, mtime 0, OS unknown
-_MAGIC = f"heritage-ld gzip members 1; isal {isal.__version__} level {LEVEL}\n".encode()
+_MAGIC = f"heritage-ld gzip members 2; isal {isal.__version__} level {LEVEL}\n".encode()
 _ENTRY = struct.Struct(">32sQI32s")                     # block digest, offset, length, member sha256
 
 
@@ -59,8 +53,8 @@ def read_index(dump: Path) -> list[tuple[bytes, int, int, bytes]]:
 
 
 class GzipMembers:
-    """Writes ``path`` from records given in order (``add``), reusing members of ``previous`` (the same dump
-    in the output being replaced, if any). ``compressed`` and ``copied`` count the uncompressed bytes
+    """Writes ``path`` from blocks given in order (``add_block``), reusing members of ``previous`` (the same
+    dump in the output being replaced, if any). ``compressed`` and ``copied`` count the uncompressed bytes
     each way."""
 
     def __init__(self, path: Path, previous: Path | None = None) -> None:
@@ -71,22 +65,10 @@ class GzipMembers:
         except OSError:
             self.cache, self.old = {}, None
         self.entries: list[bytes] = []
-        self.parts: list[bytes] = []
-        self.digests: list[bytes] = []
-        self.size = self.offset = self.compressed = self.copied = 0
+        self.offset = self.compressed = self.copied = 0
 
-    def add(self, key: str, data: bytes, digest: bytes | None = None) -> None:
-        """One record's bytes; ``digest``: the sha256 they are stored under, if the caller has it."""
-        self.parts.append(data)
-        self.digests.append(digest or hashlib.sha256(data).digest())
-        self.size += len(data)
-        h = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big")
-        if h < len(data) * _CUT or self.size >= MAX:
-            self._flush()
-
-    def _flush(self) -> None:
-        block = b"".join(self.parts)
-        digest = hashlib.sha256(b"".join(self.digests)).digest()
+    def add_block(self, digest: bytes, block: bytes) -> None:
+        """One block's bytes, and the digest (version) that identifies them."""
         gz = self._reuse(digest, block)
         if gz is None:
             gz = member(block)
@@ -96,7 +78,6 @@ class GzipMembers:
         self.fh.write(gz)
         self.entries.append(_ENTRY.pack(digest, self.offset, len(gz), hashlib.sha256(gz).digest()))
         self.offset += len(gz)
-        self.parts, self.digests, self.size = [], [], 0
 
     def _reuse(self, digest: bytes, block: bytes) -> bytes | None:
         """The previous dump's member for this block, if it checks out. It is read, checked and written from
@@ -111,8 +92,9 @@ class GzipMembers:
         return gz
 
     def close(self) -> None:
-        if self.parts or not self.entries:  # an empty dump is one empty member
-            self._flush()
+        """Finish the dump and its index. An empty dump is one empty member."""
+        if not self.entries:
+            self.add_block(hashlib.sha256(b"").digest(), b"")
         self.fh.close()
         if self.old:
             self.old.close()

@@ -15,8 +15,8 @@ import json
 from pathlib import Path
 
 from ..terms import RDF_TYPE, XSD, split_literal
-from . import Files, Format, register, serialiser
-from .rdf import record_file
+from . import DumpSpec, Files, Format, Job, record_file, register, serialiser
+from .rdf import Dump
 
 SCHEMA = "http://schema.org/"
 _XSD_STRING = XSD + "string"
@@ -183,6 +183,9 @@ def _encode(value, out: list[str], newline: str) -> None:
         out.append(json.dumps(value))
 
 
+JSONLD = DumpSpec("dataset.jsonld", separated=True)
+
+
 class JsonLd:
     """``records/<entity>/<id>.jsonld`` (indented, with the context it uses), ``context.jsonld``, and
     ``dataset.jsonld``: the whole context, then one ``@graph`` with a node per line, so that it streams."""
@@ -191,21 +194,27 @@ class JsonLd:
         self.serialiser, self.files, self.first = serialiser(pub.config, pub.mappings), files, True
         c = compactor(self.serialiser)
         (out / "context.jsonld").write_bytes(dumps(c.context()))
-        self.fh = (out / "dataset.jsonld").open("wb")
         context = json.dumps(c.context()["@context"], ensure_ascii=False)
-        self.fh.write(f'{{"@context": {context}, "@graph": ['.encode("utf-8"))
+        self.dump = Dump(JSONLD, out, files, f'{{"@context": {context}, "@graph": ['.encode("utf-8"))
 
-    def add(self, row, fresh) -> None:
-        doc = self.serialiser.fragment(row, "jsonld")
-        self.files.write(record_file(row.entity, row.id, "jsonld"), row, lambda: doc)
-        lines = self.serialiser.fragment(row, "jsonld.nodes")
-        if lines:
-            self.fh.write((b"\n" if self.first else b",\n") + lines)
+    def block(self, job: Job, rows) -> None:
+        for i in job.files:
+            self.files.write(record_file(rows[i].entity, rows[i].id, "jsonld"), self.serialiser.fragment(rows[i], "jsonld"))
+        if self.dump.block(job, lambda: self.nodes(rows)):
             self.first = False
 
+    def nodes(self, rows) -> bytes:
+        """The block's part of the ``@graph``: each record's nodes, the first of the dump after a line break,
+        the others after a comma."""
+        out = []
+        for row in rows:
+            lines = self.serialiser.fragment(row, "jsonld.nodes")
+            if lines:
+                out.append((b"\n" if self.first and not out else b",\n") + lines)
+        return b"".join(out)
+
     def close(self) -> None:
-        self.fh.write(b"\n]}\n")
-        self.fh.close()
+        self.dump.close(b"\n]}\n")
 
 
 def record_jsonld(pub, triples, _subject: str) -> bytes:
@@ -231,4 +240,4 @@ def fragments(ser, triples) -> dict[str, bytes]:
 
 register(Format("jsonld", "application/ld+json", "jsonld",
                 "JSON-LD per record (records/) and whole dataset (dataset.jsonld), each with its context inline",
-                JsonLd, record_jsonld, cost=7.8, folder="records", fragments=fragments))
+                JsonLd, record_jsonld, cost=7.8, folder="records", fragments=fragments, dump=JSONLD))

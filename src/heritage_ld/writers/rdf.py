@@ -10,7 +10,6 @@ The dataset file is the record documents without their prefix lines, under one h
 """
 from __future__ import annotations
 
-import hashlib
 import re
 from collections import Counter
 from datetime import datetime, timezone
@@ -20,17 +19,8 @@ from urllib.parse import quote
 import pyoxigraph as ox
 
 from ..terms import MEMO_LIMIT, RDF_TYPE, XSD, Triple, is_iri, literal, nt_lines
-from . import Files, Format, register, serialiser
-from .gzmembers import GzipMembers
-
-
-def record_path(out: Path, entity: str, record_id: str, ext: str, folder: str = "records") -> Path:
-    """``<folder>/<entity>/<id>.<ext>`` with the id made safe as one file name."""
-    return out / record_file(entity, record_id, ext, folder)
-
-
-def record_file(entity: str, record_id: str, ext: str, folder: str = "records") -> str:
-    return f"{folder}/{entity}/{quote(record_id, safe='')}.{ext}"
+from . import DumpSpec, Files, Format, Job, record_file, register, serialiser  # noqa: F401 (record_file)
+from .blocks import DumpWriter
 
 
 def graph_iri(pub, entity: str, record_id: str) -> str:
@@ -340,37 +330,38 @@ def turtle_body(triples: list[Triple], prefixes: dict[str, str]) -> bytes:
         return _without_prefixes(_oxigraph_turtle(sorted(triples, key=_order), prefixes))
 
 
-class _Dump:
-    """Writes ``name`` and its gzip copy ``name.gz`` for bulk loaders: one gzip member per block of records,
-    members of unchanged blocks taken from the output being replaced (``gzmembers``)."""
+class Dump:
+    """A sink's dump: one ``DumpWriter`` fed its blocks, each copied or made from the rows."""
 
-    def __init__(self, path: Path, files: Files) -> None:
-        gz = path.name + ".gz"
-        self.plain = path.open("wb")
-        self.gz = GzipMembers(path.with_name(gz), files.old / gz if files.old else None)
+    def __init__(self, spec: DumpSpec, out: Path, files: Files, header: bytes = b"") -> None:
+        self.spec = spec
+        self.writer = DumpWriter(out / spec.file, files.dump_source(spec.file), header, spec.gz)
 
-    def write(self, row, text: str, digest: str | None = None) -> None:
-        """One record's ``text``; ``digest``: a string that determines it (saves hashing the bytes)."""
-        data = text.encode("utf-8")
-        self.plain.write(data)
-        self.gz.add(f"{row.entity}\0{row.id}", data, digest and hashlib.sha256(digest.encode()).digest())
+    def block(self, job: Job, make, extra: bytes = b"") -> int:
+        """Write the job's block (``make()``: its bytes, where it is not copied); returns its length."""
+        f = self.spec.file
+        return self.writer.block(job.versions[f], job.copy.get(f), make, extra)
 
-    def close(self) -> None:
-        self.gz.close()
-        self.plain.close()
+    def close(self, footer: bytes = b"") -> None:
+        self.writer.close(footer)
+
+
+NT = DumpSpec("dataset.nt", gz=True, dedupe=True)
+NQ = DumpSpec("dataset.nq", gz=True, provenance=True)
+TTL = DumpSpec("dataset.ttl")
 
 
 class NTriples:
     """``dataset.nt``: the records' stored N-Triples, each triple once."""
 
     def __init__(self, pub, out: Path, files: Files) -> None:
-        self.fh = _Dump(out / "dataset.nt", files)
+        self.dump = Dump(NT, out, files)
 
-    def add(self, row, fresh: str) -> None:
-        self.fh.write(row, fresh, f"nt\0{row.hash}" if fresh is row.nt else None)
+    def block(self, job: Job, rows) -> None:
+        self.dump.block(job, lambda: "".join(job.fresh).encode("utf-8"), job.foreign.pack())
 
     def close(self) -> None:
-        self.fh.close()
+        self.dump.close()
 
 
 PROV = "http://www.w3.org/ns/prov#"
@@ -395,15 +386,17 @@ class NQuads:
     """``dataset.nq``: each record's stored N-Triples in its named graph, with its provenance."""
 
     def __init__(self, pub, out: Path, files: Files) -> None:
-        self.pub, self.fh = pub, _Dump(out / "dataset.nq", files)
+        self.pub, self.dump = pub, Dump(NQ, out, files)
 
-    def add(self, row, fresh) -> None:
+    def block(self, job: Job, rows) -> None:
+        self.dump.block(job, lambda: "".join(self.quads(row) for row in rows).encode("utf-8"))
+
+    def quads(self, row) -> str:
         g = f"<{graph_iri(self.pub, row.entity, row.id)}>"
-        self.fh.write(row, quads(row.nt, g) + quads(nt_lines(provenance(self.pub, g, row)), g),
-                      f"nq\0{row.hash}\0{g}\0{row.last_changed}\0{row.source}\0{row.mapping}")
+        return quads(row.nt, g) + quads(nt_lines(provenance(self.pub, g, row)), g)
 
     def close(self) -> None:
-        self.fh.close()
+        self.dump.close()
 
 
 def quads(nt: str, graph: str) -> str:
@@ -416,24 +409,26 @@ class Turtle:
 
     def __init__(self, pub, out: Path, files: Files) -> None:
         self.serialiser, self.files = serialiser(pub.config, pub.mappings), files
-        self.fh = (out / "dataset.ttl").open("wb")
         prefixes = pub.mappings.prefixes
-        self.fh.write("".join(f"@prefix {p}: <{ns}> .\n" for p, ns in sorted(prefixes.items())).encode())
+        self.dump = Dump(TTL, out, files,
+                         "".join(f"@prefix {p}: <{ns}> .\n" for p, ns in sorted(prefixes.items())).encode())
 
-    def add(self, row, fresh) -> None:
-        doc = self.serialiser.fragment(row, "turtle")
-        self.files.write(record_file(row.entity, row.id, "ttl"), row, lambda: doc)
-        self.fh.write(b"\n" + _without_prefixes(doc))
+    def block(self, job: Job, rows) -> None:
+        for i in job.files:
+            self.files.write(record_file(rows[i].entity, rows[i].id, "ttl"), self.serialiser.fragment(rows[i], "turtle"))
+        self.dump.block(job, lambda: b"".join(b"\n" + _without_prefixes(self.serialiser.fragment(row, "turtle"))
+                                              for row in rows))
 
     def close(self) -> None:
-        self.fh.close()
+        self.dump.close()
 
 
 register(Format("ntriples", "application/n-triples", "nt", "whole dataset as N-Triples (dataset.nt, dataset.nt.gz)",
-                NTriples, lambda pub, triples, _subject: nt_lines(sorted(triples)).encode(), cost=1.7, fresh=True))
+                NTriples, lambda pub, triples, _subject: nt_lines(sorted(triples)).encode(), cost=1.7, dump=NT))
 register(Format("nquads", "application/n-quads", "nq",
-                "whole dataset as N-Quads, one named graph per record (dataset.nq, dataset.nq.gz)", NQuads, cost=1.9))
+                "whole dataset as N-Quads, one named graph per record (dataset.nq, dataset.nq.gz)", NQuads, cost=1.9,
+                dump=NQ))
 register(Format("turtle", "text/turtle", "ttl", "Turtle per record (records/) and whole dataset (dataset.ttl)",
                 Turtle, lambda pub, triples, _subject: turtle(triples, pub.mappings.prefixes), cost=3.5,
-                folder="records",
+                folder="records", dump=TTL,
                 fragments=lambda ser, triples: {"turtle": turtle(triples, ser.mappings.prefixes)}))

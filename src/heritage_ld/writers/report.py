@@ -1,11 +1,16 @@
 """The validation report: ``validation-report.ttl`` (sh:ValidationReport) and ``.txt`` for people."""
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from pathlib import Path
 from typing import Iterator
 
+from isal import isal_zlib
+
 from ..terms import RDF_TYPE, iri, literal
-from . import Files, Format, register
+from . import Files, Format, register, writers_digest
 from .rdf import turtle_body
 
 SH = "http://www.w3.org/ns/shacl#"
@@ -78,15 +83,53 @@ def report_lines(pub) -> Iterator[str]:
 
 
 class Report:
-    """Written at the end, streaming: the report can hold more issues than fit in memory."""
+    """Written at the end, streaming: the report can hold more issues than fit in memory. Where the report
+    is the one the output being replaced has (the same issues, counts and writers: ``key``), its files are
+    hard links to that output's, after a check of their CRC-32 (``.validation-report.check``)."""
 
-    def __init__(self, pub, out: Path, _files: Files) -> None:
-        self.pub, self.out = pub, out
+    FILES = ("validation-report.ttl", "validation-report.txt")
+    CHECK = ".validation-report.check"
 
-    def add(self, row, fresh) -> None:
+    def __init__(self, pub, out: Path, files: Files) -> None:
+        self.pub, self.out, self.source = pub, out, files.source
+
+    def block(self, job, rows) -> None:
         pass
 
+    def key(self) -> str:
+        p = self.pub
+        if not p.report_digest:
+            return ""
+        return hashlib.sha256(json.dumps([p.report_digest, p.published, p.source_warnings, writers_digest(p)])
+                              .encode()).hexdigest()
+
     def close(self) -> None:
+        key = self.key()
+        if not (key and self.link(key)):
+            self.write()
+        check = {"key": key, "files": {name: _crc(self.out / name) for name in self.FILES}}
+        (self.out / self.CHECK).write_text(json.dumps(check))
+
+    def link(self, key: str) -> bool:
+        """Link the files of the output being replaced, if they are this report."""
+        if self.source is None:
+            return False
+        try:
+            check = json.loads((self.source / self.CHECK).read_text())
+            if check.get("key") != key or any(check["files"].get(n) != _crc(self.source / n) for n in self.FILES):
+                return False
+        except (OSError, ValueError, AttributeError, TypeError):
+            return False
+        try:
+            for name in self.FILES:
+                os.link(self.source / name, self.out / name)
+        except OSError:   # another file system, a mount: written instead
+            for name in self.FILES:
+                (self.out / name).unlink(missing_ok=True)
+            return False
+        return True
+
+    def write(self) -> None:
         prefixes = {"sh": SH, "hld": HLD}
         with (self.out / "validation-report.ttl").open("wb") as fh:
             fh.write("".join(f"@prefix {p}: <{ns}> .\n" for p, ns in sorted(prefixes.items())).encode())
@@ -100,6 +143,15 @@ class Report:
                 fh.write(b"\n" + turtle_body(batch, prefixes))
         with (self.out / "validation-report.txt").open("w", encoding="utf-8") as txt:
             txt.writelines(report_lines(self.pub))
+
+
+def _crc(path: Path) -> list[int]:
+    """[size, CRC-32] of a file."""
+    crc = size = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            crc, size = isal_zlib.crc32(chunk, crc), size + len(chunk)
+    return [size, crc]
 
 
 register(Format("report", "text/turtle", "ttl", "validation report (validation-report.ttl and .txt)", Report,
