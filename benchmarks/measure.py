@@ -310,26 +310,26 @@ def _rusage_cpu() -> float:
 
 
 @measure("publish_dask")
-def m_publish_dask(root: Path, work: Path, t: Timer, args) -> dict:
+def m_publish_dask(root: Path, work: Path, t: Timer, args, name: str = "publish_dask") -> dict:
     """``publish --executor dask`` on a fresh copy, on a LocalCluster of 2 worker processes (1 thread
     each, 127.0.0.1) started before and closed after the timed part, with CPU seconds: on the workers
     (each chunk task, by pass; the worker processes in all), and on the coordinator by stage."""
     from distributed import LocalCluster
     from heritage_ld import catalog as catalog_mod, validate as validate_mod, writers, work as work_mod
     coord = CoordinatorCpu()
-    for owner, name in ((pipeline, "load_project"), (pipeline, "project_digest"), (pipeline, "project"),
-                        (validate_mod.Shapes, "compiled_for")):
-        coord.wrap(owner, name, "project load + compile (once a run)")
+    for owner, method in ((pipeline, "load_project"), (pipeline, "project_digest"), (pipeline, "project"),
+                          (validate_mod.Shapes, "compiled_for")):
+        coord.wrap(owner, method, "project load + compile (once a run)")
     coord.wrap(pipeline, "read_records", "read (pass 1)")
     coord.wrap(work_mod.Work, "add_mapped", "work DB: store mapped (pass 2)")
     coord.wrap(work_mod.Work, "index", "work DB: store mapped (pass 2)")
     coord.wrap(work_mod.Work, "set_checked", "work DB: store checked (pass 3)")
     coord.wrap(pipeline, "_unreferenced_vocabulary", "pass 4 (vocabulary, links to held-back records)")
     coord.wrap(pipeline, "_links_to_held", "pass 4 (vocabulary, links to held-back records)")
-    for name in ("live", "plan", "apply", "record_run", "replace_report", "summary", "commit"):
-        coord.wrap(catalog_mod.Catalog, name, "catalog (plan, apply, report, commit)")
+    for method in ("live", "plan", "apply", "record_run", "replace_report", "summary", "commit"):
+        coord.wrap(catalog_mod.Catalog, method, "catalog (plan, apply, report, commit)")
     coord.wrap(writers, "write_all", "writers (all formats, swap)")
-    traced_stages(work, "publish_dask")
+    traced_stages(work, name)
     t0 = time.perf_counter()
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None) as cluster:
@@ -373,8 +373,19 @@ def m_publish_dask(root: Path, work: Path, t: Timer, args) -> dict:
                 **{f"coordinator {k}": us(v) for k, v in named.items()},
                 "coordinator thread in all": us(thread_cpu),
                 "coordinator process in all (+ scheduler, client, nannies)": us(process_cpu),
-            },
-            }
+            }}
+
+
+@measure("publish_dask_nofiles")
+def m_publish_dask_nofiles(root: Path, work: Path, t: Timer, args) -> dict:
+    """``publish_dask`` with ``record_files = false`` (no records/ or edm/ files: what a large
+    collection served by ``heritage-ld serve`` sets; the copy's heritage-ld.toml is edited)."""
+    toml = root / "heritage-ld.toml"
+    text = toml.read_text()
+    if "record_files" not in text:
+        toml.write_text(text.replace("[project]\n", "[project]\nrecord_files = false\n", 1))
+    assert config_mod.load(root).record_files is False, "no [project] table in heritage-ld.toml"
+    return m_publish_dask(root, work, t, args, name="publish_dask_nofiles")
 
 
 def writer(fmt: str):
