@@ -275,6 +275,146 @@ def m_publish_workers2(root: Path, work: Path, t: Timer, args) -> dict:
     return _publish(root, work, t, NOW, name="publish_workers2", workers=2)
 
 
+def _timed_task(task, root: str, shared, chunk: list) -> tuple:
+    """Runs on a Dask worker in place of ``task``: the project loaded first (CPU timed apart: once a
+    worker and project), then the task; CPU of this thread (the worker's one task thread)."""
+    t0 = time.thread_time()
+    executor.project(root, shared.project)[2].compiled_for(shared.reference)
+    t1 = time.thread_time()
+    out = task(root, shared, chunk)
+    return out, t1 - t0, time.thread_time() - t1, len(chunk)
+
+
+class TimedDask(executor.Dask):
+    """The Dask executor, each chunk task timed on its worker (``_timed_task``): CPU per pass."""
+
+    def __init__(self, scheduler: str) -> None:
+        super().__init__(scheduler)
+        self.cpu: dict[str, float] = defaultdict(float)     # task name -> CPU seconds of its chunks
+        self.records: dict[str, int] = defaultdict(int)
+        self.tasks: dict[str, int] = defaultdict(int)
+        self.load = 0.0                                     # loading + compiling the project on the workers
+
+    def run(self, task, root, shared, chunks):
+        from functools import partial
+        for out, load, cpu, n in super().run(partial(_timed_task, task), root, shared, chunks):
+            self.load += load
+            self.cpu[task.__name__] += cpu
+            self.records[task.__name__] += n
+            self.tasks[task.__name__] += 1
+            yield out
+
+
+class CoordinatorCpu:
+    """CPU of this thread (the coordinator's pipeline) in the functions named, each call's time
+    without that of the named functions it calls (exclusive), by label."""
+
+    def __init__(self) -> None:
+        self.cpu: dict[str, float] = defaultdict(float)
+        self.stack: list[str] = []
+
+    def wrap(self, owner, attr: str, label: str) -> None:
+        fn = getattr(owner, attr)
+
+        def timed(*a, **k):
+            self.stack.append(label)
+            t0 = time.thread_time()
+            try:
+                return fn(*a, **k)
+            finally:
+                spent = time.thread_time() - t0
+                self.stack.pop()
+                self.cpu[label] += spent
+                if self.stack:
+                    self.cpu[self.stack[-1]] -= spent
+        setattr(owner, attr, timed)
+
+
+def _rusage_cpu() -> float:
+    import resource
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+@measure("publish_dask")
+def m_publish_dask(root: Path, work: Path, t: Timer, args, name: str = "publish_dask") -> dict:
+    """``publish --executor dask`` on a fresh copy, on a LocalCluster of 2 worker processes (1 thread
+    each, 127.0.0.1) started before and closed after the timed part, with CPU seconds: on the workers
+    (each chunk task, by pass; the worker processes in all), and on the coordinator by stage."""
+    from distributed import LocalCluster
+    from heritage_ld import catalog as catalog_mod, validate as validate_mod, writers, work as work_mod
+    coord = CoordinatorCpu()
+    for owner, method in ((pipeline, "load_project"), (pipeline, "project_digest"), (pipeline, "project"),
+                          (validate_mod.Shapes, "compiled_for")):
+        coord.wrap(owner, method, "project load + compile (once a run)")
+    coord.wrap(pipeline, "read_records", "read (pass 1)")
+    coord.wrap(work_mod.Work, "add_mapped", "work DB: store mapped (pass 2)")
+    coord.wrap(work_mod.Work, "index", "work DB: store mapped (pass 2)")
+    coord.wrap(work_mod.Work, "set_checked", "work DB: store checked (pass 3)")
+    coord.wrap(pipeline, "_unreferenced_vocabulary", "pass 4 (vocabulary, links to held-back records)")
+    coord.wrap(pipeline, "_links_to_held", "pass 4 (vocabulary, links to held-back records)")
+    for method in ("live", "plan", "apply", "record_run", "replace_report", "summary", "commit"):
+        coord.wrap(catalog_mod.Catalog, method, "catalog (plan, apply, report, commit)")
+    coord.wrap(writers, "write_all", "writers (all formats, swap)")
+    traced_stages(work, name)
+    t0 = time.perf_counter()
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        run = TimedDask(cluster.scheduler_address)
+        started = time.perf_counter() - t0
+        try:
+            def worker_cpu() -> dict:
+                return run.client.run(_rusage_cpu)
+            before = worker_cpu()
+            self_before, thread_before = _rusage_cpu(), time.thread_time()
+            with t:
+                pub, changes = pipeline.publish(root, now=NOW, run=run)
+            thread_cpu, process_cpu = time.thread_time() - thread_before, _rusage_cpu() - self_before
+            after = worker_cpu()
+        finally:
+            run.close()
+    records = run.records["_map_chunk"]   # a fresh project: every record is mapped, then checked
+    workers_cpu = {a: after[a] - before[a] for a in after}
+    tasks = {"map (pass 2)": run.cpu["_map_chunk"], "validate+EDM+fragments (pass 3)": run.cpu["_check_chunk"]}
+    worker_total = sum(workers_cpu.values())
+    named = dict(coord.cpu)
+    named["other (paging keys, submitting, taking results)"] = thread_cpu - sum(named.values())
+    us = lambda cpu: round(cpu / records * 1e6, 1)
+    return {"records": pub.published, "records_mapped": records, "records_checked": run.records["_check_chunk"],
+            "triples": pub.triple_count, "held_back": len(pub.held_back), "added": changes.added,
+            "stages": {k: round(v, 3) for k, v in pub.seconds.items()},
+            "workers": len(workers_cpu), "chunks": dict(run.tasks), "cluster_start_seconds": round(started, 2),
+            "cpu_seconds": {
+                "worker_tasks": {k: round(v, 3) for k, v in tasks.items()},
+                "worker_project_load": round(run.load, 3),
+                "worker_processes": round(worker_total, 3),
+                "worker_dask_overhead": round(worker_total - sum(tasks.values()) - run.load, 3),
+                "coordinator_thread": {k: round(v, 3) for k, v in named.items()},
+                "coordinator_thread_total": round(thread_cpu, 3),
+                # + the threads of the scheduler, the client and the nannies (in this process with a LocalCluster)
+                "coordinator_process": round(process_cpu, 3),
+            },
+            "us_per_record": {
+                **{f"worker {k}": us(v) for k, v in tasks.items()},
+                "worker process in all (tasks, project load, Dask)": us(worker_total),
+                **{f"coordinator {k}": us(v) for k, v in named.items()},
+                "coordinator thread in all": us(thread_cpu),
+                "coordinator process in all (+ scheduler, client, nannies)": us(process_cpu),
+            }}
+
+
+@measure("publish_dask_nofiles")
+def m_publish_dask_nofiles(root: Path, work: Path, t: Timer, args) -> dict:
+    """``publish_dask`` with ``record_files = false`` (no records/ or edm/ files: what a large
+    collection served by ``heritage-ld serve`` sets; the copy's heritage-ld.toml is edited)."""
+    toml = root / "heritage-ld.toml"
+    text = toml.read_text()
+    if "record_files" not in text:
+        toml.write_text(text.replace("[project]\n", "[project]\nrecord_files = false\n", 1))
+    assert config_mod.load(root).record_files is False, "no [project] table in heritage-ld.toml"
+    return m_publish_dask(root, work, t, args, name="publish_dask_nofiles")
+
+
 def writer(fmt: str):
     def run(root: Path, work: Path, t: Timer, args) -> dict:
         """One format's sink fed every live catalog row (rows decoded, and de-duplicated for the formats that

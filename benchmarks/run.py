@@ -32,7 +32,7 @@ WRITERS = ["write_ntriples", "write_nquads", "write_turtle", "write_jsonld", "wr
 ORDER = [("raw_limit", "project"), ("map", "project"), ("validate", "project"), ("validate_pyshacl", "project"),
          ("publish", "run"), ("publish_noop", "run"), ("publish_1pct", "run"), ("publish_1rec", "run"), *[(w, "run") for w in WRITERS],
          ("write_gzip", "run"),
-         ("publish_workers2", "fresh"),
+         ("publish_workers2", "fresh"), ("publish_dask", "fresh"), ("publish_dask_nofiles", "fresh"),
          ("pyshacl_graph", "project"), ("pyshacl_record", "project"),
          ("rdflib_parse", "run"), ("rdflib_ntriples", "run"), ("rdflib_turtle", "run"), ("morph_kgc", "project")]
 NEEDS_PUBLISH = {"publish_noop", "publish_1pct", "publish_1rec", *WRITERS, "write_gzip", "rdflib_parse", "rdflib_ntriples", "rdflib_turtle"}
@@ -42,6 +42,8 @@ LABELS = {
     "publish_noop": "ours: publish again, no change", "publish_1pct": "ours: publish again, 1% of articles changed",
     "publish_1rec": "ours: publish again, one article changed",
     "publish_workers2": "ours: publish end-to-end, --workers 2 (coordinator RSS)",
+    "publish_dask": "ours: publish end-to-end, Dask LocalCluster of 2 workers (coordinator RSS)",
+    "publish_dask_nofiles": "ours: the same, record_files = false (no records/, edm/)",
     **{w: f"ours: writer {w[6:]}" for w in WRITERS},
     "write_gzip": "ours: gzip dumps (.nt.gz + .nq.gz), first run",
     "raw_limit": "raw limit: json.loads + f-string N-Triples", "morph_kgc": "Morph-KGC: YARRRML -> N-Triples",

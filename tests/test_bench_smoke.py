@@ -54,6 +54,15 @@ def check_run(run: dict) -> None:
     assert m["publish_noop"]["added"] == m["publish_noop"]["changed"] == m["publish_noop"]["deleted"] == 0
     assert m["publish_1pct"]["changed"] >= 1 and m["publish_1pct"]["added"] == 0
     assert m["pyshacl_record"]["extrapolated"] and m["pyshacl_record"]["sample"] > 0
+    for name in ("publish_dask", "publish_dask_nofiles"):   # on 2 workers, CPU per record on both sides
+        d = m[name]
+        if d.get("skipped") == "--skip":
+            continue
+        assert d["workers"] == 2 and d["added"] == d["records"] == m["publish"]["records"]
+        assert d["records_mapped"] == d["records_checked"] >= run["records"]   # + the rights vocabulary
+        cpu = d["cpu_seconds"]
+        assert all(v > 0 for v in cpu["worker_tasks"].values()) and cpu["worker_processes"] > 0
+        assert cpu["coordinator_thread"]["writers (all formats, swap)"] > 0 and cpu["coordinator_process"] > 0
     gz = m["write_gzip"]   # the re-run compressed the blocks of the changed articles, copied the others
     assert gz["articles_changed"] >= 1 and 0 < gz["rerun_1pct_compressed_bytes"] < gz["rerun_1pct_copied_bytes"]
     assert gz["rerun_1pct_compressed_bytes"] + gz["rerun_1pct_copied_bytes"] > gz["plain_bytes"]   # " Updated."
@@ -91,7 +100,9 @@ def test_generator_is_deterministic(tmp_path):
 
 def test_harness_at_10k(tmp_path):
     """The smoke test at 10k articles (26,200 records; about 10 minutes here). rdflib's Turtle serialiser
-    (superlinear, ~15 minutes at this size) and pyshacl-per-chunk validation are left to the tiny run."""
-    run, _ = run_harness(tmp_path, 10000, sample=200, skip=("rdflib_turtle", "validate_pyshacl"))
+    (superlinear, ~15 minutes at this size), pyshacl-per-chunk validation and the Dask run without per-record
+    files are left to the tiny run."""
+    run, _ = run_harness(tmp_path, 10000, sample=200, skip=("rdflib_turtle", "validate_pyshacl",
+                                                                   "publish_dask_nofiles"))
     check_run(run)
     assert run["manifest"]["counts"]["records"] == 26200

@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 
 from heritage_ld import executor, pipeline
+from heritage_ld.catalog import Catalog
+from heritage_ld.config import load
 
 from test_catalog import files, rows
 from test_outputs import copy_project
@@ -20,12 +22,28 @@ def small_chunks(project: Path) -> Path:
     return project
 
 
+def stored(project: Path) -> dict:
+    """What the catalog stores of each live record, as the writers, OAI-PMH and the pages read it: its
+    fragments in every format (decoded) with the key they were made with, its triples and EDM document.
+    The writers would make missing fragments again, so identical output alone does not show that the
+    workers made them."""
+    cat = Catalog(load(project).catalog)
+    try:
+        return {(r.entity, r.id): (r.frag_key, r.fragments, r.nt, r.edm_xml)
+                for r in cat.rows()}
+    finally:
+        cat.close()
+
+
 @pytest.fixture
-def reference(tmp_path) -> tuple[dict, dict]:
+def reference(tmp_path) -> tuple[dict, dict, dict]:
     (tmp_path / "serial").mkdir()
     project = small_chunks(copy_project(tmp_path / "serial"))
     pipeline.publish(project, now=NOW)
-    return files(project / "output"), rows(project)
+    made = stored(project)
+    assert made and all(frag_key and fragments and fragments.get("oai_dc") for frag_key, fragments, _nt, _edm
+                        in made.values())   # every live record has its fragments, oai_dc among them
+    return files(project / "output"), rows(project), made
 
 
 def test_two_local_workers_give_identical_output(tmp_path, reference):
@@ -34,6 +52,7 @@ def test_two_local_workers_give_identical_output(tmp_path, reference):
     pipeline.publish(project, now=NOW, run=executor.make(workers=2))
     assert files(project / "output") == reference[0]
     assert rows(project) == reference[1]
+    assert stored(project) == reference[2]
 
 
 def test_dask_cluster_gives_identical_output(tmp_path, reference):
@@ -45,12 +64,14 @@ def test_dask_cluster_gives_identical_output(tmp_path, reference):
             (tmp_path / "p").mkdir()
             project = small_chunks(copy_project(tmp_path / "p"))
             pipeline.publish(project, now=NOW, run=run)
-            workers_used = len(run.client.scheduler_info()["workers"])
+            # each worker process loaded the project: it ran chunks of passes 2 and 3
+            loaded = run.client.run(lambda: executor.project.cache_info().currsize)
         finally:
             run.close()
-    assert workers_used == 2
-    assert files(project / "output") == reference[0]
+    assert len(loaded) == 2 and all(loaded.values()), loaded
+    assert files(project / "output") == reference[0]   # every file byte for byte, the gzip members too
     assert rows(project) == reference[1]
+    assert stored(project) == reference[2]              # the fragments the workers made
 
 
 def test_dask_needs_a_scheduler():
