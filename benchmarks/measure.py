@@ -417,34 +417,36 @@ def m_publish_dask_nofiles(root: Path, work: Path, t: Timer, args) -> dict:
 
 def writer(fmt: str):
     def run(root: Path, work: Path, t: Timer, args) -> dict:
-        """One format's sink fed every live catalog row (rows decoded, and de-duplicated for the formats that
-        use that, as write_all does)."""
-        from heritage_ld.catalog import Catalog
-        from heritage_ld.writers import Files, Group, formats
-        cfg, mappings, shapes = pipeline.load_project(root)
-        pub = pipeline.Publication(cfg, mappings, {}, {}, [], 0)
-        cat = Catalog(cfg.catalog)
-        pipeline._last_report(cat, pub)
-        pub.issues = pipeline.IssueLog(cat.path, cat.db)
-        pub.published, pub.triple_count, pub.edm_count = cat.totals()
+        """One format written from scratch from the catalog's live records, as ``write_all`` writes it
+        (``writers.fill`` into an empty folder: every block made, every per-record file written)."""
+        from heritage_ld.writers import Files, fill, formats
+        pub, cat = _writing(root)
         out = work / f"out-{fmt}"
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
-        records = triples = 0
         with t:
-            group = Group(pub, out, Files(out, None, 0), [formats()[fmt]])
-            for row in cat.rows():
-                group.add(row)
-                records += 1
-                triples += row.nt.count("\n")
-            group.close()
+            fill(pub, cat, Files(out, out, None, pub.config.record_files), None, [formats()[fmt]])
+        records, triples, _edm = cat.totals()
         cat.close()
-        size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-        files = sum(1 for f in out.rglob("*") if f.is_file())
+        size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file() and not f.name.startswith("."))
+        files = sum(1 for f in out.rglob("*") if f.is_file() and not f.name.startswith("."))
         shutil.rmtree(out, ignore_errors=True)
         return {"records": records, "triples": triples, "rss_before_mb": round(t.rss_before, 1), "files": files,
                 "bytes": size}
     return run
+
+
+def _writing(root: Path):
+    """A Publication as ``publish`` has it when the writers run (the catalog's totals and last report), and the
+    catalog."""
+    from heritage_ld.catalog import Catalog
+    cfg, mappings, _shapes = pipeline.load_project(root)
+    pub = pipeline.Publication(cfg, mappings, {}, {}, [], 0)
+    cat = Catalog(cfg.catalog)
+    pipeline._last_report(cat, pub)
+    pub.issues = pipeline.IssueLog(cat.path, cat.db)
+    pub.published, pub.triple_count, pub.edm_count = cat.totals()
+    return pub, cat
 
 
 for _fmt in ("ntriples", "nquads", "turtle", "jsonld", "edm", "void", "report"):
@@ -453,51 +455,45 @@ for _fmt in ("ntriples", "nquads", "turtle", "jsonld", "edm", "void", "report"):
 
 @measure("write_gzip")
 def m_write_gzip(root: Path, work: Path, t: Timer, args) -> dict:
-    """The gzip dumps (N-Triples, N-Quads) from each record's bytes as their writers make them (made first, not
-    timed): a first run; a re-run after every 100th article changed, with the first run's dumps as the ones it
-    replaces; the same re-run given the records' digests (as stored fragments would); and the whole dumps as one
-    zlib level 6 stream (how they were written before)."""
+    """The gzip dumps (N-Triples, N-Quads) from the plain dumps' blocks as ``publish`` cuts them (the plain
+    dumps made first, not timed): a first run; a re-run after every 100th article changed (the blocks holding
+    one changed, the others the same), with the first run's dumps as the ones it replaces; and the whole dumps
+    as one zlib level 6 stream (how they were written before)."""
     import gzip
     import hashlib
-    from heritage_ld.catalog import Catalog
-    from heritage_ld.writers import Files, Group, formats, rdf
+    from heritage_ld.writers import Files, blocks, fill, formats
     from heritage_ld.writers.gzmembers import GzipMembers
-    cfg, mappings, shapes = pipeline.load_project(root)
-    pub = pipeline.Publication(cfg, mappings, {}, {}, [], 0)
-    dumps: dict[str, list[tuple[str, bytes]]] = {}
-
-    class Recorder:   # stands in for GzipMembers while the records' bytes are made
-        def __init__(self, path: Path, _previous=None) -> None:
-            self.recs = dumps.setdefault(path.name, [])
-
-        def add(self, key: str, data: bytes, digest=None) -> None:
-            self.recs.append((key, data))
-
-        def close(self) -> None:
-            pass
+    pub, cat = _writing(root)
     out = work / "out-gzip"
     shutil.rmtree(out, ignore_errors=True)
-    for d in ("prepare", "first", "rerun", "given", "zlib6"):
+    for d in ("prepare", "first", "rerun", "zlib6"):
         (out / d).mkdir(parents=True)
-    cat = Catalog(cfg.catalog)
-    rdf.GzipMembers = Recorder
-    group = Group(pub, out / "prepare", Files(out / "prepare", None, 0), [formats()["ntriples"], formats()["nquads"]])
-    for row in cat.rows():
-        group.add(row)
-    group.close()
-    rdf.GzipMembers = GzipMembers
+    prep = out / "prepare"
+    fill(pub, cat, Files(prep, prep, None, False), None, [formats()["ntriples"], formats()["nquads"]])
+    plan = blocks.plan(cat, None)
+    edit = {k for k in sorted((e, i) for e, i, *_ in cat.versions() if e == "article")[::100]}
+    keys = [(e, i) for e, i, *_ in cat.versions()]
     cat.close()
-    edit = {k for k in sorted(k for k, _d in dumps["dataset.nt.gz"] if k.startswith("article\0"))[::100]}
-    changed = {name: [(k, d.replace(b'"', b'"Updated. ', 1) if k in edit else d) for k, d in recs]
-               for name, recs in dumps.items()}
-    digests = {name: [hashlib.sha256(d).digest() for _k, d in recs] for name, recs in changed.items()}
+    edited, pos = [], 0   # per block: does it hold a changed article?
+    for b in plan:
+        edited.append(any(k in edit for k in keys[pos:pos + b.count]))
+        pos += b.count
+    dumps: dict[str, list[tuple[bytes, bytes]]] = {}   # gzip dump name -> (version, bytes) of each block
+    changed: dict[str, list[tuple[bytes, bytes]]] = {}
+    for name in ("dataset.nt", "dataset.nq"):
+        entries = sorted(blocks.read_index(prep / name).values(), key=lambda e: e.offset)
+        assert len(entries) == len(plan), name
+        data = (prep / name).read_bytes()
+        dumps[name + ".gz"] = [(e.version, data[e.offset:e.offset + e.length]) for e in entries]
+        changed[name + ".gz"] = [(hashlib.sha256(v + b"edited").digest(), d.replace(b'"', b'"Updated. ', 1))
+                                 if hit else (v, d) for (v, d), hit in zip(dumps[name + ".gz"], edited)]
 
-    def write(folder: str, records: dict, previous: str | None = None, given: dict | None = None) -> dict:
+    def write(folder: str, records: dict, previous: str | None = None) -> dict:
         stats = {}
         for name, recs in records.items():
             g = GzipMembers(out / folder / name, out / previous / name if previous else None)
-            for i, (key, data) in enumerate(recs):
-                g.add(key, data, given[name][i] if given else None)
+            for v, data in recs:
+                g.add_block(v, data)
             g.close()
             stats[name] = (g.compressed, g.copied, (out / folder / name).stat().st_size)
         return stats
@@ -507,25 +503,21 @@ def m_write_gzip(root: Path, work: Path, t: Timer, args) -> dict:
     rerun = write("rerun", changed, "first")
     rerun_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    write("given", changed, "first", digests)
-    given_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
     zlib6 = {}
     for name, recs in dumps.items():
         with open(out / "zlib6" / name, "wb") as raw, gzip.GzipFile("", "wb", 6, raw, mtime=0) as fh:
-            for _k, data in recs:
+            for _v, data in recs:
                 fh.write(data)
         zlib6[name] = (out / "zlib6" / name).stat().st_size
     zlib6_s = time.perf_counter() - t0
-    for name in dumps:   # the re-runs wrote exactly the changed records
-        assert gzip.decompress((out / "rerun" / name).read_bytes()) == b"".join(d for _k, d in changed[name])
-        assert (out / "given" / name).read_bytes() == (out / "rerun" / name).read_bytes()
+    for name in dumps:   # the re-runs wrote exactly the changed blocks
+        assert gzip.decompress((out / "rerun" / name).read_bytes()) == b"".join(d for _v, d in changed[name])
     shutil.rmtree(out, ignore_errors=True)
-    plain = sum(len(d) for recs in dumps.values() for _k, d in recs)
-    return {"records": len(next(iter(dumps.values()))), "articles_changed": len(edit), "plain_bytes": plain,
+    plain = sum(len(d) for recs in dumps.values() for _v, d in recs)
+    return {"records": len(keys), "articles_changed": len(edit), "blocks": len(plan),
+            "blocks_changed": sum(edited), "plain_bytes": plain,
             "gzip_bytes": sum(s[2] for s in first.values()), "zlib6_bytes": sum(zlib6.values()),
             "zlib6_seconds": round(zlib6_s, 4), "rerun_1pct_seconds": round(rerun_s, 4),
-            "rerun_1pct_given_digests_seconds": round(given_s, 4),
             "rerun_1pct_compressed_bytes": sum(s[0] for s in rerun.values()),
             "rerun_1pct_copied_bytes": sum(s[1] for s in rerun.values())}
 
