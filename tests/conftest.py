@@ -22,6 +22,22 @@ def copy_sample_project(dest: Path) -> Path:
     return dest
 
 
+def generated_project(dest: Path, articles: int, seed: int = 6) -> Path:
+    """A project of ``articles`` generated articles (benchmarks/generate.py: ~2.6 records an article) in ``dest``."""
+    import sys
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import generate
+    generate.generate(dest, articles, seed=seed)
+    return dest
+
+
+def copy_published(src: Path, dest: Path, fresh: bool = False) -> Path:
+    """A copy of the published project ``src`` (``output`` stays a link to its tree); ``fresh``: without its
+    output, catalog and memo, as if never published."""
+    ignore = shutil.ignore_patterns("output", ".output-*", ".heritage-ld") if fresh else None
+    return Path(shutil.copytree(src, dest, symlinks=True, ignore=ignore))
+
+
 @pytest.fixture
 def project(tmp_path) -> Path:
     """A copy of the sample project in tmp_path that the test may edit freely."""

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -25,10 +24,10 @@ from heritage_ld.writers.blocks import plan
 from heritage_ld.writers.gzmembers import GzipMembers, index_path, read_index
 from heritage_ld.writers.rdf import graph_iri, provenance
 
+from conftest import copy_published, generated_project
 from test_catalog import T1, T2
 from test_push import free_port, oxigraph_exe
 
-ROOT = Path(__file__).resolve().parents[1]
 DUMPS = ("dataset.nt", "dataset.nq")
 
 
@@ -45,16 +44,14 @@ def tool(name: str, package: str) -> str:
 def published(tmp_path_factory) -> Path:
     """A generated project of 200 articles (~540 records; dumps of 2.4 and 4.3 MB, ~20 and ~35 members),
     published once."""
-    root = tmp_path_factory.mktemp("gz") / "p"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "generate.py"), "-n", "200", str(root)], check=True,
-                   capture_output=True, timeout=120)
+    root = generated_project(tmp_path_factory.mktemp("gz") / "p", 200)
     pipeline.publish(root, now=T1)
     return root
 
 
 @pytest.fixture
 def project(published, tmp_path) -> Path:
-    return Path(shutil.copytree(published, tmp_path / "p"))
+    return copy_published(published, tmp_path / "p")
 
 
 @pytest.fixture
@@ -261,7 +258,7 @@ def test_a_rerun_after_one_change_compresses_only_that_block(project, tmp_path, 
         assert compressed + copied == (out / name).stat().st_size and compressed < copied / 10
     # the N-Triples (no datestamps) are byte for byte what a first publication of the same sources writes
     fresh = tmp_path / "fresh"
-    shutil.copytree(project, fresh, ignore=shutil.ignore_patterns("output", ".heritage-ld"))
+    copy_published(project, fresh, fresh=True)
     pipeline.publish(fresh, now=T2)
     for f in ("dataset.nt.gz", ".dataset.nt.gz.members"):
         assert (fresh / "output" / f).read_bytes() == (out / f).read_bytes(), f

@@ -10,8 +10,6 @@ import os
 import random
 import shutil
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,7 +19,8 @@ from heritage_ld.config import load
 from heritage_ld.writers import blocks
 from heritage_ld.writers.blocks import DumpWriter, index_path
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import copy_published, generated_project
+
 T0 = 1_800_000_000
 DUMPS = ("dataset.nt", "dataset.nq", "dataset.ttl", "dataset.jsonld")
 
@@ -41,16 +40,14 @@ def save(project: Path, name: str, recs: list[dict]) -> None:
 @pytest.fixture(scope="module")
 def published(tmp_path_factory) -> Path:
     """A generated project of 120 articles (~320 records, ~20 blocks), published once."""
-    root = tmp_path_factory.mktemp("trees") / "p"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "generate.py"), "-n", "120", str(root)], check=True,
-                   capture_output=True, timeout=120)
+    root = generated_project(tmp_path_factory.mktemp("trees") / "p", 120)
     pipeline.publish(root, now=T0)
     return root
 
 
 @pytest.fixture
 def project(published, tmp_path) -> Path:
-    return Path(shutil.copytree(published, tmp_path / "p", symlinks=True))
+    return copy_published(published, tmp_path / "p")
 
 
 @pytest.fixture

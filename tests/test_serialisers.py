@@ -9,8 +9,6 @@ reference refuses a record, the writers refuse it with the same error.
 """
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -25,7 +23,7 @@ from heritage_ld.terms import RDF_TYPE, XSD, literal
 from heritage_ld.writers import edmxml, rdf
 from heritage_ld.linkeddata import VOID_PREFIXES
 
-from conftest import ROOT, copy_sample_project
+from conftest import ROOT, copy_sample_project, generated_project
 
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 EDM_CHO = "<http://www.europeana.eu/schemas/edm/ProvidedCHO>"
@@ -114,9 +112,7 @@ def test_every_sample_record(tmp_path):
 
 
 def test_every_record_of_a_generated_corpus(tmp_path):
-    project = tmp_path / "bench"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "generate.py"), "-n", "2000", str(project)],
-                   check=True, capture_output=True, timeout=300)
+    project = generated_project(tmp_path / "bench", 2000)
     pipeline.publish(project)
     check_project(project, _prefixes())
 
