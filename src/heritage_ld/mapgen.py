@@ -3,17 +3,16 @@
 ``mapping._Compiler`` checks a mapping file and describes it with the plain classes below (the
 blocks of ``subjects``, their properties and value specs); ``generate`` writes that description as
 straight-line Python: field access inlined, transforms called directly, literals escaped inline,
-values that repeat (those a transform makes) remembered. ``compile_source`` compiles a source once
-per process and digest. The source is what runs: ``heritage-ld map --show-code ENTITY`` prints it,
+values that repeat (those a transform makes) remembered. ``codegen.compile_cached`` compiles a
+source once per process and digest. The source is what runs: ``heritage-ld map --show-code ENTITY`` prints it,
 and a traceback shows its lines.
 """
 from __future__ import annotations
 
-import hashlib
-import linecache
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
+
+from .codegen import Writer
 
 Steps = tuple[tuple[str, bool], ...]   # a field path as (name, is a list) steps
 Fn = tuple[str, Callable]               # a named function (transform, table or test)
@@ -133,34 +132,11 @@ def _text(s: str) -> str:
             .replace("{", "{{").replace("}", "}}"))
 
 
-class _Writer:
-    """Python source, line by line, with indentation and fresh local names."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.depth = 0
-        self.n = 0
-
-    def __call__(self, line: str) -> None:
-        self.lines.append("    " * self.depth + line)
-
-    @contextmanager
-    def indent(self, header: str) -> Iterator[None]:
-        self(header)
-        self.depth += 1
-        yield
-        self.depth -= 1
-
-    def name(self, prefix: str) -> str:
-        self.n += 1
-        return f"{prefix}{self.n}"
-
-
 class _Out:
     """Where a spec's objects go: appended to the list ``var``, or straight into the record's
     triples, one per predicate of subject ``S`` (where no other subject takes them again)."""
 
-    def __init__(self, w: _Writer, var: str | None, predicates: list[str] = ()) -> None:
+    def __init__(self, w: Writer, var: str | None, predicates: list[str] = ()) -> None:
         self.w, self.var, self.predicates = w, var, predicates
 
     def put(self, term: str) -> None:
@@ -185,7 +161,7 @@ class Generator:
         self.usual_schemes = tuple(f"{x}://" for x in ("http", "https") if x in iri_schemes)
         self.namespace: dict[str, Any] = dict(runtime)
         self.path_getter = path_getter
-        self.w = _Writer()
+        self.w = Writer()
         self._consts: dict[tuple, str] = {}
         self.shown: dict[str, str] = {}      # name -> what it is, for the header
         self.languages: dict[tuple, str] = {}   # language fields of the record -> the variable holding
@@ -226,13 +202,13 @@ class Generator:
         an expression for one step, else statements walking the objects, and the variable they set."""
         names = [step.removesuffix("[]") for step in path.split(".")]
         w = self.w
-        x = w.name("x")
+        x = w.fresh("x")
         last = (f"[] if {x} is None else [v for v in {x} if v is not None and v != ''] if isinstance({x}, list) "
                 f"else [] if {x} == '' else [{x}]")
         if len(names) == 1:
             return f"([] if ({x} := {d}.get({names[0]!r})) is None else [v for v in {x} if v is not None and v != '']" \
                    f" if isinstance({x}, list) else [] if {x} == '' else [{x}])"
-        out = w.name("values")
+        out = w.fresh("values")
         w(f"{x} = {d}.get({names[0]!r})")
         depth = w.depth
         for name in names[1:]:
@@ -242,9 +218,9 @@ class Generator:
         w(f"{out} = {last}")
         for _ in names[1:]:
             w.depth -= 1
-            with w.indent(f"elif {x} is None:"):
+            with w.block(f"elif {x} is None:"):
                 w(f"{out} = []")
-            with w.indent("else:  # a list walked into, or nothing"):
+            with w.block("else:  # a list walked into, or nothing"):
                 w(f"{out} = {self.getter(path)}({d})")
         assert w.depth == depth
         return out
@@ -270,20 +246,20 @@ class Generator:
             w(f"original = {s}")
             original = "original"
         for named in chain:
-            with w.indent("try:"):  # the transform, directly
+            with w.block("try:"):  # the transform, directly
                 w(f"r = {self.fn(named)}({s})")
-            with w.indent("except TransformError as e:"):
+            with w.block("except TransformError as e:"):
                 w(f"raise ValueIssue({path!r}, short({s}), str(e)) from None")
-            with w.indent("if r.__class__ is Noted:"):
+            with w.block("if r.__class__ is Noted:"):
                 w(f"notes.append(ValueIssue({path!r}, short({original}), r.note))")
                 w("r = r.value")
-            with w.indent("if r is None:"):
+            with w.block("if r is None:"):
                 w(skip)
             if typed:
-                with w.indent("if isinstance(r, Typed):"):
+                with w.block("if isinstance(r, Typed):"):
                     w(f"{s} = r.lex")
                     w(f"{typed} = r.datatype")
-                with w.indent("else:"):
+                with w.block("else:"):
                     w(f"{s} = r")
             else:
                 w(f"{s} = r.lex if isinstance(r, Typed) else r")
@@ -294,10 +270,10 @@ class Generator:
         w = self.w
         names: list[str] = []
         for f in t.fields:
-            vals = w.name("F")
+            vals = w.fresh("F")
             names.append(vals)
             w(f"{vals} = []")
-            with w.indent(f"for v in {self.values(f.path, d)}:"):
+            with w.block(f"for v in {self.values(f.path, d)}:"):
                 w(f"s = (v if v.isprintable() else check_chars({f.path!r}, v)) if v.__class__ is str "
                   f"else scalar({f.path!r}, v)")
                 self.chain(f.chain, f.path, "s", "s", "continue")
@@ -307,7 +283,7 @@ class Generator:
         elif len(t.parts) == 1:
             w(f"{out} = {names[0]}")
         else:
-            items = [w.name("x") for _ in names]
+            items = [w.fresh("x") for _ in names]
             loops = " ".join(f"for {x} in {n}" for x, n in zip(items, names))
             if not any(isinstance(p, tuple) and p[0] == "config" for p in t.parts):
                 w(f"{out} = [{self._fstring(t.parts, items)} {loops}]")
@@ -316,8 +292,8 @@ class Generator:
         if t.scheme_check and not self.usual_schemes:
             w(f"check_schemes({out}, {t.scheme_path!r})")
         elif t.scheme_check:
-            with w.indent(f"for u in {out}:"):
-                with w.indent(f"if not u.startswith({self.usual_schemes!r}):"):
+            with w.block(f"for u in {out}:"):
+                with w.block(f"if not u.startswith({self.usual_schemes!r}):"):
                     w(f"check_schemes((u,), {t.scheme_path!r})")
 
     def _ctx(self, part: tuple) -> str:
@@ -347,29 +323,29 @@ class Generator:
         if spec.when is None:
             self.value(spec, d, out, links)
         elif not spec.scope:
-            with w.indent(f"if {self.cond(spec.when, d)}:"):
+            with w.block(f"if {self.cond(spec.when, d)}:"):
                 self.value(spec, d, out, links)
         else:
-            item, got = w.name("item"), w.name("got")
-            with w.indent(f"for {item} in each_item({d}, {self.const(spec.scope, 'scope')}):"):
-                with w.indent(f"if {self.cond(spec.when, item)}:"):
+            item, got = w.fresh("item"), w.fresh("got")
+            with w.block(f"for {item} in each_item({d}, {self.const(spec.scope, 'scope')}):"):
+                with w.block(f"if {self.cond(spec.when, item)}:"):
                     w(f"{got} = []")
                     self.value(spec, item, _Out(w, got), links)
-                    with w.indent(f"for o in {got}:"):
-                        with w.indent(f"if o not in {out.var}:"):
+                    with w.block(f"for o in {got}:"):
+                        with w.block(f"if o not in {out.var}:"):
                             out.put("o")
 
     def value(self, spec: Spec, d: str, out: _Out, links: str) -> None:
         w = self.w
         if spec.kind == "ref":
-            with w.indent("for k, v in subjects.items():"):
-                with w.indent(f"if k == {spec.ref!r} or k.startswith({spec.ref + '['!r}):"):
+            with w.block("for k, v in subjects.items():"):
+                with w.block(f"if k == {spec.ref!r} or k.startswith({spec.ref + '['!r}):"):
                     out.put("f'<{v}>'")
         elif spec.kind == "uri":
-            u = w.name("U")
+            u = w.fresh("U")
             self.template(spec.template, d, u)
-            with w.indent(f"for v in {u}:"):
-                with w.indent("if ENCODED_SCHEME.match(v) or not is_iri(v):"):
+            with w.block(f"for v in {u}:"):
+                with w.block("if ENCODED_SCHEME.match(v) or not is_iri(v):"):
                     w(f"checked_iri(v, {spec.path!r})")
                 out.put("f'<{v}>'")
         elif spec.kind == "link":
@@ -379,8 +355,8 @@ class Generator:
 
     def link(self, spec: Spec, d: str, out: _Out, links: str) -> None:
         w, path, targets = self.w, spec.path, spec.targets
-        with w.indent(f"for v in {self.values(path, d)}:"):
-            with w.indent("if isinstance(v, dict):  # an embedded record: link by its id"):
+        with w.block(f"for v in {self.values(path, d)}:"):
+            with w.block("if isinstance(v, dict):  # an embedded record: link by its id"):
                 id_path = self.id_paths.get(targets[0], ".")
                 if len(targets) == 1 and "." not in id_path and "[" not in id_path:
                     w(f"i = v.get({id_path!r})")
@@ -389,10 +365,10 @@ class Generator:
                     w(f"i = mappings.record_id({targets[0]!r}, v)")
                 else:
                     w("i = None")
-                    with w.indent(f"for t in {targets!r}:"):
-                        with w.indent("if i := mappings.record_id(t, v):"):
+                    with w.block(f"for t in {targets!r}:"):
+                        with w.block("if i := mappings.record_id(t, v):"):
                             w("break")
-                with w.indent("if not i:"):
+                with w.block("if not i:"):
                     w(f"raise ValueIssue({path!r}, short(None), 'embedded record has no id')")
                 w("v = i")
             w(f"s = v if v.__class__ is str else scalar({path!r}, v)")
@@ -400,14 +376,14 @@ class Generator:
             if len(targets) == 1:
                 t = targets[0]
                 ids = self.known.setdefault(t, f"known_{len(self.known)}")
-                with w.indent(f"if known is None or s in {ids}:"):
-                    with w.indent(f"if iri := iri_for({t!r}, s, base):"):
+                with w.block(f"if known is None or s in {ids}:"):
+                    with w.block(f"if iri := iri_for({t!r}, s, base):"):
                         out.put("f'<{iri}>'")
-                with w.indent("else:"):
+                with w.block("else:"):
                     w(f"{links}.append(ValueIssue({path!r}, s, f'links to {_text(t)} {{s!r}}, which is not among "
                       "the records read: add it or fix the id'))")
             else:
-                with w.indent(f"if iri := link_many({targets!r}, s, {path!r}, known, base, {links}, iri_for):"):
+                with w.block(f"if iri := link_many({targets!r}, s, {path!r}, known, base, {links}, iri_for):"):
                     out.put("iri")
 
     def literal(self, spec: Spec, d: str, out: _Out) -> None:
@@ -419,11 +395,11 @@ class Generator:
                 w(f"vs = texts({self.values(path, d)}, {path!r})")
             else:
                 w(f"v = {d}.get({path.removesuffix('[]')!r})")
-                with w.indent("if v.__class__ is str:"):
+                with w.block("if v.__class__ is str:"):
                     w("vs = (v,) if v else ()")
-                with w.indent("elif v is None:"):
+                with w.block("elif v is None:"):
                     w("vs = ()")
-                with w.indent("else:"):
+                with w.block("else:"):
                     w(f"vs = texts({self.getter(path)}({d}), {path!r})")
         elif spec.source == "value":
             w(f"vs = ({spec.const!r},)")
@@ -436,13 +412,13 @@ class Generator:
             if spec.chain and not dynamic else None
         if dynamic:
             w("tag = UNSET")
-        with w.indent("for v in vs:"):
+        with w.block("for v in vs:"):
             if memo:
                 w(f"t = {memo}.get(v)")
-                with w.indent("if t is not None:"):
+                with w.block("if t is not None:"):
                     out.put("t")
                     w("continue")
-            with w.indent("if not v.isprintable():   # as the source has it: a transform may hide it"):
+            with w.block("if not v.isprintable():   # as the source has it: a transform may hide it"):
                 w(f"check_chars({where!r}, v)")
             w("s = v")
             if spec.chain:
@@ -451,16 +427,16 @@ class Generator:
                 if spec.auto:
                     w("typed = None")
                 self.chain(spec.chain, spec.path, "s", "v", "continue", "typed" if spec.auto else None)
-                with w.indent("if not s.isprintable():"):
+                with w.block("if not s.isprintable():"):
                     w(f"check_chars({where!r}, s)")
-            with w.indent("if ('<' in s or '&' in s) and (m := MARKUP.search(s)):"):
+            with w.block("if ('<' in s or '&' in s) and (m := MARKUP.search(s)):"):
                 w(f"markup({where!r}, s, m)")
             if spec.integer:
-                with w.indent("if not INTEGER.fullmatch(s.strip()):"):
+                with w.block("if not INTEGER.fullmatch(s.strip()):"):
                     w(f"raise ValueIssue({spec.path!r}, short(s), f'{{s!r}} is not a whole number')")
             if dynamic:
                 self.language(spec.lang, d)
-            with w.indent("if '\"' in s or '\\\\' in s or '\\n' in s or '\\r' in s:"):
+            with w.block("if '\"' in s or '\\\\' in s or '\\n' in s or '\\r' in s:"):
                 w("s = escape(s)")
             if dynamic:
                 w("t = f'\"{s}\"{sfx}'")
@@ -469,8 +445,8 @@ class Generator:
             else:
                 w(f"t = f'\"{{s}}\"{_text(literal_suffix(spec.lang, spec.datatype))}'")
             if memo:
-                with w.indent("if len(notes) == noted:"):
-                    with w.indent(f"if len({memo}) >= {LITERAL_MEMO}:"):
+                with w.block("if len(notes) == noted:"):
+                    with w.block(f"if len({memo}) >= {LITERAL_MEMO}:"):
                         w(f"{memo}.clear()")
                     w(f"{memo}[v] = t")
             out.put("t")
@@ -479,31 +455,31 @@ class Generator:
         """Statements setting ``tag`` (and ``sfx``, its ``@tag``) once a spec, where a value needs it;
         for the record itself, worked out once a record (a problem is raised again for each spec)."""
         w = self.w
-        with w.indent("if tag is UNSET:"):
+        with w.block("if tag is UNSET:"):
             if d != "rec":
                 self._language(lang, d, "tag")
                 w("sfx = lang_suffix(tag) if tag else ''")
                 return
             var = self.languages.setdefault((lang.path, repr(lang.default)), f"language_{len(self.languages)}")
-            with w.indent(f"if {var} is UNSET:"):
-                with w.indent("try:"):
+            with w.block(f"if {var} is UNSET:"):
+                with w.block("try:"):
                     self._language(lang, d, "tag")
                     w(f"{var} = tag, lang_suffix(tag) if tag else ''")
-                with w.indent("except ValueIssue as e:"):
+                with w.block("except ValueIssue as e:"):
                     w(f"{var} = e")
-            with w.indent(f"if {var}.__class__ is ValueIssue:"):
+            with w.block(f"if {var}.__class__ is ValueIssue:"):
                 w(f"raise {var}")
             w(f"tag, sfx = {var}")
 
     def _language(self, lang: LangField, d: str, tag: str) -> None:
         w = self.w
         w(f"lv = {self.values(lang.path, d)}")
-        with w.indent("if not lv:"):
+        with w.block("if not lv:"):
             w(f"{tag} = {self.literal_value(lang.default, 'default_language')}")
-        with w.indent("else:"):
-            with w.indent("try:"):
+        with w.block("else:"):
+            with w.block("try:"):
                 w(f"{tag} = t_language(scalar({lang.path!r}, lv[0]))")
-            with w.indent("except TransformError as e:"):
+            with w.block("except TransformError as e:"):
                 w(f"raise ValueIssue({lang.path!r}, short(lv[0]), str(e)) from None")
 
     # -- the record function -----------------------------------------------------------------------
@@ -513,25 +489,25 @@ class Generator:
         the subject and its first predicate. A problem drops every value of the spec."""
         w = self.w
         predicate = predicates[0]
-        links = w.name("linked") if self._has_link(spec) else None
+        links = w.fresh("linked") if self._has_link(spec) else None
         if links:
             w(f"{links} = []")
         if objects is None:
             w("mark = len(triples)")
-        with w.indent("try:"):
+        with w.block("try:"):
             if objects is not None:
                 w(f"{objects} = []")
             self.spec(spec, d, _Out(w, objects, predicates), links or "None")
-        with w.indent("except ValueIssue as e:"):
+        with w.block("except ValueIssue as e:"):
             if objects is None:
                 w("del triples[mark:]")
                 w(f"{problems} = (e,)")
             else:
                 w(f"{objects}, {problems} = [], (e,)")
         if links:
-            with w.indent(f"if {links}:"):
+            with w.block(f"if {links}:"):
                 w(f"{problems} += tuple({links})")
-        with w.indent("if notes:"):
+        with w.block("if notes:"):
             w(f"issues.extend([note(record, e, focus, {predicate[1:-1]!r}) for e in notes])")
             w("notes = []")
 
@@ -544,20 +520,20 @@ class Generator:
         of its template that is an IRI."""
         w = self.w
         d = "item" if scoped else "rec"
-        with w.indent("try:"):
+        with w.block("try:"):
             if b.when is not None and scoped:
-                with w.indent(f"if not ({self.cond(b.when, d)}):"):
+                with w.block(f"if not ({self.cond(b.when, d)}):"):
                     w("continue")
             elif b.when is not None:
                 w(f"if {self.cond(b.when, d)}:")
                 w.depth += 1
-            u = w.name("U")
+            u = w.fresh("U")
             self.template(b.uri, d, u)
-            with w.indent(f"for u in {u}:"):
-                with w.indent("if ENCODED_SCHEME.match(u):"):
+            with w.block(f"for u in {u}:"):
+                with w.block("if ENCODED_SCHEME.match(u):"):
                     w("checked_iri(u, None)")
-                with w.indent("if is_iri(u):"):
-                    with w.indent("if u not in subjects.values():"):
+                with w.block("if is_iri(u):"):
+                    with w.block("if u not in subjects.values():"):
                         if scoped:
                             w(f"subjects[{b.name!r} if n == 0 else f'{_text(b.name)}[{{n}}]'] = u")
                             w("n += 1")
@@ -567,7 +543,7 @@ class Generator:
                     w("break")
             if b.when is not None and not scoped:
                 w.depth -= 1
-        with w.indent("except ValueIssue as e:"):
+        with w.block("except ValueIssue as e:"):
             w("issues.append(issue(record, e))")
 
     def classes(self, b: Block, s: str, iri: str, d: str) -> None:
@@ -576,21 +552,21 @@ class Generator:
             w(f"add(({s}, {RDF_TYPE!r}, {c!r}))")
         for cs in b.class_specs:
             vals = self.values(cs.path, d)
-            with w.indent("try:"):
+            with w.block("try:"):
                 if cs.table is not None:
                     w(f"C = class_map({vals}, {cs.path!r}, {self.const(cs.table, 'classes')})")
                 else:
                     w(f"C = class_name({vals}, {cs.path!r}, {cs.ns!r}, {self.const(cs.allowed, 'allowed')}, "
                       f"{self.literal_value(cs.default, 'default_class')})")
-            with w.indent("except ValueIssue as e:"):
+            with w.block("except ValueIssue as e:"):
                 w(f"issues.append(issue(record, e, {iri}, {RDF_TYPE[1:-1]!r}))")
-            with w.indent("else:"):
-                with w.indent("for c in C:"):
+            with w.block("else:"):
+                with w.block("for c in C:"):
                     w(f"add(({s}, {RDF_TYPE!r}, c))")
 
     def record_function(self, blocks: list[Block]) -> None:
         w = self.w
-        with w.indent("def map_record(record, ctx):"):
+        with w.block("def map_record(record, ctx):"):
             w(f"# map one {self.entity} record: a bad value drops that value and becomes an Issue")
             w("rec = record.data")
             w("base, config, rid, known, mappings = ctx.base, ctx.config, ctx.record_id, ctx.known, ctx.mappings")
@@ -607,13 +583,13 @@ class Generator:
             w("# -- the subjects: which resources the record describes")
             subject_vars = []
             for b in blocks:
-                var = w.name("subject")
+                var = w.fresh("subject")
                 subject_vars.append(var)
                 w(f"# {_comment(b.name)}: {_comment(b.uri.text)}")
                 if b.scope:
                     w(f"{var} = []   # (IRI, the item describing it)")
                     w("n = 0")
-                    with w.indent(f"for item in each_item(rec, {self.const(b.scope, 'scope')}):"):
+                    with w.block(f"for item in each_item(rec, {self.const(b.scope, 'scope')}):"):
                         self.subject(b, var, True)
                 else:
                     w(f"{var} = None")
@@ -634,7 +610,7 @@ class Generator:
             for b, var in zip(blocks, subject_vars):
                 w(f"# {_comment(b.name)}")
                 header, d = (f"for focus, item in {var}:", "item") if b.scope else (f"if {var} is not None:", "rec")
-                with w.indent(header):
+                with w.block(header):
                     if not b.scope:
                         w(f"focus = {var}")
                     w("S = f'<{focus}>'")
@@ -643,7 +619,7 @@ class Generator:
                     for slot, spec, preds in b.groups():
                         w(f"# {', '.join(preds)}")
                         if b.scope:   # the item's own values
-                            objects, problems = w.name("own_objects") if spec.scope else None, w.name("own_problems")
+                            objects, problems = w.fresh("own_objects") if spec.scope else None, w.fresh("own_problems")
                             own[slot] = problems
                             w(f"{problems} = ()")
                             self.slot(spec, d, objects, problems, preds)
@@ -653,21 +629,21 @@ class Generator:
                         else:
                             objects, problems = f"objects_{slot}", f"problems_{slot}"
                             if slot in computed:
-                                with w.indent(f"if {objects} is None:"):
+                                with w.block(f"if {objects} is None:"):
                                     self.slot(spec, d, objects, problems, preds)
                             else:
                                 self.slot(spec, d, objects, problems, preds)
                                 computed.add(slot)
                         if objects is not None:
-                            with w.indent(f"for o in {objects}:"):
+                            with w.block(f"for o in {objects}:"):
                                 for p in preds:
                                     w(f"add((S, {p!r}, o))")
                     problems_of = own if b.scope else {p.slot: f"problems_{p.slot}" for p in b.properties}
                     if b.properties:
                         names = list(dict.fromkeys(problems_of[p.slot] for p in b.properties))
-                        with w.indent(f"if {' or '.join(names)}:   # problems, in property order"):
+                        with w.block(f"if {' or '.join(names)}:   # problems, in property order"):
                             for p in b.properties:
-                                with w.indent(f"for e in {problems_of[p.slot]}:"):
+                                with w.block(f"for e in {problems_of[p.slot]}:"):
                                     w(f"issues.append(issue(record, e, focus, {p.predicate[1:-1]!r}))")
             w("return Mapped(record, sorted(set(triples)), issues, subjects)")
         at = w.lines.index("    KNOWN")
@@ -684,7 +660,7 @@ class Generator:
 
     def primary_function(self, b: Block) -> None:
         w = self.w
-        with w.indent("def primary_iris(rec, base, config, rid):"):
+        with w.block("def primary_iris(rec, base, config, rid):"):
             w(f"# the IRIs of the main subject ({_comment(b.name)}: {_comment(b.uri.text)}) of the record rec")
             w("notes = []")
             w("id_seg = segment(rid)")
@@ -722,18 +698,3 @@ def _describe(v: Any) -> str:
     return text if len(text) <= 100 else text[:97] + "..."
 
 
-_CODE: dict[str, Any] = {}
-
-
-def compile_source(source: str, label: str) -> Any:
-    """The code object of ``source``, compiled once per process and digest; its lines are what
-    tracebacks show (``linecache``)."""
-    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
-    code = _CODE.get(digest)
-    if code is None:
-        filename = f"<heritage-ld mapping {label} {digest}>"
-        if len(_CODE) >= 64:
-            _CODE.clear()
-        code = _CODE[digest] = compile(source, filename, "exec")
-        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    return code

@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable, Iterator
 import yaml
 
 from . import mapgen, terms
+from .codegen import compile_cached
 from .mapgen import Block, ClassSpec, Cond, Field, Fn, LangField, Property, Spec, Steps, Template
 from .sources import BoundedComposer, check_aliases
 from .terms import RDF_TYPE, Triple
@@ -740,7 +741,7 @@ class EntityMapping:
                    "note": lambda record, e, focus, predicate: _issue(self.entity, record, e, focus, predicate, "Info")}
         self.source, namespace = mapgen.generate(self.entity, str(self.path), self.blocks, runtime, path_getter,
                                                  self.iri_schemes, id_paths)
-        exec(mapgen.compile_source(self.source, f"{self.entity} {self.path.name}"), namespace)
+        exec(compile_cached(self.source, f"mapping {self.entity} {self.path.name}"), namespace)
         self.map, self.primary_iris = namespace["map_record"], namespace["primary_iris"]
 
     def object_kinds(self) -> dict[str, set[bool]]:

@@ -31,18 +31,15 @@ generated module is compiled once per process and digest; ``generate`` says how 
 from __future__ import annotations
 
 import datetime
-import hashlib
 import itertools
-import linecache
 import logging
 import os
 import re
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache, partial
 from pathlib import Path
-from types import CodeType
 from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
 import rdflib
@@ -51,6 +48,7 @@ from rdflib import RDF, RDFS, BNode, Literal, URIRef
 from rdflib.collection import Collection
 from rdflib.namespace import SH, XSD
 
+from .codegen import Writer, compile_cached, source_digest
 from .terms import RDF_TYPE, Triple, split_literal
 
 log = logging.getLogger(__name__)
@@ -479,24 +477,6 @@ MEMO_SIZE = 10_000                           # terms remembered per test (then i
 COSTLY = re.compile(r"search\(|datatype_ok\(|conforms_|_in_range\(|_language_in\(")  # what is worth remembering
 COUNTS = {"minCount", "maxCount", "hasValue"}  # constraints on how many value nodes, or on one being there
 STRING, LANG_STRING = str(XSD.string), str(RDF.langString)
-
-
-class Writer:
-    """Lines of Python source, indented."""
-
-    def __init__(self, depth: int = 0) -> None:
-        self.lines: list[str] = []
-        self.depth = depth
-
-    def __call__(self, line: str) -> None:
-        self.lines.append("    " * self.depth + line)
-
-    @contextmanager
-    def block(self, head: str) -> Iterator[None]:
-        self(head)
-        self.depth += 1
-        yield
-        self.depth -= 1
 
 
 class Source:
@@ -988,26 +968,16 @@ NAMESPACE = {"Result": Result, "URIRef": URIRef, "NONE": _NONE, "RDF_TYPE": RDF_
              "datatype_ok": datatype_ok, "_string": _string, "_in_range": _in_range, "_language_in": _language_in,
              "_duplicate_languages": _duplicate_languages, "_unexpected": _unexpected, "_remember": _remember}
 SOURCE_DIR = "HERITAGE_LD_SHAPES_SOURCE"   # a folder: each generated module is written there, for reading
-_CODE: dict[str, CodeType] = {}            # digest of a generated module -> its code, compiled once a process
 
 
 def generate(source: str, nodes: list[rdflib.term.Node]) -> dict[str, Any]:
     """Run a generated module (``Source.module``) with the shapes graph's nodes it names, ``N``. Its code is
     compiled once per process and digest; tracebacks and debuggers show its lines (file name
     ``<heritage-ld shapes DIGEST>``), and $HERITAGE_LD_SHAPES_SOURCE names a folder to write it to."""
-    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
-    code = _CODE.get(digest)
-    if code is None:
-        name = f"<heritage-ld shapes {digest}>"
-        if len(_CODE) >= 64:  # many shapes graphs in one process (tests): forget the older ones
-            for old in list(_CODE)[:32]:
-                linecache.cache.pop(f"<heritage-ld shapes {old}>", None)
-                del _CODE[old]
-        code = _CODE[digest] = compile(source, name, "exec")
-        linecache.cache[name] = (len(source), None, source.splitlines(True), name)
-        if folder := os.environ.get(SOURCE_DIR):
-            Path(folder).mkdir(parents=True, exist_ok=True)
-            (Path(folder) / f"shapes-{digest}.py").write_text(source, encoding="utf-8")
+    code = compile_cached(source, "shapes")
+    if folder := os.environ.get(SOURCE_DIR):
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / f"shapes-{source_digest(source)}.py").write_text(source, encoding="utf-8")
     namespace = dict(NAMESPACE, N=nodes)
     exec(code, namespace)
     return namespace
