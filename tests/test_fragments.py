@@ -93,3 +93,23 @@ def test_fragments_are_made_again_when_the_prefixes_change(tmp_path):
     pipeline.publish(fresh, now=T0)   # (the datestamps, in dataset.nq, are those of the first run)
     assert files(project / "output") == files(fresh / "output")
     assert b"person:sanne-de-vries" in (project / "output/records/article/muziek-uit-het-archief.ttl").read_bytes()
+
+
+def test_fragments_stored_before_they_were_deflated_are_read(tmp_path):
+    """A catalog published by the version that stored fragments pickled but not deflated (catalog version
+    2 too) is read as it is: OAI-PMH, record pages and the writers get the same bytes."""
+    import pickle
+    from heritage_ld.catalog import Catalog
+    project = copy_project(tmp_path)
+    pipeline.publish(project, now=T0)
+    rows = fragment_rows(project)
+    db = sqlite3.connect(load(project).catalog, isolation_level=None)
+    for entity, rid, _h, _key, blob in rows:
+        db.execute("UPDATE records SET fragments = ? WHERE entity = ? AND id = ?",
+                   (pickle.dumps(unpack(blob), pickle.HIGHEST_PROTOCOL), entity, rid))
+    db.close()
+    cat = Catalog(load(project).catalog)
+    try:
+        assert [(r.entity, r.id, r.fragments) for r in cat.rows()] == [(e, i, unpack(b)) for e, i, _h, _k, b in rows]
+    finally:
+        cat.close()

@@ -141,7 +141,9 @@ def pack(fragments: dict[str, bytes]) -> bytes:
 
 
 def unpack(blob: bytes) -> dict[str, bytes]:
-    return pickle.loads(isal_zlib.decompress(blob))
+    """A record's fragments from what ``pack`` stored; also a plain pickle (catalogs written before the
+    fragments were deflated: a pickle starts with its protocol, 0x80, a zlib stream with 0x78)."""
+    return pickle.loads(blob if blob[:1] == b"\x80" else isal_zlib.decompress(blob))
 
 
 def decode_row(r: tuple) -> Row:
