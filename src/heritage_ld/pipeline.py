@@ -317,8 +317,7 @@ def _build(root: Path, work: Work, progress: Callable[[int], None] | None, refer
     project(str(root), project_key)[2].compiled_for(reference)
     # records whose mapping read what it read last time take it from the last run's work database (SQL);
     # the others are mapped on the workers
-    attached = work.attach_memo(memo_path(cfg.catalog) if shared.memo else None, project_key, reference)
-    if attached:
+    if work.attach_memo(memo_path(cfg.catalog) if shared.memo else None, project_key, reference):
         work.reuse_mapped({e: (m.digest, json.dumps(cfg.sets(e))) for e, m in mappings.entities.items()})
     unmapped = work.keys(where="NOT EXISTS (SELECT 1 FROM result r WHERE r.entity = incoming.entity AND r.id = "
                                "incoming.id)")
@@ -334,8 +333,9 @@ def _build(root: Path, work: Work, progress: Callable[[int], None] | None, refer
     work.index()
     t2 = time.perf_counter()
 
-    if attached:   # and pass 3 where nothing it reads changed either
+    if work.attached:   # and pass 3 where nothing it reads changed either (unless the memo proved damaged)
         pub.reused += work.reuse_checked()
+    if work.attached:
         work.detach_memo()
     unchecked = work.keys(table="result", where="reused < 2")
     for part in run.run(_check_chunk, root, shared, _chunks(unchecked, cfg.chunk_size)):

@@ -16,6 +16,7 @@ import re
 import socket
 import sqlite3
 import uuid
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -92,6 +93,7 @@ class Work:
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(path, isolation_level=None)
+        self.attached = False   # the memo, as ``m`` (``attach_memo``)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=OFF")   # scratch: a crash discards it anyway
         self.db.execute("PRAGMA cache_size=-65536")
@@ -222,11 +224,13 @@ class Work:
             same = dict(self.db.execute("SELECT key, value FROM m.meta")) == {"project": project, "reference": 0}
         except sqlite3.Error:   # damaged, or of another version
             same = False
+        self.attached = same
         if not same:
             self.detach_memo()
         return same
 
     def detach_memo(self) -> None:
+        self.attached = False
         self.flush()
         self.db.execute("COMMIT")
         try:
@@ -234,10 +238,39 @@ class Work:
         finally:
             self.db.execute("BEGIN")
 
+    @contextmanager
+    def _from_memo(self) -> Iterator[None]:
+        """Take results from the attached memo; where its pages turn out damaged part way (its header and
+        meta table read well), undo what was taken, drop its scratch tables and detach it: the records are
+        then mapped and checked afresh. Other errors (a full disk) go on, to stop the run."""
+        self.flush()
+        self.db.execute("COMMIT")   # what came before is kept whatever happens here
+        self.db.execute("BEGIN")
+        try:
+            yield
+        except sqlite3.DatabaseError as e:
+            if getattr(e, "sqlite_errorname", "") not in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
+                raise
+            self.db.execute("ROLLBACK")
+            if self.db.execute("PRAGMA main.quick_check(1)").fetchone()[0] != "ok":
+                raise
+            for table in ("mappings", "pnow", "pmemo", "changed", "linking"):
+                self.db.execute(f"DROP TABLE IF EXISTS temp.{table}")
+            self.db.execute("DETACH DATABASE m")
+            self.db.execute("BEGIN")
+            self.attached = False
+
     def reuse_mapped(self, entities: dict[str, tuple[str, str]]) -> int:
         """Pass 2 from the memo, in SQL, for every record whose mapping read the same as last time: its
         canonical data, where it came from, its parents (in order), its mapping (``entities``: entity ->
-        (mapping digest, sets JSON)), and the answers of its link checks. Returns how many."""
+        (mapping digest, sets JSON)), and the answers of its link checks. Returns how many (0, and the memo
+        detached, if it is damaged)."""
+        n = 0
+        with self._from_memo():
+            n = self._reuse_mapped(entities)
+        return n
+
+    def _reuse_mapped(self, entities: dict[str, tuple[str, str]]) -> int:
         self.db.execute("CREATE TEMP TABLE mappings (entity TEXT PRIMARY KEY, mapping TEXT, sets TEXT)")
         self.db.executemany("INSERT INTO temp.mappings VALUES (?, ?, ?)", ((e, d, s) for e, (d, s) in entities.items()))
         for name, db in (("pnow", "main"), ("pmemo", "m")):   # each record's parents, in the order read
@@ -270,7 +303,14 @@ class Work:
     def reuse_checked(self) -> int:
         """Pass 3 from the memo, in SQL, for records whose mapping was taken from it (``reuse_mapped``),
         whose issues before pass 3 are the same, and none of whose linked resources changed: no
-        record describing it was mapped again, added or removed. Returns how many."""
+        record describing it was mapped again, added or removed. Returns how many (0, and the memo detached,
+        if it is damaged)."""
+        n = 0
+        with self._from_memo():
+            n = self._reuse_checked()
+        return n
+
+    def _reuse_checked(self) -> int:
         self.db.execute(
             "CREATE TEMP TABLE changed AS SELECT s.iri FROM main.subject s JOIN main.result r ON r.entity = s.entity "
             "AND r.id = s.id WHERE NOT r.reused UNION SELECT s.iri FROM m.subject s WHERE NOT EXISTS ("
