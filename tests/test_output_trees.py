@@ -253,7 +253,7 @@ DAMAGE = {   # each damages the shown tree's dataset.nq or its index
 
 
 @pytest.mark.parametrize("damage", DAMAGE)
-def test_a_damaged_dump_or_index_is_not_copied_from(project, tmp_path, damage, written):
+def test_a_damaged_dump_or_index_is_not_copied_from(project, tmp_path, damage, written, caplog):
     """Whatever happened to a dump or its index, the next run writes an exact dump: a block whose bytes do not
     have its CRC-32 is not copied (the dump is written again without copying), an index that does not check
     out is not read."""
@@ -264,6 +264,10 @@ def test_a_damaged_dump_or_index_is_not_copied_from(project, tmp_path, damage, w
     assert copied == 0 and made > 0
     assert written["dataset.nt"][1] > 2 * written["dataset.nt"][0]   # the others were fine
     assert files(project / "output") == from_scratch(project, tmp_path / "fresh", T0 + 3600)
+    # a block that fails its check is said (the disk may be failing); an index that does not check out is not
+    said = [r.getMessage() for r in caplog.records if "CRC-32" in r.getMessage()]
+    assert bool(said) == damage.startswith(("a bit", "blocks swapped")), said
+    assert all("dataset.nq" in m and "written again whole" in m for m in said)
 
 
 def test_the_catalog_replaced_is_not_taken_for_the_trees(project, tmp_path):

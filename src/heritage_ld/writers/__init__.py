@@ -26,6 +26,7 @@ import errno
 import hashlib
 import importlib
 import json
+import logging
 import multiprocessing
 import os
 import re
@@ -45,6 +46,9 @@ from .blocks import Block, Damaged, Dedupe, Entry, Foreign, changed_lines, plan,
 if TYPE_CHECKING:
     from ..catalog import Catalog, Row
     from ..pipeline import Publication
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -248,9 +252,14 @@ def write_all(pub: "Publication", catalog: "Catalog", out: Path, state: str = ""
         source = out if out.is_dir() else next((t for t in _trees(out) if t != target and t.is_dir()), None)
         _update(pub, catalog, target, live, source, _base(st, digest, lineage) if target.is_dir() else None,
                 _base(read_state(live), digest, lineage) if live else None, processes)
-        (target / ".state").write_text(json.dumps({"state": state, "run": current[0], "catalog": current[1],
-                                                   "writers": digest}))
-        _sync(target)
+        _sync(target)   # every file on disk before the tree is marked complete
+        mark = target / ".state.new"
+        with open(mark, "w") as fh:
+            fh.write(json.dumps({"state": state, "run": current[0], "catalog": current[1], "writers": digest}))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(mark, target / ".state")
+        _fsync_dir(target)
     if before_swap:
         before_swap()
     switch(out, target)
@@ -311,7 +320,8 @@ def _update(pub: "Publication", catalog: "Catalog", tree: Path, live: Path | Non
         (tree / ".state").unlink(missing_ok=True)   # incomplete until the new one is written
         _fsync_dir(tree)
     else:   # a tree left incomplete, or out of date: made again, from the shown one's per-record files if it can be
-        shutil.rmtree(tree, ignore_errors=True)
+        if tree.exists():
+            shutil.rmtree(tree)
         tree.mkdir()
         _fsync_dir(tree.parent)
         if live is not None and live_since is not None and pub.config.record_files:
@@ -338,6 +348,7 @@ def _update(pub: "Publication", catalog: "Catalog", tree: Path, live: Path | Non
         except Damaged as e:   # a block of that dump is not what its index says: copy nothing from it
             if e.args[0] in files.distrusted:
                 raise
+            log.warning("%s: it is written again whole (is the disk failing?)", e.args[1])
             files.distrusted.add(e.args[0])
     _checkpoint("tree-written")
     for p in staging.iterdir():
@@ -547,7 +558,7 @@ def _helper_main(pub, files, fmts, jobs_in, jobs_out, answer) -> None:
 
 
 def _sync(root: Path) -> None:
-    """Flush the staging folder to disk: one syncfs(2) for its file system where there is one,
+    """Flush the tree ``root`` to disk: one syncfs(2) for its file system where there is one,
     else an fsync per file."""
     fd = os.open(root, os.O_RDONLY)
     try:

@@ -151,7 +151,7 @@ def read_index(dump: Path) -> dict[bytes, Entry]:
 
 class Damaged(Exception):
     """A block of the dump being copied from does not have the CRC-32 its index gives: the dump is written
-    again without copying (args[0]: its name)."""
+    again without copying (args: its name, what is wrong)."""
 
 
 class DumpWriter:
@@ -179,7 +179,8 @@ class DumpWriter:
             data = os.pread(self.old.fileno(), copy.length, copy.offset)
             crc = isal_zlib.crc32(data)
             if len(data) != copy.length or crc != copy.crc:
-                raise Damaged(self.source.name)
+                raise Damaged(self.source.name, f"{self.source}: the {copy.length} bytes at offset {copy.offset} do "
+                                                "not have the CRC-32 its block index gives")
             self.copied += len(data)
         else:
             data = make()
