@@ -899,3 +899,42 @@ def test_equal_value_specs_are_computed_once_and_shared(things):
     assert objs(m, SDO + "url") == []
     (i,) = [i for i in m.issues if i.predicate == SDO + "url"]
     assert i.field == "url" and "scheme 'javascript'" in i.message
+
+
+@pytest.mark.parametrize("fields, subject, uri", [
+    ("[id, x²]", "agent", "{base}agent/{id}"),          # a field name that is a word but no Python name
+    ("[id, class, x²]", "agent", "{base}agent/{id}"),   # a Python keyword among the fields
+    ("[id, x²]", "agent\0", "{base}agent/{id}"),        # a NUL in a subject's name (YAML "\0")
+    ("[id, x²]", "agent", "{base}agent/\0{id}"),        # ... and in a template's text
+])
+def test_names_and_text_of_any_kind_compile(tmp_path, fields, subject, uri):
+    """Whatever field names, subject names and template text a mapping file has, its generated code compiles
+    (each was a SyntaxError with a traceback): the names map; a template with a NUL makes no IRI, and the
+    record says so."""
+    subject_yaml = subject.replace("\0", "\\0")
+    uri_yaml = uri.replace("\0", "\\0")
+    text = f"""\
+        entity: agent
+        id: id
+        fields: {fields}
+        subjects:
+          "{subject_yaml}":
+            uri: "{uri_yaml}"
+            properties:
+              skos:prefLabel: {{field: x², language: en}}
+        """
+    mapped = run(load(tmp_path, agent=text), "agent", {"id": "a1", "x²": "Ada", "class": "c"})
+    if "\0" in uri:   # a NUL is no IRI character
+        assert not mapped.triples and any("IRI" in i.message for i in mapped.issues), mapped.issues
+    else:
+        assert objs(mapped, SKOS + "prefLabel") == [lit("Ada", "en")]
+
+
+def test_generated_code_that_does_not_compile_is_a_mapping_error(tmp_path, monkeypatch):
+    """Should generated code ever not compile (a heritage-ld bug), loading the mapping says so, naming the
+    file, instead of a traceback."""
+    from heritage_ld import mapgen
+    generate = mapgen.generate
+    monkeypatch.setattr(mapgen, "generate", lambda *a, **k: ("def map_record(:\n", generate(*a, **k)[1]))
+    with pytest.raises(MappingError, match=r"agent\.yaml.*generated code does not compile"):
+        load(tmp_path, agent=AGENT)

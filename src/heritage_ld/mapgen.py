@@ -9,6 +9,8 @@ and a traceback shows its lines.
 """
 from __future__ import annotations
 
+import keyword
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -123,7 +125,11 @@ LITERAL_MEMO = 4096   # literal terms remembered per value spec with a transform
 
 
 def _comment(s: str) -> str:
-    return " ".join(s.split())
+    """``s`` on one line, its control characters escaped (a NUL cannot be in Python source)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", " ".join(s.split()))
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _text(s: str) -> str:
@@ -175,7 +181,9 @@ class Generator:
         if name is None and callable(value):
             name = next((k for k, v in self.namespace.items() if v is value), None)
         if name is None:
-            base = "".join(c if c.isalnum() else "_" for c in hint).strip("_") or "c"
+            base = "".join(c if c.isascii() and c.isalnum() else "_" for c in hint).strip("_") or "c"
+            if not base.isidentifier() or keyword.iskeyword(base):
+                base = f"c_{base}"
             name, n = base, 1
             while name in self.namespace:
                 n += 1
@@ -541,6 +549,9 @@ class Generator:
                             w(f"subjects[{b.name!r}] = u")
                     w(f"{var}.append((u, item))" if scoped else f"{var} = u")
                     w("break")
+            with w.block("else:"):   # values, but none an IRI: said, not a subject silently left out
+                with w.block(f"if {u}:"):
+                    w(f"checked_iri({u}[0], None)")
             if b.when is not None and not scoped:
                 w.depth -= 1
         with w.block("except ValueIssue as e:"):

@@ -741,7 +741,12 @@ class EntityMapping:
                    "note": lambda record, e, focus, predicate: _issue(self.entity, record, e, focus, predicate, "Info")}
         self.source, namespace = mapgen.generate(self.entity, str(self.path), self.blocks, runtime, path_getter,
                                                  self.iri_schemes, id_paths)
-        exec(compile_cached(self.source, f"mapping {self.entity} {self.path.name}"), namespace)
+        try:
+            code = compile_cached(self.source, f"mapping {self.entity} {self.path.name}")
+        except (SyntaxError, ValueError) as e:   # a bug of the generator, not of the file: said, not a traceback
+            raise MappingError(self.path, None, "subjects", f"generated code does not compile ({e}): a heritage-ld "
+                               "bug; `heritage-ld map --show-code` shows the code, please report it") from None
+        exec(code, namespace)
         self.map, self.primary_iris = namespace["map_record"], namespace["primary_iris"]
 
     def object_kinds(self) -> dict[str, set[bool]]:
