@@ -218,6 +218,14 @@ def test_bad_language_field(things):
     assert objs(m, DC + "title") == []
 
 
+@pytest.mark.parametrize("default", ['"not a tag"', "5"])
+def test_a_language_default_that_is_no_tag_is_a_mapping_error(tmp_path, default):
+    """(It made every record with no language field fail with a traceback: ValueError, TypeError.)"""
+    text = AGENT.replace("{field: name, language: en}", f"{{field: name, language: {{field: kind, default: {default}}}}}")
+    with pytest.raises(MappingError, match=r"agent\.yaml:\d+: default: .* is not a language tag"):
+        load(tmp_path, agent=text)
+
+
 @pytest.mark.parametrize("date, lex, dtype", [
     ("April 2021", "2021-04", "gYearMonth"), ("14 April 2021", "2021-04-14", "date"), ("1890", "1890", "gYear"),
     ("2021-04-14T09:30:00Z", "2021-04-14T09:30:00Z", "dateTime"),

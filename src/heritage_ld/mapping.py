@@ -638,14 +638,20 @@ class _Compiler:
         """The language of a literal spec: a fixed tag, None, or a field (and a default)."""
         lang_spec = spec.get("language")
         if lang_spec is None or isinstance(lang_spec, str):
-            try:
-                terms.literal("", lang_spec)
-            except ValueError:
-                raise self.error(spec, "language", f"{lang_spec!r} is not a language tag") from None
-            return lang_spec
+            return self.tag(lang_spec, spec, "language")
         ls = self.expect_dict(lang_spec, "language", spec, "language")
         self.check_keys(ls, {"field", "default"}, "language")
-        return LangField(self.check_field(ls.get("field"), ls, "field"), ls.get("default"))
+        return LangField(self.check_field(ls.get("field"), ls, "field"), self.tag(ls.get("default"), ls, "default"))
+
+    def tag(self, tag: Any, spec: _YDict, key: str) -> str | None:
+        """``tag`` if it is a language tag (or None)."""
+        try:
+            if tag is not None and not isinstance(tag, str):
+                raise ValueError
+            terms.literal("", tag)
+        except ValueError:
+            raise self.error(spec, key, f"{tag!r} is not a language tag") from None
+        return tag
 
     def literal(self, spec: _YDict) -> Spec:
         if spec.get("language") is not None and spec.get("datatype") is not None:
