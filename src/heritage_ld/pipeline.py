@@ -327,9 +327,9 @@ def _build(root: Path, work: Work, progress: Callable[[int], None] | None, refer
             progress(len(part))
     for (entity, rid), found in read_issues.items():   # no id, duplicate id: held back
         row = work.db.execute("SELECT issues FROM result WHERE entity = ? AND id = ?", (entity, rid)).fetchone()
-        work.db.execute("UPDATE result SET issues = ? WHERE entity = ? AND id = ?",
-                        (pickle.dumps(found + (pickle.loads(row[0]) if row[0] else [])), entity, rid))
-    work.db.execute("UPDATE result SET pre_issues = issues")
+        issues = pickle.dumps(found + (pickle.loads(row[0]) if row[0] else []))
+        work.db.execute("UPDATE result SET issues = ?, pre_issues = ? WHERE entity = ? AND id = ?",
+                        (issues, issues, entity, rid))
     work.index()
     t2 = time.perf_counter()
 

@@ -48,7 +48,7 @@ CREATE TABLE result (
     check_key BLOB,                   -- digest of all that pass 3 read; NULL once pass 4 or the
                                       -- vocabulary rule changed the row (then it is not reused)
     fragments BLOB, frag_key TEXT,    -- the formats' fragments, where the catalog's are not these (catalog.py)
-    pre_issues BLOB,                  -- ``issues`` as pass 3 found them (the mapping's, no id, duplicate id)
+    pre_issues BLOB,                  -- ``issues`` as pass 3 found them where not ``mapped_issues`` (no id, duplicate id)
     reused INTEGER NOT NULL DEFAULT 0,  -- taken from the memo: 1 the mapping, 2 the mapping and pass 3
     PRIMARY KEY (entity, id)
 );
@@ -322,8 +322,8 @@ class Work:
             "UPDATE result SET issues = mr.issues, held = mr.held, edm_held = mr.edm_held, edm = mr.edm, hash = mr.hash, "
             "publish = NOT mr.held, check_key = mr.check_key, reused = 2 FROM m.result mr "
             "WHERE mr.entity = result.entity AND mr.id = result.id AND result.reused = 1 AND mr.check_key IS NOT NULL "
-            "AND result.pre_issues IS mr.pre_issues AND NOT EXISTS (SELECT 1 FROM temp.linking l "
-            "WHERE l.entity = result.entity AND l.id = result.id)").rowcount
+            "AND coalesce(result.pre_issues, result.mapped_issues) IS coalesce(mr.pre_issues, mr.mapped_issues) "
+            "AND NOT EXISTS (SELECT 1 FROM temp.linking l WHERE l.entity = result.entity AND l.id = result.id)").rowcount
         self.db.execute("INSERT INTO links SELECT l.entity, l.id, l.target FROM m.links l JOIN result r "
                         "ON r.entity = l.entity AND r.id = l.id WHERE r.reused = 2")
         self.db.execute("DROP TABLE temp.changed")
