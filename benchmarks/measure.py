@@ -86,7 +86,7 @@ def map_records(root: Path):
         cfg, mappings = read_into(root, work)
         db = Reader(str(work.path))
         keys = list(work.keys())
-        vocabulary = set(work.keys(linked_only=True))
+        vocabulary = set(work.keys(where="linked_only = 1"))
         mapped = [m for i in range(0, len(keys), 500) for m in pipeline.map_records(cfg, mappings, db, keys[i:i + 500])]
         db.db.close()
     finally:
@@ -217,10 +217,11 @@ def traced_stages(work: Path, name: str) -> None:
     threading.Thread(target=sample, daemon=True).start()
 
 
-def cpu_seconds() -> float:
-    """CPU time (user + system) of this process and its waited-for children."""
+def cpu_seconds(children: bool = True) -> float:
+    """CPU time (user + system) of this process (and its waited-for children)."""
     import resource
-    return sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    return sum(getattr(resource.getrusage(who), f)
+               for who in (resource.RUSAGE_SELF, *([resource.RUSAGE_CHILDREN] if children else []))
                for f in ("ru_utime", "ru_stime"))
 
 
@@ -330,12 +331,6 @@ class CoordinatorCpu:
         setattr(owner, attr, timed)
 
 
-def _rusage_cpu() -> float:
-    import resource
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
 @measure("publish_dask")
 def m_publish_dask(root: Path, work: Path, t: Timer, args, name: str = "publish_dask") -> dict:
     """``publish --executor dask`` on a fresh copy, on a LocalCluster of 2 worker processes (1 thread
@@ -364,12 +359,12 @@ def m_publish_dask(root: Path, work: Path, t: Timer, args, name: str = "publish_
         started = time.perf_counter() - t0
         try:
             def worker_cpu() -> dict:
-                return run.client.run(_rusage_cpu)
+                return run.client.run(cpu_seconds, False)
             before = worker_cpu()
-            self_before, thread_before = _rusage_cpu(), time.thread_time()
+            self_before, thread_before = cpu_seconds(False), time.thread_time()
             with t:
                 pub, changes = pipeline.publish(root, now=NOW, run=run)
-            thread_cpu, process_cpu = time.thread_time() - thread_before, _rusage_cpu() - self_before
+            thread_cpu, process_cpu = time.thread_time() - thread_before, cpu_seconds(False) - self_before
             after = worker_cpu()
         finally:
             run.close()
@@ -471,8 +466,8 @@ def m_write_gzip(root: Path, work: Path, t: Timer, args) -> dict:
     prep = out / "prepare"
     fill(pub, cat, Files(prep, prep, None, False), None, [formats()["ntriples"], formats()["nquads"]])
     plan = blocks.plan(cat, None)
-    edit = {k for k in sorted((e, i) for e, i, *_ in cat.versions() if e == "article")[::100]}
     keys = [(e, i) for e, i, *_ in cat.versions()]
+    edit = set([k for k in keys if k[0] == "article"][::100])
     cat.close()
     edited, pos = [], 0   # per block: does it hold a changed article?
     for b in plan:

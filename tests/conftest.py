@@ -25,7 +25,8 @@ def copy_sample_project(dest: Path) -> Path:
 def generated_project(dest: Path, articles: int, seed: int = 6) -> Path:
     """A project of ``articles`` generated articles (benchmarks/generate.py: ~2.6 records an article) in ``dest``."""
     import sys
-    sys.path.insert(0, str(ROOT / "benchmarks"))
+    if str(ROOT / "benchmarks") not in sys.path:
+        sys.path.insert(0, str(ROOT / "benchmarks"))
     import generate
     generate.generate(dest, articles, seed=seed)
     return dest

@@ -16,6 +16,7 @@ from heritage_ld import pipeline
 from heritage_ld import work as work_mod
 from heritage_ld.config import load
 
+from conftest import copy_published, generated_project
 from test_catalog import files
 from test_outputs import copy_project
 
@@ -175,12 +176,9 @@ def test_results_taken_from_the_last_run_are_those_it_would_compute(tmp_path):
     database, kept as the memo) where all they read recurs: record, parents, the answers of its link
     checks, linked records' triples, mappings, shapes, code. After edits of every kind, what it publishes is
     byte for byte what the same runs publish without a memo."""
-    import sys
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    import generate
     with_memo, without = tmp_path / "memo", tmp_path / "none"
-    generate.generate(with_memo, 80, seed=3)
-    shutil.copytree(with_memo, without)
+    generated_project(with_memo, 80, seed=3)
+    copy_published(with_memo, without)
     memo = work_mod.memo_path(load(without).catalog)
 
     def publish_both(now: int) -> tuple[pipeline.Publication, object]:

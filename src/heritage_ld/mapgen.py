@@ -497,7 +497,7 @@ class Generator:
         the subject and its first predicate. A problem drops every value of the spec."""
         w = self.w
         predicate = predicates[0]
-        links = w.fresh("linked") if self._has_link(spec) else None
+        links = w.fresh("linked") if spec.kind == "link" else None
         if links:
             w(f"{links} = []")
         if objects is None:
@@ -518,10 +518,6 @@ class Generator:
         with w.block("if notes:"):
             w(f"issues.extend([note(record, e, focus, {predicate[1:-1]!r}) for e in notes])")
             w("notes = []")
-
-    @staticmethod
-    def _has_link(spec: Spec) -> bool:
-        return spec.kind == "link"
 
     def subject(self, b: Block, var: str, scoped: bool) -> None:
         """Statements finding the block's subject (one per item where ``scoped``): the first IRI

@@ -41,7 +41,7 @@ from .validate import Shapes, validate
 from .work import KnownIds, Reader, Work, canonical, memo, memo_id, memo_path, path_for, reader, remove_stale
 from .writers.edmxml import edm_record, is_provided_cho
 from .writers import serialiser
-from .writers.rdf import record_file
+from .writers import record_file
 
 NAME_MAX = 255  # bytes of one file name (ext4, XFS, Btrfs, APFS, NTFS in UTF-16 units)
 

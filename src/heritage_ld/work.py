@@ -172,12 +172,9 @@ class Work:
         self.flush()
         return self.db.execute("SELECT entity, id, copies, sources FROM incoming WHERE conflict ORDER BY entity, id")
 
-    def keys(self, linked_only: bool | None = None, table: str = "incoming", page: int = 5000,
-             where: str = "1") -> Iterator[Key]:
+    def keys(self, table: str = "incoming", page: int = 5000, where: str = "1") -> Iterator[Key]:
         """Every key in order (those of ``table`` matching ``where``), a page at a time (keyset paging:
         the table may be written meanwhile)."""
-        if linked_only is not None:
-            where = f"linked_only = {int(linked_only)}"
         self.flush()
         last: Key = ("", "")
         while True:

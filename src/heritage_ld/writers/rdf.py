@@ -19,7 +19,7 @@ from urllib.parse import quote
 import pyoxigraph as ox
 
 from ..terms import MEMO_LIMIT, RDF_TYPE, XSD, Triple, is_iri, literal, nt_lines
-from . import DumpSpec, Files, Format, Job, record_file, register, serialiser  # noqa: F401 (record_file)
+from . import DumpSpec, Files, Format, Job, record_file, register, serialiser
 from .blocks import DumpWriter
 
 
