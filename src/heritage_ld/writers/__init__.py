@@ -71,6 +71,7 @@ class Job:
     files: list[int]                    # which of ``rows`` get their per-record files written
     foreign: Foreign                    # dataset.nt: the block's foreign lines, lines and classes
     fresh: list[str] | None = None      # dataset.nt: each row's lines to write, where it makes the block
+    first: bool = True                  # no record listed before this block (its version says so too)
 
 
 class Sink(Protocol):
@@ -424,7 +425,7 @@ def fill(pub: "Publication", catalog: "Catalog", files: Files, since: int | None
             else:
                 rows = [r for r in (catalog.raw_row(*k) for k in b.changed) if r is not None]
                 wanted = list(range(len(rows)))
-            job = Job(b, versions, copy, rows, wanted, hint if nt and nt.file in copy else Foreign())
+            job = Job(b, versions, copy, rows, wanted, hint if nt and nt.file in copy else Foreign(), first=first)
             if nt and nt.file not in copy:
                 job.fresh, job.foreign = dedupe.fresh([r[8] for r in rows], hint)
             for d in dumps:

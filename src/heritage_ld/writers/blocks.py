@@ -170,9 +170,9 @@ class DumpWriter:
         self.gz = GzipMembers(path.with_name(f"{path.name}.gz"), source.with_name(f"{source.name}.gz") if source else None) \
             if gz else None
 
-    def block(self, v: bytes, copy: Entry | None, make: Callable[[], bytes], extra: bytes = b"") -> int:
+    def block(self, v: bytes, copy: Entry | None, make: Callable[[], bytes], extra: bytes = b"") -> None:
         """Write one block: the bytes of ``copy`` in the source dump (checked against its CRC-32), or else
-        what ``make`` returns. Returns its length."""
+        what ``make`` returns."""
         if copy is not None:
             if self.old is None:
                 self.old = open(self.source, "rb")
@@ -188,10 +188,9 @@ class DumpWriter:
             self.made += len(data)
         self.fh.write(data)
         if self.gz is not None:
-            self.gz.add_block(v, data)
+            self.gz.add_block(v, data, crc)
         self.entries.append(_ENTRY.pack(v, self.offset, len(data), crc, len(extra)) + extra)
         self.offset += len(data)
-        return len(data)
 
     def close(self, footer: bytes = b"") -> None:
         self.fh.write(footer)

@@ -30,13 +30,13 @@ def index_path(dump: Path) -> Path:
     return dump.with_name(f".{dump.name}.members")
 
 
-def _trailer(block: bytes) -> bytes:
-    return struct.pack("<II", isal_zlib.crc32(block), len(block) & 0xFFFFFFFF)
+def _trailer(block: bytes, crc: int | None = None) -> bytes:
+    return struct.pack("<II", isal_zlib.crc32(block) if crc is None else crc, len(block) & 0xFFFFFFFF)
 
 
-def member(block: bytes) -> bytes:
-    """One gzip member holding ``block``."""
-    return _HEADER + isal_zlib.compress(block, LEVEL, -15) + _trailer(block)
+def member(block: bytes, crc: int | None = None) -> bytes:
+    """One gzip member holding ``block`` (``crc``: its CRC-32, where known)."""
+    return _HEADER + isal_zlib.compress(block, LEVEL, -15) + _trailer(block, crc)
 
 
 def read_index(dump: Path) -> list[tuple[bytes, int, int, bytes]]:
@@ -67,11 +67,12 @@ class GzipMembers:
         self.entries: list[bytes] = []
         self.offset = self.compressed = self.copied = 0
 
-    def add_block(self, digest: bytes, block: bytes) -> None:
-        """One block's bytes, and the digest (version) that identifies them."""
-        gz = self._reuse(digest, block)
+    def add_block(self, digest: bytes, block: bytes, crc: int | None = None) -> None:
+        """One block's bytes, and the digest (version) that identifies them (``crc``: their CRC-32, where
+        known)."""
+        gz = self._reuse(digest, block, crc)
         if gz is None:
-            gz = member(block)
+            gz = member(block, crc)
             self.compressed += len(block)
         else:
             self.copied += len(block)
@@ -79,7 +80,7 @@ class GzipMembers:
         self.entries.append(_ENTRY.pack(digest, self.offset, len(gz), hashlib.sha256(gz).digest()))
         self.offset += len(gz)
 
-    def _reuse(self, digest: bytes, block: bytes) -> bytes | None:
+    def _reuse(self, digest: bytes, block: bytes, crc: int | None) -> bytes | None:
         """The previous dump's member for this block, if it checks out. It is read, checked and written from
         memory (not copy_file_range'd): the bytes written are the bytes checked."""
         hit = self.cache.get(digest)
@@ -87,7 +88,7 @@ class GzipMembers:
             return None
         offset, length, sha = hit
         gz = os.pread(self.old.fileno(), length, offset)
-        if hashlib.sha256(gz).digest() != sha or not gz.startswith(_HEADER) or gz[-8:] != _trailer(block):
+        if hashlib.sha256(gz).digest() != sha or not gz.startswith(_HEADER) or gz[-8:] != _trailer(block, crc):
             return None
         return gz
 

@@ -191,7 +191,7 @@ class JsonLd:
     ``dataset.jsonld``: the whole context, then one ``@graph`` with a node per line, so that it streams."""
 
     def __init__(self, pub, out: Path, files: Files) -> None:
-        self.serialiser, self.files, self.first = serialiser(pub.config, pub.mappings), files, True
+        self.serialiser, self.files = serialiser(pub.config, pub.mappings), files
         c = compactor(self.serialiser)
         (out / "context.jsonld").write_bytes(dumps(c.context()))
         context = json.dumps(c.context()["@context"], ensure_ascii=False)
@@ -200,17 +200,16 @@ class JsonLd:
     def block(self, job: Job, rows) -> None:
         for i in job.files:
             self.files.write(record_file(rows[i].entity, rows[i].id, "jsonld"), self.serialiser.fragment(rows[i], "jsonld"))
-        if self.dump.block(job, lambda: self.nodes(rows)):
-            self.first = False
+        self.dump.block(job, lambda: self.nodes(job, rows))
 
-    def nodes(self, rows) -> bytes:
+    def nodes(self, job: Job, rows) -> bytes:
         """The block's part of the ``@graph``: each record's nodes, the first of the dump after a line break,
         the others after a comma."""
         out = []
         for row in rows:
             lines = self.serialiser.fragment(row, "jsonld.nodes")
             if lines:
-                out.append((b"\n" if self.first and not out else b",\n") + lines)
+                out.append((b"\n" if job.first and not out else b",\n") + lines)
         return b"".join(out)
 
     def close(self) -> None:

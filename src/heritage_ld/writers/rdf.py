@@ -337,10 +337,10 @@ class Dump:
         self.spec = spec
         self.writer = DumpWriter(out / spec.file, files.dump_source(spec.file), header, spec.gz)
 
-    def block(self, job: Job, make, extra: bytes = b"") -> int:
-        """Write the job's block (``make()``: its bytes, where it is not copied); returns its length."""
+    def block(self, job: Job, make, extra: bytes = b"") -> None:
+        """Write the job's block (``make()``: its bytes, where it is not copied)."""
         f = self.spec.file
-        return self.writer.block(job.versions[f], job.copy.get(f), make, extra)
+        self.writer.block(job.versions[f], job.copy.get(f), make, extra)
 
     def close(self, footer: bytes = b"") -> None:
         self.writer.close(footer)
