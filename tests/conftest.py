@@ -39,6 +39,18 @@ def copy_published(src: Path, dest: Path, fresh: bool = False) -> Path:
     return Path(shutil.copytree(src, dest, symlinks=True, ignore=ignore))
 
 
+def counted_on_close(monkeypatch, cls: type, made: str, copied: str) -> dict[str, tuple[int, int]]:
+    """file name -> (``made``, ``copied``) of each ``cls`` (a dump writer with a ``path``) as it closes."""
+    seen: dict[str, tuple[int, int]] = {}
+    close = cls.close
+
+    def counted(self, *args) -> None:
+        close(self, *args)
+        seen[self.path.name] = (getattr(self, made), getattr(self, copied))
+    monkeypatch.setattr(cls, "close", counted)
+    return seen
+
+
 @pytest.fixture
 def project(tmp_path) -> Path:
     """A copy of the sample project in tmp_path that the test may edit freely."""

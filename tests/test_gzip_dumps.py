@@ -24,7 +24,7 @@ from heritage_ld.writers.blocks import plan
 from heritage_ld.writers.gzmembers import GzipMembers, index_path, read_index
 from heritage_ld.writers.rdf import graph_iri, provenance
 
-from conftest import copy_published, generated_project
+from conftest import copy_published, counted_on_close, generated_project
 from test_catalog import T1, T2
 from test_push import free_port, oxigraph_exe
 
@@ -57,14 +57,7 @@ def project(published, tmp_path) -> Path:
 @pytest.fixture
 def written(monkeypatch) -> dict[str, tuple[int, int]]:
     """dump file name -> (bytes compressed, bytes copied) as each GzipMembers closes (counted, not changed)."""
-    seen: dict[str, tuple[int, int]] = {}
-    close = GzipMembers.close
-
-    def counted(self) -> None:
-        close(self)
-        seen[self.path.name] = (self.compressed, self.copied)
-    monkeypatch.setattr(GzipMembers, "close", counted)
-    return seen
+    return counted_on_close(monkeypatch, GzipMembers, "compressed", "copied")
 
 
 def members(out: Path, name: str) -> list[tuple[bytes, bytes]]:

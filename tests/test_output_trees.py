@@ -19,7 +19,7 @@ from heritage_ld.config import load
 from heritage_ld.writers import blocks
 from heritage_ld.writers.blocks import DumpWriter, index_path
 
-from conftest import copy_published, generated_project
+from conftest import copy_published, counted_on_close, generated_project
 
 T0 = 1_800_000_000
 DUMPS = ("dataset.nt", "dataset.nq", "dataset.ttl", "dataset.jsonld")
@@ -53,14 +53,7 @@ def project(published, tmp_path) -> Path:
 @pytest.fixture
 def written(monkeypatch) -> dict[str, tuple[int, int]]:
     """dump file name -> (bytes made, bytes copied) as each DumpWriter of the last run closes."""
-    seen: dict[str, tuple[int, int]] = {}
-    close = DumpWriter.close
-
-    def counted(self, footer: bytes = b"") -> None:
-        close(self, footer)
-        seen[self.path.name] = (self.made, self.copied)
-    monkeypatch.setattr(DumpWriter, "close", counted)
-    return seen
+    return counted_on_close(monkeypatch, DumpWriter, "made", "copied")
 
 
 def from_scratch(project: Path, dest: Path, now: int) -> dict[str, bytes]:
